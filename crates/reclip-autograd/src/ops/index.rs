@@ -1,0 +1,39 @@
+use crate::Var;
+use reclip_core::{Result, Tensor};
+
+impl Var {
+    /// Rows of `dim` picked by u32 `ids`; the gradient scatter-adds back.
+    pub fn index_select(&self, dim: isize, ids: &Tensor) -> Result<Var> {
+        let x = self.tensor().clone();
+        let out = x.index_select(dim, ids)?;
+        let ids = ids.clone();
+        Var::from_op("index_select", &[self], out, move |g: &Tensor, _: &[bool]| {
+            Ok(vec![Some(x.zeros_like()?.index_add(dim, &ids, g)?)])
+        })
+    }
+
+    pub fn index_add(&self, dim: isize, ids: &Tensor, src: &Var) -> Result<Var> {
+        let out = self.tensor().index_add(dim, ids, src.tensor())?;
+        let ids = ids.clone();
+        Var::from_op("index_add", &[self, src], out, move |g: &Tensor, needs: &[bool]| {
+            Ok(vec![needs[0].then(|| g.clone()), needs[1].then(|| g.index_select(dim, &ids)).transpose()?])
+        })
+    }
+
+    pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Var> {
+        let x = self.tensor().clone();
+        let out = x.gather(dim, index)?;
+        let index = index.clone();
+        Var::from_op("gather", &[self], out, move |g: &Tensor, _: &[bool]| {
+            Ok(vec![Some(x.zeros_like()?.scatter_add(dim, &index, g)?)])
+        })
+    }
+
+    pub fn scatter_add(&self, dim: isize, index: &Tensor, src: &Var) -> Result<Var> {
+        let out = self.tensor().scatter_add(dim, index, src.tensor())?;
+        let index = index.clone();
+        Var::from_op("scatter_add", &[self, src], out, move |g: &Tensor, needs: &[bool]| {
+            Ok(vec![needs[0].then(|| g.clone()), needs[1].then(|| g.gather(dim, &index)).transpose()?])
+        })
+    }
+}

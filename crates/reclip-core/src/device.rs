@@ -1,0 +1,167 @@
+//! Devices. `Cpu` runs the rayon reference implementations; `Gpu` runs reclip's
+//! CUDA kernels through a [`KernelBackend`]: cudarc on a real GPU, or the CPU
+//! emulator that executes the same kernel sources for tests. Both backends take
+//! the same [`Launch`] descriptions, so the code that computes grids, blocks and
+//! shared memory is shared by the two and exercised by CI.
+
+use crate::{DType, Result};
+use std::fmt;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub enum Device {
+    Cpu,
+    Gpu(GpuDevice),
+}
+
+impl Device {
+    pub fn is_cpu(&self) -> bool {
+        matches!(self, Device::Cpu)
+    }
+
+    pub fn gpu(&self) -> Option<&GpuDevice> {
+        match self {
+            Device::Cpu => None,
+            Device::Gpu(g) => Some(g),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Device::Cpu => "cpu".to_string(),
+            Device::Gpu(g) => g.name(),
+        }
+    }
+
+    pub fn same(&self, other: &Device) -> bool {
+        match (self, other) {
+            (Device::Cpu, Device::Cpu) => true,
+            (Device::Gpu(a), Device::Gpu(b)) => a.same(b),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// A handle to a kernel backend; cheap to clone.
+#[derive(Clone)]
+pub struct GpuDevice(Arc<dyn KernelBackend>);
+
+impl GpuDevice {
+    pub fn new(backend: Arc<dyn KernelBackend>) -> Self {
+        GpuDevice(backend)
+    }
+
+    pub fn backend(&self) -> &dyn KernelBackend {
+        self.0.as_ref()
+    }
+
+    pub fn name(&self) -> String {
+        self.0.name()
+    }
+
+    pub fn same(&self, other: &GpuDevice) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    pub fn launch(&self, launch: &Launch) -> Result<()> {
+        self.0.launch(launch)
+    }
+
+    pub fn gemm(&self, call: &GemmCall) -> Result<()> {
+        self.0.gemm(call)
+    }
+}
+
+/// One scalar or pointer argument of a kernel, in the order of the kernel's
+/// parameter list. Pointers are device addresses (host addresses on the
+/// emulator).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KernelArg {
+    Ptr(u64),
+    I32(i32),
+    U32(u32),
+    I64(i64),
+    F32(f32),
+}
+
+/// A kernel launch: which kernel, its grid and block, its dynamic shared
+/// memory and its arguments.
+#[derive(Clone, Debug)]
+pub struct Launch<'a> {
+    pub kernel: &'static str,
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub shared_bytes: u32,
+    pub args: &'a [KernelArg],
+}
+
+impl<'a> Launch<'a> {
+    /// A 1-D launch with no dynamic shared memory.
+    pub fn linear(kernel: &'static str, blocks: u32, threads: u32, args: &'a [KernelArg]) -> Self {
+        Launch { kernel, grid: [blocks, 1, 1], block: [threads, 1, 1], shared_bytes: 0, args }
+    }
+
+    pub fn threads_per_block(&self) -> u32 {
+        self.block.iter().product()
+    }
+}
+
+/// One operand of a row-major GEMM. Untransposed, element (i, p) of an m×k
+/// operand sits at `ptr + i*ld + p`; transposed (stored k×m) at `ptr + p*ld + i`.
+#[derive(Clone, Copy, Debug)]
+pub struct GemmOperand {
+    pub ptr: u64,
+    pub transposed: bool,
+    pub ld: usize,
+    pub batch_stride: usize,
+}
+
+/// `C[b] = alpha * A[b] · B[b] + beta * C[b]` for `b < batch`, row-major, with
+/// A m×k and B k×n; strides in elements; accumulation in f32.
+#[derive(Clone, Copy, Debug)]
+pub struct GemmCall {
+    pub dtype: DType,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub a: GemmOperand,
+    pub b: GemmOperand,
+    pub c: u64,
+    pub ldc: usize,
+    pub c_batch_stride: usize,
+}
+
+/// What a device that runs reclip's kernels provides. Memory is addressed by
+/// u64 device pointers; all work is ordered on one stream, so a buffer freed
+/// after a launch that reads it is only reused once that launch is done.
+pub trait KernelBackend: Send + Sync {
+    /// A human-readable name, e.g. "cuda:0 (NVIDIA H200)" or "emulator".
+    fn name(&self) -> String;
+    /// Allocates `bytes` of device memory. Its contents are undefined; test
+    /// backends fill it with NaN so that unwritten outputs show up.
+    fn alloc(&self, bytes: usize) -> Result<u64>;
+    /// Returns memory obtained from `alloc`; called from `Drop`.
+    fn free(&self, ptr: u64, bytes: usize);
+    fn write(&self, dst: u64, src: &[u8]) -> Result<()>;
+    fn read(&self, src: u64, dst: &mut [u8]) -> Result<()>;
+    fn copy(&self, src: u64, dst: u64, bytes: usize) -> Result<()>;
+    fn memset_zero(&self, dst: u64, bytes: usize) -> Result<()>;
+    fn launch(&self, launch: &Launch) -> Result<()>;
+    fn gemm(&self, call: &GemmCall) -> Result<()>;
+    fn synchronize(&self) -> Result<()>;
+}

@@ -1,0 +1,6 @@
+//! reclip: RECLIP (resource-efficient CLIP) training in Rust.
+//!
+//! This crate re-exports the workspace's crates under one name.
+
+pub use reclip_autograd as autograd;
+pub use reclip_core as core;
