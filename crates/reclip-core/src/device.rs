@@ -40,6 +40,14 @@ impl Device {
             _ => false,
         }
     }
+
+    /// Waits for all queued work (a no-op on the CPU, whose ops are synchronous).
+    pub fn synchronize(&self) -> Result<()> {
+        match self {
+            Device::Cpu => Ok(()),
+            Device::Gpu(g) => g.backend().synchronize(),
+        }
+    }
 }
 
 impl fmt::Debug for Device {
@@ -84,9 +92,8 @@ impl GpuDevice {
     }
 }
 
-/// One scalar or pointer argument of a kernel, in the order of the kernel's
-/// parameter list. Pointers are device addresses (host addresses on the
-/// emulator).
+/// One argument of a kernel, in the order of the kernel's parameter list.
+/// Pointers are device addresses (host addresses on the emulator).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum KernelArg {
     Ptr(u64),
@@ -94,6 +101,82 @@ pub enum KernelArg {
     U32(u32),
     I64(i64),
     F32(f32),
+    /// A view's shape and strides, the kernels' `StridedLayout`.
+    Layout(KernelLayout),
+}
+
+impl KernelArg {
+    /// Address of the argument's value, as `cuLaunchKernel` takes it.
+    pub fn value_ptr(&self) -> *const std::ffi::c_void {
+        match self {
+            KernelArg::Ptr(v) => v as *const u64 as *const _,
+            KernelArg::I32(v) => v as *const i32 as *const _,
+            KernelArg::U32(v) => v as *const u32 as *const _,
+            KernelArg::I64(v) => v as *const i64 as *const _,
+            KernelArg::F32(v) => v as *const f32 as *const _,
+            KernelArg::Layout(v) => v as *const KernelLayout as *const _,
+        }
+    }
+
+    /// Size of the argument's value in bytes.
+    pub fn size(&self) -> usize {
+        match self {
+            KernelArg::Ptr(_) | KernelArg::I64(_) => 8,
+            KernelArg::I32(_) | KernelArg::U32(_) | KernelArg::F32(_) => 4,
+            KernelArg::Layout(_) => std::mem::size_of::<KernelLayout>(),
+        }
+    }
+}
+
+/// The shape and strides (in elements) of a view, as kernels that read or
+/// write non-contiguous tensors take them (`StridedLayout` in
+/// kernels/common.cuh). The offset is not part of it: the pointer argument
+/// already points at the view's first element.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelLayout {
+    pub rank: i32,
+    pub dims: [i32; 6],
+    pub strides: [i64; 6],
+}
+
+impl KernelLayout {
+    pub const MAX_RANK: usize = 6;
+
+    /// The layout with size-1 dimensions dropped and adjacent dimensions that
+    /// are contiguous with each other merged, which keeps most views within
+    /// the kernels' six dimensions.
+    pub fn new(layout: &crate::Layout) -> Result<Self> {
+        let mut merged: Vec<(usize, usize)> = Vec::new();
+        for (&d, &s) in layout.shape().dims().iter().zip(layout.strides()) {
+            if d == 1 {
+                continue;
+            }
+            match merged.last_mut() {
+                Some((pd, ps)) if *ps == s * d => {
+                    *pd *= d;
+                    *ps = s;
+                }
+                _ => merged.push((d, s)),
+            }
+        }
+        if merged.is_empty() {
+            merged.push((1, 0));
+        }
+        if merged.len() > Self::MAX_RANK {
+            return Err(crate::Error::invalid(
+                "kernel layout",
+                format!("a view of shape {} needs more than {} dimensions", layout.shape(), Self::MAX_RANK),
+            ));
+        }
+        let mut out = KernelLayout { rank: merged.len() as i32, dims: [1; 6], strides: [0; 6] };
+        for (i, (d, s)) in merged.into_iter().enumerate() {
+            out.dims[i] = i32::try_from(d)
+                .map_err(|_| crate::Error::invalid("kernel layout", format!("dimension of size {d} exceeds 2^31")))?;
+            out.strides[i] = s as i64;
+        }
+        Ok(out)
+    }
 }
 
 /// A kernel launch: which kernel, its grid and block, its dynamic shared

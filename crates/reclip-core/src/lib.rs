@@ -12,7 +12,7 @@ pub mod ops;
 mod storage;
 mod tensor;
 
-pub use device::{Device, GemmCall, GemmOperand, GpuDevice, KernelArg, KernelBackend, Launch};
+pub use device::{Device, GemmCall, GemmOperand, GpuDevice, KernelArg, KernelBackend, KernelLayout, Launch};
 pub use dtype::{DType, Element, Real};
 pub use error::{Error, Result};
 pub use half::bf16;

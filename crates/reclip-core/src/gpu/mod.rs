@@ -1,57 +1,49 @@
-//! GPU paths of the core ops: kernel launches built here run on any
-//! [`crate::KernelBackend`].
+//! GPU paths of the core ops: each builds the launches of its kernels (in
+//! kernels/) for any [`crate::KernelBackend`] — the CUDA runtime or the CPU
+//! emulator.
 
-use crate::cpu::reduce::ReduceShape;
-use crate::ops::matmul::MatmulShape;
-use crate::ops::{BinaryOp, UnaryOp};
-use crate::{DType, Error, Result, Shape, Tensor};
+mod copy;
+mod elementwise;
+mod index;
+mod matmul;
+mod reduce;
 
-fn missing(op: &'static str, t: &Tensor) -> Error {
-    Error::NotOnDevice { op, device: t.device().name() }
+pub use copy::{cast, copy_into, strided_copy};
+pub use elementwise::{affine, binary, powf, unary};
+pub use index::{gather, index_add, index_select, scatter_add};
+pub use matmul::matmul;
+pub use reduce::{max, softmax, sum};
+
+use crate::{Error, GpuDevice, Result, Tensor};
+
+/// Threads per block of the 1-D grid-stride kernels.
+pub const THREADS: u32 = 256;
+
+/// Blocks for a grid-stride loop over `n` elements: enough to fill any GPU,
+/// capped because each thread loops.
+pub fn blocks_for(n: usize) -> u32 {
+    n.div_ceil(THREADS as usize).clamp(1, 65536) as u32
 }
 
-pub fn strided_copy(t: &Tensor) -> Result<Tensor> {
-    Err(missing("strided_copy", t))
+/// The GPU device a tensor lives on; an error for a CPU tensor.
+pub fn device_of(t: &Tensor) -> Result<&GpuDevice> {
+    t.device().gpu().ok_or_else(|| Error::invalid("gpu", "tensor is on the CPU"))
 }
-pub fn copy_into(src: &Tensor, _dst: &Tensor) -> Result<()> {
-    Err(missing("copy_into", src))
+
+/// The kernel named `$base` with the dtype suffix of `$dtype` (`_f32`,
+/// `_bf16`), or a dtype error naming `$op`.
+#[macro_export]
+macro_rules! kernel_name {
+    ($base:literal, $dtype:expr, $op:expr) => {
+        match $dtype {
+            $crate::DType::F32 => Ok(concat!($base, "_f32")),
+            $crate::DType::BF16 => Ok(concat!($base, "_bf16")),
+            other => Err($crate::Error::DType { op: $op, got: other, expected: "f32 or bf16 on a GPU device" }),
+        }
+    };
 }
-pub fn cast(t: &Tensor, _dtype: DType) -> Result<Tensor> {
-    Err(missing("cast", t))
-}
-pub fn binary(_op: BinaryOp, a: &Tensor, _b: &Tensor, _out: &Shape) -> Result<Tensor> {
-    Err(missing("binary", a))
-}
-pub fn unary(_op: UnaryOp, t: &Tensor) -> Result<Tensor> {
-    Err(missing("unary", t))
-}
-pub fn affine(t: &Tensor, _mul: f32, _add: f32) -> Result<Tensor> {
-    Err(missing("affine", t))
-}
-pub fn powf(t: &Tensor, _e: f32) -> Result<Tensor> {
-    Err(missing("powf", t))
-}
-pub fn sum(t: &Tensor, _rs: ReduceShape) -> Result<Tensor> {
-    Err(missing("sum", t))
-}
-pub fn max(t: &Tensor, _rs: ReduceShape) -> Result<(Tensor, Tensor)> {
-    Err(missing("max", t))
-}
-pub fn softmax(t: &Tensor, _rs: ReduceShape, _log: bool) -> Result<Tensor> {
-    Err(missing("softmax", t))
-}
-pub fn index_select(t: &Tensor, _rs: ReduceShape, _ids: &Tensor, _dims: Vec<usize>) -> Result<Tensor> {
-    Err(missing("index_select", t))
-}
-pub fn index_add(t: &Tensor, _rs: ReduceShape, _ids: &Tensor, _src: &Tensor) -> Result<Tensor> {
-    Err(missing("index_add", t))
-}
-pub fn gather(t: &Tensor, _rs: ReduceShape, _index: &Tensor, _m: usize) -> Result<Tensor> {
-    Err(missing("gather", t))
-}
-pub fn scatter_add(t: &Tensor, _rs: ReduceShape, _index: &Tensor, _src: &Tensor, _m: usize) -> Result<Tensor> {
-    Err(missing("scatter_add", t))
-}
-pub fn matmul(a: &Tensor, _b: &Tensor, _ms: &MatmulShape) -> Result<Tensor> {
-    Err(missing("matmul", a))
+
+/// Converts a size to the 32-bit int a kernel parameter takes.
+pub fn int_arg(op: &'static str, what: &str, v: usize) -> Result<i32> {
+    i32::try_from(v).map_err(|_| Error::invalid(op, format!("{what} = {v} exceeds the kernels' 32-bit limit")))
 }

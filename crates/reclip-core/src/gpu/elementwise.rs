@@ -1,0 +1,90 @@
+use super::{THREADS, blocks_for, device_of};
+use crate::ops::{BinaryOp, UnaryOp};
+use crate::{KernelArg, KernelLayout, Launch, Result, Shape, Tensor, kernel_name};
+
+/// Op codes of kernels/elementwise.cu.
+fn binary_code(op: BinaryOp) -> i32 {
+    match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+        BinaryOp::Max => 4,
+        BinaryOp::Min => 5,
+    }
+}
+
+fn unary_code(op: UnaryOp) -> i32 {
+    match op {
+        UnaryOp::Neg => 0,
+        UnaryOp::Exp => 1,
+        UnaryOp::Log => 2,
+        UnaryOp::Sqrt => 3,
+        UnaryOp::Recip => 4,
+        UnaryOp::Sqr => 5,
+        UnaryOp::Tanh => 6,
+        UnaryOp::Sigmoid => 7,
+        UnaryOp::Relu => 8,
+        UnaryOp::Abs => 9,
+        UnaryOp::Step => 10,
+        UnaryOp::Sign => 11,
+    }
+}
+
+pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, out_shape: &Shape) -> Result<Tensor> {
+    let out = Tensor::empty(out_shape.clone(), a.dtype(), a.device())?;
+    let n = out.elem_count();
+    if n == 0 {
+        return Ok(out);
+    }
+    let g = device_of(a)?;
+    if a.shape() == out_shape && b.shape() == out_shape && a.is_contiguous() && b.is_contiguous() {
+        let args = [
+            KernelArg::I32(binary_code(op)),
+            KernelArg::Ptr(a.gpu_ptr()?),
+            KernelArg::Ptr(b.gpu_ptr()?),
+            KernelArg::Ptr(out.gpu_ptr()?),
+            KernelArg::I64(n as i64),
+        ];
+        let kernel = kernel_name!("binary_same", a.dtype(), op.name())?;
+        return g.launch(&Launch::linear(kernel, blocks_for(n), THREADS, &args)).map(|_| out);
+    }
+    let args = [
+        KernelArg::I32(binary_code(op)),
+        KernelArg::Ptr(a.gpu_ptr()?),
+        KernelArg::Layout(KernelLayout::new(&a.layout().broadcast_to(out_shape))?),
+        KernelArg::Ptr(b.gpu_ptr()?),
+        KernelArg::Layout(KernelLayout::new(&b.layout().broadcast_to(out_shape))?),
+        KernelArg::Ptr(out.gpu_ptr()?),
+        KernelArg::I64(n as i64),
+    ];
+    let kernel = kernel_name!("binary_strided", a.dtype(), op.name())?;
+    g.launch(&Launch::linear(kernel, blocks_for(n), THREADS, &args)).map(|_| out)
+}
+
+/// Launches a one-input map kernel over a contiguous copy of `t`, with
+/// `extra` arguments after (input, output, n).
+fn map(kernel: &'static str, t: &Tensor, leading: &[KernelArg], extra: &[KernelArg]) -> Result<Tensor> {
+    let x = t.contiguous()?;
+    let out = Tensor::empty(t.shape().clone(), t.dtype(), t.device())?;
+    let n = x.elem_count();
+    if n > 0 {
+        let mut args = leading.to_vec();
+        args.extend([KernelArg::Ptr(x.gpu_ptr()?), KernelArg::Ptr(out.gpu_ptr()?), KernelArg::I64(n as i64)]);
+        args.extend_from_slice(extra);
+        device_of(t)?.launch(&Launch::linear(kernel, blocks_for(n), THREADS, &args))?;
+    }
+    Ok(out)
+}
+
+pub fn unary(op: UnaryOp, t: &Tensor) -> Result<Tensor> {
+    map(kernel_name!("unary", t.dtype(), op.name())?, t, &[KernelArg::I32(unary_code(op))], &[])
+}
+
+pub fn affine(t: &Tensor, mul: f32, add: f32) -> Result<Tensor> {
+    map(kernel_name!("affine", t.dtype(), "affine")?, t, &[], &[KernelArg::F32(mul), KernelArg::F32(add)])
+}
+
+pub fn powf(t: &Tensor, e: f32) -> Result<Tensor> {
+    map(kernel_name!("powf", t.dtype(), "powf")?, t, &[], &[KernelArg::F32(e)])
+}

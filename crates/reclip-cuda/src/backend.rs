@@ -1,0 +1,288 @@
+use cudarc::cublas::sys as cublas;
+use cudarc::driver::sys as cu;
+use cudarc::driver::{CudaContext, CudaStream, DriverError, result};
+use reclip_core::{DType, Error, GemmCall, KernelBackend, Launch, Result};
+use std::collections::HashMap;
+use std::ffi::{CString, c_void};
+use std::sync::{Arc, Mutex};
+
+/// Dynamic shared memory beyond this needs an opt-in per kernel.
+const DEFAULT_DYNAMIC_SHARED: u32 = 48 * 1024;
+
+fn driver(what: &str, e: DriverError) -> Error {
+    Error::Device(format!("CUDA {what}: {e}"))
+}
+
+struct Function {
+    handle: cu::CUfunction,
+    /// Largest dynamic shared memory size enabled for it so far.
+    shared_limit: u32,
+}
+
+/// A CUDA GPU: one context, one stream on which all work is ordered, the
+/// embedded kernel modules, and a cuBLAS handle on that stream.
+pub struct CudaBackend {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    modules: Vec<cu::CUmodule>,
+    functions: Mutex<HashMap<&'static str, Function>>,
+    cublas: cublas::cublasHandle_t,
+    poison: bool,
+    name: String,
+}
+
+// SAFETY: the raw handles are used only while holding the context bound; the
+// function cache is behind a mutex; cuBLAS and the stream serialise work.
+unsafe impl Send for CudaBackend {}
+unsafe impl Sync for CudaBackend {}
+
+impl CudaBackend {
+    /// Opens CUDA device `ordinal`. With `poison`, every allocation is filled
+    /// with NaN bytes, so that output elements a kernel fails to write show
+    /// up in tests.
+    pub fn new(ordinal: usize, poison: bool) -> Result<Self> {
+        // cudarc panics when libcuda is missing; check first.
+        // SAFETY: only probes whether the library can be loaded.
+        if !unsafe { cu::is_culib_present() } {
+            return Err(Error::Device("no CUDA device: the CUDA driver library (libcuda) is not installed".into()));
+        }
+        let count = result::device::get_count().map_err(|e| Error::Device(format!("no CUDA device: {e}")))?;
+        if ordinal >= count as usize {
+            return Err(Error::Device(format!("no CUDA device: device {ordinal} requested, {count} present")));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| Error::Device(format!("no CUDA device: {e}")))?;
+        let stream = ctx.new_stream().map_err(|e| driver("stream creation", e))?;
+        let gpu_name = result::device::get_name(ctx.cu_device()).unwrap_or_else(|_| "unknown GPU".into());
+
+        // Keep freed memory in the pool instead of returning it to the driver
+        // at each synchronisation: allocation is then cheap in steady state.
+        // SAFETY: the device handle is valid; the attribute takes a u64.
+        unsafe {
+            let pool = result::device::get_default_mem_pool(ctx.cu_device()).map_err(|e| driver("memory pool", e))?;
+            let mut threshold = u64::MAX;
+            result::mem_pool::set_attribute(
+                pool,
+                cu::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                &mut threshold as *mut u64 as *mut c_void,
+            )
+            .map_err(|e| driver("memory pool", e))?;
+        }
+
+        let mut modules = Vec::new();
+        for (file, image) in crate::kernels::FATBINS {
+            // SAFETY: the image is a fatbin produced by nvcc at build time.
+            let module = unsafe { result::module::load_data(image.as_ptr() as *const c_void) }
+                .map_err(|e| driver(&format!("loading the kernels of {file}.cu"), e))?;
+            modules.push(module);
+        }
+
+        // SAFETY: probing and creating a cuBLAS handle on the bound context.
+        let handle = unsafe {
+            if !cublas::is_culib_present() {
+                return Err(Error::Device("CUDA device found but cuBLAS (libcublas) is not installed".into()));
+            }
+            let handle = cudarc::cublas::result::create_handle().map_err(|e| Error::Device(format!("cuBLAS: {e}")))?;
+            cudarc::cublas::result::set_stream(handle, stream.cu_stream() as _)
+                .map_err(|e| Error::Device(format!("cuBLAS: {e}")))?;
+            handle
+        };
+
+        Ok(CudaBackend {
+            ctx,
+            stream,
+            modules,
+            functions: Mutex::new(HashMap::new()),
+            cublas: handle,
+            poison,
+            name: format!("cuda:{ordinal} ({gpu_name})"),
+        })
+    }
+
+    fn bind(&self) -> Result<()> {
+        self.ctx.bind_to_thread().map_err(|e| driver("context", e))
+    }
+
+    /// The kernel's handle, found in whichever module holds it, with enough
+    /// dynamic shared memory enabled for this launch.
+    fn function(&self, name: &'static str, shared_bytes: u32) -> Result<cu::CUfunction> {
+        let mut cache = self.functions.lock().unwrap_or_else(|e| e.into_inner());
+        if !cache.contains_key(name) {
+            let cname = CString::new(name).map_err(|_| Error::Device("kernel name contains NUL".into()))?;
+            let handle = self
+                .modules
+                .iter()
+                // SAFETY: the modules are loaded and stay loaded while self lives.
+                .find_map(|&m| unsafe { result::module::get_function(m, cname.clone()) }.ok())
+                .ok_or_else(|| Error::Device(format!("no kernel named {name} in the CUDA build")))?;
+            cache.insert(name, Function { handle, shared_limit: DEFAULT_DYNAMIC_SHARED });
+        }
+        let f = cache.get_mut(name).expect("inserted above");
+        if shared_bytes > f.shared_limit {
+            // SAFETY: valid function handle; the attribute takes an int.
+            unsafe {
+                result::function::set_function_attribute(
+                    f.handle,
+                    cu::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    shared_bytes as i32,
+                )
+            }
+            .map_err(|e| driver(&format!("{name}: enabling {shared_bytes} bytes of shared memory"), e))?;
+            f.shared_limit = shared_bytes;
+        }
+        Ok(f.handle)
+    }
+}
+
+impl Drop for CudaBackend {
+    fn drop(&mut self) {
+        let _ = self.bind();
+        // SAFETY: handles created in `new`, destroyed once.
+        unsafe {
+            let _ = cudarc::cublas::result::destroy_handle(self.cublas);
+            for &m in &self.modules {
+                let _ = result::module::unload(m);
+            }
+        }
+    }
+}
+
+fn data_type(dtype: DType) -> Result<(cublas::cudaDataType, cublas::cublasComputeType_t)> {
+    match dtype {
+        // f32 GEMMs run on tensor cores in TF32 with f32 accumulation.
+        DType::F32 => Ok((cublas::cudaDataType::CUDA_R_32F, cublas::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32)),
+        DType::BF16 => Ok((cublas::cudaDataType::CUDA_R_16BF, cublas::cublasComputeType_t::CUBLAS_COMPUTE_32F)),
+        other => Err(Error::DType { op: "gemm", got: other, expected: "f32 or bf16" }),
+    }
+}
+
+impl KernelBackend for CudaBackend {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<u64> {
+        self.bind()?;
+        // SAFETY: stream-ordered allocation on our stream.
+        let ptr = unsafe { result::malloc_async(self.stream.cu_stream(), bytes.max(1)) }
+            .map_err(|e| driver(&format!("allocating {bytes} bytes"), e))?;
+        if self.poison {
+            // SAFETY: ptr covers `bytes` bytes.
+            unsafe { result::memset_d8_async(ptr, 0xff, bytes, self.stream.cu_stream()) }
+                .map_err(|e| driver("memset", e))?;
+        }
+        Ok(ptr)
+    }
+
+    fn free(&self, ptr: u64, _bytes: usize) {
+        if self.bind().is_ok() {
+            // SAFETY: ptr came from `alloc` on this stream; work already queued
+            // that reads it runs before the memory is reused.
+            let _ = unsafe { result::free_async(ptr, self.stream.cu_stream()) };
+        }
+    }
+
+    fn write(&self, dst: u64, src: &[u8]) -> Result<()> {
+        self.bind()?;
+        // SAFETY: dst covers src.len() bytes; the stream is synchronised before
+        // returning, so src outlives the copy.
+        unsafe {
+            result::memcpy_htod_async(dst, src, self.stream.cu_stream()).map_err(|e| driver("copy to device", e))?;
+            result::stream::synchronize(self.stream.cu_stream()).map_err(|e| driver("copy to device", e))
+        }
+    }
+
+    fn read(&self, src: u64, dst: &mut [u8]) -> Result<()> {
+        self.bind()?;
+        // SAFETY: src covers dst.len() bytes; synchronised before returning.
+        unsafe {
+            result::memcpy_dtoh_async(dst, src, self.stream.cu_stream()).map_err(|e| driver("copy to host", e))?;
+            result::stream::synchronize(self.stream.cu_stream()).map_err(|e| driver("copy to host", e))
+        }
+    }
+
+    fn copy(&self, src: u64, dst: u64, bytes: usize) -> Result<()> {
+        self.bind()?;
+        // SAFETY: both cover `bytes` bytes.
+        unsafe { result::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) }
+            .map_err(|e| driver("device copy", e))
+    }
+
+    fn memset_zero(&self, dst: u64, bytes: usize) -> Result<()> {
+        self.bind()?;
+        // SAFETY: dst covers `bytes` bytes.
+        unsafe { result::memset_d8_async(dst, 0, bytes, self.stream.cu_stream()) }.map_err(|e| driver("memset", e))
+    }
+
+    fn launch(&self, launch: &Launch) -> Result<()> {
+        self.bind()?;
+        let f = self.function(launch.kernel, launch.shared_bytes)?;
+        // The driver reads each parameter through a pointer to its value; it
+        // does not write through them.
+        let mut params: Vec<*mut c_void> = launch.args.iter().map(|a| a.value_ptr() as *mut c_void).collect();
+        let [gx, gy, gz] = launch.grid;
+        let [bx, by, bz] = launch.block;
+        // SAFETY: the launch code that built this description passes the
+        // kernel's parameters in order, with device pointers of this context.
+        unsafe {
+            result::launch_kernel(
+                f,
+                (gx, gy, gz),
+                (bx, by, bz),
+                launch.shared_bytes,
+                self.stream.cu_stream(),
+                &mut params,
+            )
+        }
+        .map_err(|e| driver(&format!("launching {}", launch.kernel), e))
+    }
+
+    fn gemm(&self, call: &GemmCall) -> Result<()> {
+        self.bind()?;
+        let (dtype, compute) = data_type(call.dtype)?;
+        let op =
+            |t: bool| if t { cublas::cublasOperation_t::CUBLAS_OP_T } else { cublas::cublasOperation_t::CUBLAS_OP_N };
+        let int = |v: usize, what: &str| {
+            i32::try_from(v).map_err(|_| Error::invalid("gemm", format!("{what} = {v} exceeds cuBLAS's 32-bit limit")))
+        };
+        // Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: pass B as the first
+        // operand and A as the second; each row-major operand read as
+        // column-major is already its own transpose.
+        let (alpha, beta) = (call.alpha, call.beta);
+        // SAFETY: the pointers are device allocations covering the operands
+        // as described by the call.
+        unsafe {
+            cudarc::cublas::result::gemm_strided_batched_ex(
+                self.cublas,
+                op(call.b.transposed),
+                op(call.a.transposed),
+                int(call.n, "n")?,
+                int(call.m, "m")?,
+                int(call.k, "k")?,
+                &alpha as *const f32 as *const c_void,
+                call.b.ptr as *const c_void,
+                dtype,
+                int(call.b.ld, "ldb")?,
+                call.b.batch_stride as i64,
+                call.a.ptr as *const c_void,
+                dtype,
+                int(call.a.ld, "lda")?,
+                call.a.batch_stride as i64,
+                &beta as *const f32 as *const c_void,
+                call.c as *mut c_void,
+                dtype,
+                int(call.ldc, "ldc")?,
+                call.c_batch_stride as i64,
+                int(call.batch, "batch")?,
+                compute,
+                cublas::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        }
+        .map_err(|e| Error::Device(format!("cuBLAS GEMM {}x{}x{} (batch {}): {e}", call.m, call.n, call.k, call.batch)))
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.bind()?;
+        // SAFETY: our stream.
+        unsafe { result::stream::synchronize(self.stream.cu_stream()) }.map_err(|e| driver("synchronize", e))
+    }
+}

@@ -1,0 +1,26 @@
+//! Every kernel keeps its data in registers on every target: no spills, no
+//! local-memory stack frame. Runs in builds with the `cuda` feature (CI
+//! builds them with the pinned nvcc).
+#![cfg(feature = "cuda")]
+
+use reclip_cuda::kernels::PTXAS_REPORT;
+use reclip_cuda::ptxas::parse;
+
+#[test]
+fn no_kernel_spills_or_uses_a_stack_frame() {
+    let kernels = parse(PTXAS_REPORT);
+    for target in ["sm_80", "sm_90"] {
+        assert!(kernels.iter().any(|k| k.target == target), "no kernel compiled for {target}:\n{PTXAS_REPORT}");
+    }
+    let dirty: Vec<String> = kernels
+        .iter()
+        .filter(|k| !k.is_clean())
+        .map(|k| {
+            format!(
+                "{} ({}): {} B stack, {} B spill stores, {} B spill loads",
+                k.function, k.target, k.stack_frame_bytes, k.spill_store_bytes, k.spill_load_bytes
+            )
+        })
+        .collect();
+    assert!(dirty.is_empty(), "kernels with spills or a stack frame:\n{}", dirty.join("\n"));
+}

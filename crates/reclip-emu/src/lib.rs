@@ -1,0 +1,158 @@
+//! reclip's CPU emulator of its CUDA kernels, as a [`KernelBackend`].
+//!
+//! The kernels of `kernels/` are compiled as host C++ (see `build.rs` and
+//! `csrc/`); each CUDA thread runs as a fiber, barriers switch fibers in an
+//! order shuffled by a seed, and shared memory starts out as NaN. Device
+//! memory is host memory (filled with NaN bytes when allocated, so that an
+//! output element a kernel forgets to write shows up), and GEMM runs on the
+//! CPU GEMM. Launches come from the same Rust code that launches the kernels
+//! on a GPU, so the launch shapes are exercised too.
+//!
+//! The emulator is a test device: it is slow, runs one launch at a time per
+//! process, and cannot see races between threads that never meet at a
+//! barrier, timing, or memory coalescing (see ARCHITECTURE.md).
+
+use reclip_core::{Device, Error, GemmCall, GpuDevice, KernelBackend, Launch, Result};
+use std::alloc::{Layout, alloc, dealloc};
+use std::ffi::{CString, c_char, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+unsafe extern "C" {
+    fn reclip_emu_launch(
+        name: *const c_char,
+        grid: *const u32,
+        block: *const u32,
+        shared_bytes: u32,
+        args: *mut *mut c_void,
+        arg_sizes: *const u64,
+        arg_count: u32,
+        seed: u64,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> i32;
+}
+
+/// The scheduler's state is process-global: launches run one at a time.
+static LAUNCH_LOCK: Mutex<()> = Mutex::new(());
+
+const ALIGN: usize = 256;
+
+/// An emulated GPU. Each launch derives its barrier-order seed from the
+/// emulator's seed and a launch counter, so runs are reproducible.
+pub struct Emulator {
+    seed: u64,
+    launches: AtomicU64,
+}
+
+impl Emulator {
+    pub fn new(seed: u64) -> Self {
+        Emulator { seed, launches: AtomicU64::new(0) }
+    }
+
+    /// A reclip [`Device`] backed by a new emulator.
+    pub fn device(seed: u64) -> Device {
+        Device::Gpu(GpuDevice::new(Arc::new(Emulator::new(seed))))
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
+fn layout(bytes: usize) -> Layout {
+    Layout::from_size_align(bytes.max(1), ALIGN).expect("allocation size overflows")
+}
+
+impl KernelBackend for Emulator {
+    fn name(&self) -> String {
+        format!("emulator(seed={})", self.seed)
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<u64> {
+        // SAFETY: the layout has a non-zero size.
+        let p = unsafe { alloc(layout(bytes)) };
+        if p.is_null() {
+            return Err(Error::Device(format!("emulator: cannot allocate {bytes} bytes")));
+        }
+        // All-ones bytes are NaN in f32 and bf16: unwritten outputs show up.
+        // SAFETY: p points to at least `bytes` writable bytes.
+        unsafe { std::ptr::write_bytes(p, 0xff, bytes) };
+        Ok(p as u64)
+    }
+
+    fn free(&self, ptr: u64, bytes: usize) {
+        // SAFETY: ptr came from `alloc` with the same size.
+        unsafe { dealloc(ptr as *mut u8, layout(bytes)) }
+    }
+
+    fn write(&self, dst: u64, src: &[u8]) -> Result<()> {
+        // SAFETY: dst is an emulator allocation of at least src.len() bytes.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
+        Ok(())
+    }
+
+    fn read(&self, src: u64, dst: &mut [u8]) -> Result<()> {
+        // SAFETY: src is an emulator allocation of at least dst.len() bytes.
+        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    fn copy(&self, src: u64, dst: u64, bytes: usize) -> Result<()> {
+        // SAFETY: both are emulator allocations covering `bytes`; memmove
+        // semantics make overlap harmless.
+        unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
+        Ok(())
+    }
+
+    fn memset_zero(&self, dst: u64, bytes: usize) -> Result<()> {
+        // SAFETY: dst is an emulator allocation of at least `bytes`.
+        unsafe { std::ptr::write_bytes(dst as *mut u8, 0, bytes) };
+        Ok(())
+    }
+
+    fn launch(&self, launch: &Launch) -> Result<()> {
+        // The kernel's trampoline reads each argument through a pointer to
+        // its value, as cuLaunchKernel does; the sizes are checked against
+        // the kernel's signature.
+        let mut ptrs: Vec<*mut c_void> = launch.args.iter().map(|a| a.value_ptr() as *mut c_void).collect();
+        let sizes: Vec<u64> = launch.args.iter().map(|a| a.size() as u64).collect();
+        let name = CString::new(launch.kernel).map_err(|_| Error::Device("kernel name contains NUL".into()))?;
+        let n = self.launches.fetch_add(1, Ordering::Relaxed);
+        let seed = self.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut err = vec![0u8; 1024];
+        let _guard = LAUNCH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: every pointer argument is an emulator allocation (the
+        // launch code takes them from tensors on this device); the argument
+        // count and sizes are checked against the kernel's signature.
+        let rc = unsafe {
+            reclip_emu_launch(
+                name.as_ptr(),
+                launch.grid.as_ptr(),
+                launch.block.as_ptr(),
+                launch.shared_bytes,
+                ptrs.as_mut_ptr(),
+                sizes.as_ptr(),
+                sizes.len() as u32,
+                seed,
+                err.as_mut_ptr() as *mut c_char,
+                err.len(),
+            )
+        };
+        if rc != 0 {
+            let end = err.iter().position(|&b| b == 0).unwrap_or(err.len());
+            return Err(Error::Device(format!("emulator: {}", String::from_utf8_lossy(&err[..end]))));
+        }
+        Ok(())
+    }
+
+    fn gemm(&self, call: &GemmCall) -> Result<()> {
+        // SAFETY: the call's pointers are emulator (host) allocations covering
+        // the operands, as built by the GEMM launch code.
+        unsafe { reclip_core::cpu::gemm::gemm_host(call) }
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+}
