@@ -1,0 +1,308 @@
+//! CLIP model configs in open_clip's JSON schema (`embed_dim`, `quick_gelu`,
+//! `vision_cfg`, `text_cfg`), so that open_clip's config files load as they
+//! are and reclip's configs load in open_clip.
+//!
+//! reclip builds one architecture: open_clip's default ViT image tower (patch
+//! convolution without bias, class token, learned position embeddings,
+//! LayerNorm before and after the pre-norm transformer, class-token pooling,
+//! projection without bias) and its default text tower (token and learned
+//! position embeddings, causal pre-norm transformer, final LayerNorm, pooling
+//! at the end-of-text token, projection without bias). A config that asks for
+//! anything else is refused with the field and file named, rather than
+//! silently loaded as a different model.
+
+mod error;
+mod open_clip_fields;
+mod presets;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::ConfigError;
+
+/// A CLIP model: two towers projected into one embedding space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Width of the shared embedding space both towers project into.
+    pub embed_dim: usize,
+    /// QuickGELU, x·σ(1.702·x) (OpenAI's original CLIP), instead of exact GELU
+    /// in both towers' MLPs.
+    #[serde(default)]
+    pub quick_gelu: bool,
+    pub vision_cfg: VisionConfig,
+    pub text_cfg: TextConfig,
+}
+
+/// The ViT image tower. Missing fields take open_clip's `CLIPVisionCfg` defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VisionConfig {
+    /// The image side the position embeddings are made for, in pixels.
+    pub image_size: usize,
+    pub layers: usize,
+    pub width: usize,
+    /// Width of one attention head; the head count is `width / head_width`.
+    pub head_width: usize,
+    /// MLP hidden width over `width`.
+    pub mlp_ratio: f64,
+    /// Side of the square patches the patch convolution embeds, in pixels.
+    pub patch_size: usize,
+}
+
+/// The causal transformer text tower. Missing fields take open_clip's
+/// `CLIPTextCfg` defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TextConfig {
+    /// Tokens per caption (padded or truncated to it), including start and end tokens.
+    pub context_length: usize,
+    pub vocab_size: usize,
+    pub width: usize,
+    pub heads: usize,
+    pub layers: usize,
+    /// MLP hidden width over `width`.
+    pub mlp_ratio: f64,
+}
+
+/// The fields of each section reclip reads: exactly those the structs above
+/// serialize (a test checks).
+const MODEL_FIELDS: &[&str] = &["embed_dim", "quick_gelu", "vision_cfg", "text_cfg"];
+const VISION_FIELDS: &[&str] = &["image_size", "layers", "width", "head_width", "mlp_ratio", "patch_size"];
+const TEXT_FIELDS: &[&str] = &["context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio"];
+
+impl Default for VisionConfig {
+    fn default() -> Self {
+        VisionConfig { image_size: 224, layers: 12, width: 768, head_width: 64, mlp_ratio: 4.0, patch_size: 16 }
+    }
+}
+
+impl Default for TextConfig {
+    fn default() -> Self {
+        TextConfig { context_length: 77, vocab_size: 49408, width: 512, heads: 8, layers: 12, mlp_ratio: 4.0 }
+    }
+}
+
+impl ModelConfig {
+    /// Parses a config in open_clip's JSON schema and validates it.
+    pub fn from_json_str(json: &str) -> Result<Self, ConfigError> {
+        Self::parse(json).map_err(|e| e.within("model config"))
+    }
+
+    /// Reads and parses an open_clip-style config file; errors name the file.
+    pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let json =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&json).map_err(|e| e.within(path.display().to_string()))
+    }
+
+    /// A built-in config by name:
+    ///
+    /// | preset | image tower | text tower | embed |
+    /// | --- | --- | --- | --- |
+    /// | `ViT-B-32`, `ViT-B-32-quickgelu` | 224 px, patch 32, width 768, 12 layers | 77 tokens, width 512, 8 heads, 12 layers | 512 |
+    /// | `ViT-B-16`, `ViT-B-16-quickgelu` | 224 px, patch 16, width 768, 12 layers | 77 tokens, width 512, 8 heads, 12 layers | 512 |
+    /// | `ViT-L-14`, `ViT-L-14-quickgelu` | 224 px, patch 14, width 1024, 24 layers | 77 tokens, width 768, 12 heads, 12 layers | 768 |
+    /// | `reclip-tiny` | 64 px, patch 8, width 64, 3 layers, 2 heads | 24 tokens, width 64, 2 heads, 2 layers | 64 |
+    /// | `reclip-small` | 64 px, patch 8, width 128, 4 layers, 4 heads | 32 tokens, width 128, 4 heads, 3 layers | 128 |
+    ///
+    /// The ViT presets are open_clip's, under its names and with its values.
+    /// `reclip-tiny` is sized for `reclip train`'s default run on a 2-core CPU:
+    /// a main phase at 64 px (65 image tokens), a finetune at 128 px; about
+    /// 87 MFLOPs per training sample at 64 px and 414 at 128 px.
+    /// `reclip-small` costs about five times as much per sample. Both use
+    /// CLIP's BPE vocabulary (49408 tokens), head width 32 and MLP ratio 4.
+    pub fn preset(name: &str) -> Result<Self, ConfigError> {
+        presets::PRESETS.iter().find(|(preset, _)| *preset == name).map(|(_, build)| build()).ok_or_else(|| {
+            ConfigError::UnknownPreset { name: name.to_string(), known: Self::preset_names().join(", ") }
+        })
+    }
+
+    pub fn preset_names() -> Vec<&'static str> {
+        presets::PRESETS.iter().map(|(name, _)| *name).collect()
+    }
+
+    /// A config file if `name_or_path` ends in `.json` or names an existing
+    /// path, a preset otherwise.
+    pub fn load(name_or_path: &str) -> Result<Self, ConfigError> {
+        let path = Path::new(name_or_path);
+        if name_or_path.ends_with(".json") || path.exists() {
+            Self::from_json_file(path)
+        } else {
+            Self::preset(name_or_path)
+        }
+    }
+
+    /// The config as open_clip-style JSON, with every field reclip reads
+    /// written out; [`ModelConfig::from_json_str`] reads it back unchanged.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plain structs of numbers always serialize")
+    }
+
+    fn parse(json: &str) -> Result<Self, ConfigError> {
+        let mut doc: serde_json::Value = serde_json::from_str(json).map_err(ConfigError::Syntax)?;
+        open_clip_fields::strip_unimplemented(&mut doc)?;
+        let config: Self = serde_path_to_error::deserialize(doc).map_err(ConfigError::schema)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that the config describes a buildable model: every size
+    /// positive, head counts dividing widths, the patch grid tiling the image.
+    /// The loaders call it; call it again after editing a config by hand.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one("embed_dim", self.embed_dim)?;
+        self.vision_cfg.validate()?;
+        self.text_cfg.validate()
+    }
+
+    /// Parameters of the image tower at its configured image size (the
+    /// position embeddings grow with the patch grid), its projection included.
+    pub fn image_params(&self) -> Result<u64, ConfigError> {
+        let v = &self.vision_cfg;
+        let w = v.width as u64;
+        let patch_embed = w * 3 * (v.patch_size * v.patch_size) as u64;
+        let class_and_positions = w * (1 + v.tokens_per_image(v.image_size)? as u64);
+        let layer_norms = 2 * 2 * w;
+        let blocks = v.layers as u64 * block_params(v.width, v.mlp_width());
+        Ok(patch_embed + class_and_positions + layer_norms + blocks + w * self.embed_dim as u64)
+    }
+
+    /// Parameters of the text tower, its token embeddings and projection included.
+    pub fn text_params(&self) -> u64 {
+        let t = &self.text_cfg;
+        let w = t.width as u64;
+        let embeddings = w * (t.vocab_size + t.context_length) as u64;
+        let final_layer_norm = 2 * w;
+        let blocks = t.layers as u64 * block_params(t.width, t.mlp_width());
+        embeddings + final_layer_norm + blocks + w * self.embed_dim as u64
+    }
+
+    /// All parameters: both towers and the learned logit scale.
+    pub fn num_params(&self) -> Result<u64, ConfigError> {
+        Ok(self.image_params()? + self.text_params() + 1)
+    }
+}
+
+/// One pre-norm transformer block: two LayerNorms, the attention's
+/// in-projection (q, k, v) and out-projection, and the two MLP layers, all
+/// with biases.
+fn block_params(width: usize, mlp_width: usize) -> u64 {
+    let (w, m) = (width as u64, mlp_width as u64);
+    let layer_norms = 2 * 2 * w;
+    let attention = (3 * w * w + 3 * w) + (w * w + w);
+    let mlp = (w * m + m) + (m * w + w);
+    layer_norms + attention + mlp
+}
+
+impl VisionConfig {
+    pub fn heads(&self) -> Result<usize, ConfigError> {
+        heads_of("vision_cfg.head_width", self.head_width, "vision_cfg.width", self.width)?;
+        Ok(self.width / self.head_width)
+    }
+
+    /// The MLP's hidden width, truncated as open_clip's `int(width * mlp_ratio)`.
+    pub fn mlp_width(&self) -> usize {
+        mlp_width(self.width, self.mlp_ratio)
+    }
+
+    /// Patches per image side at `image_size` pixels (any size, not only the
+    /// configured one: RECLIP trains one model at several).
+    pub fn grid_size(&self, image_size: usize) -> Result<usize, ConfigError> {
+        if self.patch_size == 0 || image_size == 0 || !image_size.is_multiple_of(self.patch_size) {
+            return Err(ConfigError::PatchGrid { image_size, patch_size: self.patch_size });
+        }
+        Ok(image_size / self.patch_size)
+    }
+
+    /// The sequence the transformer sees at `image_size`: one token per patch
+    /// and the class token.
+    pub fn tokens_per_image(&self, image_size: usize) -> Result<usize, ConfigError> {
+        let grid = self.grid_size(image_size)?;
+        Ok(grid * grid + 1)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one("vision_cfg.image_size", self.image_size)?;
+        at_least_one("vision_cfg.layers", self.layers)?;
+        at_least_one("vision_cfg.width", self.width)?;
+        at_least_one("vision_cfg.patch_size", self.patch_size)?;
+        self.heads()?;
+        self.grid_size(self.image_size)?;
+        check_mlp_ratio("vision_cfg.mlp_ratio", self.width, self.mlp_ratio)
+    }
+}
+
+impl TextConfig {
+    pub fn head_width(&self) -> Result<usize, ConfigError> {
+        heads_of("text_cfg.heads", self.heads, "text_cfg.width", self.width)?;
+        Ok(self.width / self.heads)
+    }
+
+    /// The MLP's hidden width, truncated as open_clip's `int(width * mlp_ratio)`.
+    pub fn mlp_width(&self) -> usize {
+        mlp_width(self.width, self.mlp_ratio)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one("text_cfg.context_length", self.context_length)?;
+        at_least_one("text_cfg.vocab_size", self.vocab_size)?;
+        at_least_one("text_cfg.layers", self.layers)?;
+        at_least_one("text_cfg.width", self.width)?;
+        self.head_width()?;
+        check_mlp_ratio("text_cfg.mlp_ratio", self.width, self.mlp_ratio)
+    }
+}
+
+fn mlp_width(width: usize, mlp_ratio: f64) -> usize {
+    // `as` truncates toward zero like Python's int() and maps NaN to 0, which
+    // validation refuses.
+    (width as f64 * mlp_ratio) as usize
+}
+
+fn at_least_one(field: &str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 { Err(ConfigError::invalid(field, value, "must be at least 1")) } else { Ok(()) }
+}
+
+fn heads_of(field: &str, divisor: usize, width_field: &str, width: usize) -> Result<(), ConfigError> {
+    if divisor == 0 || !width.is_multiple_of(divisor) {
+        return Err(ConfigError::invalid(field, divisor, format!("must divide {width_field} = {width}")));
+    }
+    Ok(())
+}
+
+fn check_mlp_ratio(field: &str, width: usize, mlp_ratio: f64) -> Result<(), ConfigError> {
+    if !mlp_ratio.is_finite() || mlp_width(width, mlp_ratio) == 0 {
+        return Err(ConfigError::invalid(field, mlp_ratio, "must give an MLP at least 1 wide"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compared as sets: whether serde_json's maps keep insertion order
+    /// depends on a crate feature.
+    fn sorted<'a>(fields: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+        let mut v: Vec<&str> = fields.into_iter().collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn keys(value: &serde_json::Value) -> Vec<&str> {
+        sorted(value.as_object().unwrap().keys().map(String::as_str))
+    }
+
+    /// The field lists drive the unknown-field check; they must be exactly
+    /// what the structs read.
+    #[test]
+    fn field_lists_match_the_structs() {
+        let doc = serde_json::to_value(ModelConfig::preset("ViT-B-16").unwrap()).unwrap();
+        assert_eq!(keys(&doc), sorted(MODEL_FIELDS.iter().copied()));
+        assert_eq!(keys(&doc["vision_cfg"]), sorted(VISION_FIELDS.iter().copied()));
+        assert_eq!(keys(&doc["text_cfg"]), sorted(TEXT_FIELDS.iter().copied()));
+    }
+}

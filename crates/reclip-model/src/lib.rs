@@ -1,0 +1,9 @@
+//! reclip's CLIP model description: configs in open_clip's JSON schema, with
+//! built-in presets, and analytic FLOPs counts of the two towers at any image
+//! size and text length (the numbers RECLIP's compute savings are stated in).
+
+pub mod config;
+pub mod flops;
+
+pub use config::{ConfigError, ModelConfig, TextConfig, VisionConfig};
+pub use flops::{ElementwiseFlops, FlopsReport, MatmulFlops, TowerFlops};
