@@ -152,3 +152,21 @@ where
 pub fn randn(dims: &[usize], dtype: DType, seed: u64) -> Tensor {
     Tensor::randn(dims, 0.0, 1.0, dtype, &Device::Cpu, &mut rng(seed)).expect("random tensor")
 }
+
+/// The devices benches measure: `RECLIP_BENCH_DEVICE` = `cpu` (default),
+/// `cuda`, or `all` (both). The emulator is never benched: it measures
+/// nothing about a GPU.
+pub fn bench_devices() -> Vec<Device> {
+    let cuda = || reclip_cuda::cuda_device(0).unwrap_or_else(|e| panic!("RECLIP_BENCH_DEVICE asks for CUDA: {e}"));
+    match std::env::var("RECLIP_BENCH_DEVICE").as_deref() {
+        Ok("cuda") => vec![cuda()],
+        Ok("all") => vec![Device::Cpu, cuda()],
+        Ok("cpu") | Err(_) => vec![Device::Cpu],
+        Ok(other) => panic!("RECLIP_BENCH_DEVICE={other}: expected cpu, cuda or all"),
+    }
+}
+
+/// A short label for bench names: "cpu" or "cuda".
+pub fn device_label(device: &Device) -> &'static str {
+    if device.is_cpu() { "cpu" } else { "cuda" }
+}
