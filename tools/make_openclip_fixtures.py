@@ -10,8 +10,8 @@ It writes tests/fixtures/open_clip/ and overwrites what is there. Everything run
 fixed seeds and one thread, so a re-run with the pinned versions on the same kind of CPU rewrites the
 files byte for byte (float results may differ in the last bits on another CPU's vector units).
 
-Files (each .safetensors has a .json sidecar saying what its tensors are, except the model weights,
-whose names are open_clip's own):
+Files (each .safetensors but the model weights has a .json sidecar saying what its tensors are; the
+weights carry open_clip's own names, and model_<name>.json is the model's config):
 - tokenizer.json: captions and open_clip's token ids at context lengths 77 and 16.
 - model_<name>.json / model_<name>.safetensors: a tiny random CLIP's config (open_clip's schema) and
   its state dict, for <name> in tiny_gelu, tiny_quickgelu.
@@ -62,6 +62,9 @@ CAPTIONS = [
     "&lt;i&gt; next to a literal < sign: &amp;amp;amp;",
     "&quot;quoted&quot; &copy; 2020 &eacute;t&eacute; &hellip;",
     "numeric: &#x41;&#66;&#x1F600; and without semicolons &amp &lt3 3 &times 4",
+    "references: &#128; &#x92; &#1;x &#0; &#9;tab &notit; &nbsp;end &#12ab;",
+    "P&EACUTE;REZ &SZLIG; &AMP; this&not that &ampamp;",
+    "first &amp;amp;amp; line\nsecond <tag> &amp;amp;amp; line\nthird &amp;amp;amp; line",
     "   leading and trailing spaces   ",
     "tabs\tand\nnewlines\r\nand   multiple     spaces",
     "non-breaking\u00a0space, em\u2003space and ideographic\u3000space",
@@ -76,6 +79,7 @@ CAPTIONS = [
     "bell\x07char, null\x00char and del\x7fchar",
     "\x1b[31mred terminal text\x1b[0m",
     "The Ã©clair at the cafÃ© costs â‚¬5",
+    "C1 controls: price \x80 5, \x93quoted\x94, \x85 and undefined \x81",
     "<start_of_text>literal special tokens<end_of_text>",
     "x² + y³ = z½ ① Ⅻ",
     "İstanbul ŞEHİR and Straße STRASSE ẞ",
@@ -106,7 +110,16 @@ def to_json(obj, indent=""):
         return "{\n" + ",\n".join(items) + "\n" + indent + "}"
     if isinstance(obj, list) and obj and not all(isinstance(x, (int, float)) for x in obj):
         return "[\n" + ",\n".join(inner + to_json(x, inner) for x in obj) + "\n" + indent + "]"
+    if isinstance(obj, str):
+        return "".join(c if c.isprintable() else escape_utf16(c) for c in json.dumps(obj, ensure_ascii=False))
     return json.dumps(obj, ensure_ascii=False)
+
+
+def escape_utf16(c):
+    # Invisible characters (C1 controls, zero-width joiners, soft hyphens) as JSON escapes, so that a
+    # reader of the fixture sees them.
+    units = c.encode("utf-16-be")
+    return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}" for i in range(0, len(units), 2))
 
 
 def write_json(path, obj):
