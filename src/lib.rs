@@ -7,3 +7,4 @@ pub use reclip_core as core;
 pub use reclip_cuda as cuda;
 pub use reclip_model as model;
 pub use reclip_tokenizer as tokenizer;
+pub use reclip_train as train;
