@@ -1,0 +1,88 @@
+//! Metrics as JSON lines (`<out>/metrics.jsonl`): one line per logged step
+//! and one per evaluation. On resume the lines after the checkpoint's step are
+//! dropped, so that the file reads as one uninterrupted run.
+
+use crate::eval::{RetrievalResult, ZeroShotResult};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StepMetrics {
+    pub step: u64,
+    pub phase: String,
+    pub image_size: usize,
+    pub text_len: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub logit_scale: f64,
+    pub grad_norm: Option<f64>,
+    pub images_per_second: f64,
+    pub samples: u64,
+    /// Training FLOPs spent up to and including this step.
+    pub train_pflops: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EvalMetrics {
+    pub step: u64,
+    pub train_pflops: f64,
+    pub image_size: usize,
+    pub zero_shot: Vec<ZeroShotResult>,
+    pub retrieval: Vec<RetrievalResult>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Line {
+    Step(StepMetrics),
+    Eval(EvalMetrics),
+}
+
+impl Line {
+    pub fn step(&self) -> u64 {
+        match self {
+            Line::Step(s) => s.step,
+            Line::Eval(e) => e.step,
+        }
+    }
+}
+
+pub struct MetricsLog {
+    path: PathBuf,
+    pub lines: Vec<Line>,
+}
+
+impl MetricsLog {
+    /// A new log, or the existing one cut after `resume_step`.
+    pub fn open(out: &Path, resume_step: Option<u64>) -> anyhow::Result<Self> {
+        let path = out.join("metrics.jsonl");
+        let mut lines = Vec::new();
+        if let Some(step) = resume_step
+            && path.exists()
+        {
+            let text = std::fs::read_to_string(&path)?;
+            for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let line: Line =
+                    serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{}, line {}: {e}", path.display(), i + 1))?;
+                if line.step() < step {
+                    lines.push(line);
+                }
+            }
+        }
+        let mut text = String::new();
+        for l in &lines {
+            text.push_str(&serde_json::to_string(l)?);
+            text.push('\n');
+        }
+        reclip_model::checkpoint::write_atomic(&path, text.as_bytes())?;
+        Ok(MetricsLog { path, lines })
+    }
+
+    pub fn push(&mut self, line: Line) -> anyhow::Result<()> {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+        writeln!(f, "{}", serde_json::to_string(&line)?)?;
+        self.lines.push(line);
+        Ok(())
+    }
+}

@@ -1,0 +1,431 @@
+//! The training loop: RECLIP's phases (or the all-high-resolution baseline)
+//! over one learning-rate curve, with periodic metrics, evaluation and
+//! checkpoints, resumable exactly, ending with the report.
+
+use crate::encoder::TokenizerEncoder;
+use crate::eval::{Evaluator, RetrievalResult, ZeroShotResult};
+use crate::metrics::{EvalMetrics, Line, MetricsLog, StepMetrics};
+use crate::phases::{Phase, ScheduleKind, ScheduleSpec, plan};
+use crate::report::{BaselineEstimate, PhaseReport, Ratios, Report, Totals};
+use crate::schedule::CosineSchedule;
+use crate::state::{self, PhaseStats, TrainState};
+use crate::{AdamW, AdamWConfig};
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use reclip_autograd::{Tape, Var};
+use reclip_core::{DType, Device};
+use reclip_data::{BatchSpec, CsvDataset, CsvOptions, Dataset, Loader, LoaderConfig, Synthetic, SyntheticConfig, WebDataset, ZeroShotSet};
+use reclip_loss::clip_loss;
+use reclip_model::clip::Clip;
+use reclip_model::{ModelConfig, flops};
+use reclip_tokenizer::ClipTokenizer;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where training data comes from.
+#[derive(Clone, Debug)]
+pub enum DataSource {
+    /// The built-in synthetic shapes.
+    Builtin(SyntheticConfig),
+    Csv { path: PathBuf, options: CsvOptions },
+    /// WebDataset tar shards: a list such as `data/{00000..00127}.tar`.
+    Shards(String),
+}
+
+impl DataSource {
+    pub fn open(&self) -> anyhow::Result<Arc<dyn Dataset>> {
+        Ok(match self {
+            DataSource::Builtin(cfg) => Synthetic::new(*cfg).train(),
+            DataSource::Csv { path, options } => Arc::new(CsvDataset::open(path, options)?),
+            DataSource::Shards(list) => Arc::new(WebDataset::open(list)?),
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum RunLength {
+    Steps(u64),
+    Epochs(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Finetune {
+    /// This fraction of the run's steps (rounded).
+    Fraction(f64),
+    Steps(u64),
+}
+
+/// Everything a run needs, resolved (the CLI builds it from the options).
+#[derive(Clone)]
+pub struct TrainOptions {
+    pub model_name: String,
+    pub model: ModelConfig,
+    pub data: DataSource,
+    pub batch_size: usize,
+    pub length: RunLength,
+    pub lr: f32,
+    pub warmup: u64,
+    pub adam: AdamWConfig,
+    pub seed: u64,
+    pub device: Device,
+    pub precision: DType,
+    pub out: PathBuf,
+    pub zero_shot: Vec<ZeroShotSet>,
+    pub retrieval: Vec<(String, Arc<dyn Dataset>)>,
+    pub schedule: ScheduleKind,
+    pub low_res: usize,
+    pub high_res: usize,
+    pub low_text_len: usize,
+    pub high_text_len: usize,
+    pub finetune: Finetune,
+    pub log_every: u64,
+    /// Evaluate (the first zero-shot set) every this many steps.
+    pub eval_every: Option<u64>,
+    pub checkpoint_every: Option<u64>,
+    /// Continue from the checkpoint in `out`.
+    pub resume: bool,
+    pub workers: usize,
+    pub eval_batch_size: usize,
+    /// Timed steps of the high-resolution probe that prices the baseline.
+    pub probe_steps: usize,
+    pub progress: bool,
+    /// Stop after this many steps of this invocation (the schedule still
+    /// spans the whole run): a run cut short on purpose, to be resumed.
+    pub stop_after: Option<u64>,
+}
+
+fn dtype_name(d: DType) -> &'static str {
+    d.name()
+}
+
+/// The run's phases and step count, from the options and the data.
+pub fn plan_run(opts: &TrainOptions, batches_per_epoch: usize) -> anyhow::Result<(Vec<Phase>, u64)> {
+    let total = match opts.length {
+        RunLength::Steps(n) => n,
+        RunLength::Epochs(e) => e * batches_per_epoch as u64,
+    };
+    let finetune = match opts.finetune {
+        Finetune::Fraction(f) => {
+            if !(0.0..=1.0).contains(&f) {
+                anyhow::bail!("--finetune-fraction {f} is not between 0 and 1");
+            }
+            (total as f64 * f).round() as u64
+        }
+        Finetune::Steps(s) => s,
+    };
+    let spec = ScheduleSpec {
+        kind: opts.schedule,
+        total_steps: total,
+        finetune_steps: finetune,
+        low_res: opts.low_res,
+        high_res: opts.high_res,
+        low_text_len: opts.low_text_len,
+        high_text_len: opts.high_text_len,
+    };
+    let phases = plan(&spec).map_err(anyhow::Error::msg)?;
+    for p in &phases {
+        opts.model.vision_cfg.grid_size(p.image_size).with_context(|| format!("{} phase", p.name))?;
+        if p.text_len == 0 || p.text_len > opts.model.text_cfg.context_length {
+            anyhow::bail!(
+                "{} phase: text length {} is not between 1 and the model's context length {}",
+                p.name,
+                p.text_len,
+                opts.model.text_cfg.context_length
+            );
+        }
+    }
+    Ok((phases, total))
+}
+
+/// One training step: forward both towers, the loss, backward, the optimizer.
+/// Returns the loss (a device scalar, not yet read back).
+fn train_step(
+    clip: &Clip,
+    optimizer: &mut AdamW,
+    batch: &reclip_data::Batch,
+    dtype: DType,
+    lr: f32,
+) -> anyhow::Result<(Var, crate::StepReport)> {
+    let tape = Tape::new();
+    let image = clip.encode_image(&tape, &batch.images, dtype)?;
+    let text = clip.encode_text(&tape, &batch.tokens, dtype)?;
+    let loss = clip_loss(&image, &text, &clip.log_scale(&tape))?;
+    loss.backward()?;
+    let report = optimizer.step(lr)?;
+    clip.clamp_logit_scale()?;
+    Ok((loss.detach(), report))
+}
+
+struct Run<'a> {
+    opts: &'a TrainOptions,
+    encoder: Arc<TokenizerEncoder>,
+    metrics: MetricsLog,
+    /// Training PFLOPs spent before the current step.
+    pflops: f64,
+}
+
+impl Run<'_> {
+    fn evaluate(&self, clip: &Clip, image_size: usize, text_len: usize, all: bool) -> anyhow::Result<(Vec<ZeroShotResult>, Vec<RetrievalResult>)> {
+        let ev = Evaluator {
+            clip,
+            encoder: self.encoder.clone(),
+            dtype: self.opts.precision,
+            batch_size: self.opts.eval_batch_size,
+            image_size,
+            text_len,
+            workers: self.opts.workers,
+        };
+        let sets = if all { &self.opts.zero_shot[..] } else { &self.opts.zero_shot[..self.opts.zero_shot.len().min(1)] };
+        let zero_shot = sets.iter().map(|s| ev.zero_shot(s)).collect::<anyhow::Result<_>>()?;
+        let retrieval = if all {
+            self.opts.retrieval.iter().map(|(n, d)| ev.retrieval(n, d.clone())).collect::<anyhow::Result<_>>()?
+        } else {
+            Vec::new()
+        };
+        Ok((zero_shot, retrieval))
+    }
+}
+
+/// Measures training throughput at `phase`'s size on a scratch copy of the
+/// model: `steps` timed steps after two warm-up steps.
+fn probe(opts: &TrainOptions, encoder: Arc<TokenizerEncoder>, phase: &Phase, steps: usize) -> anyhow::Result<f64> {
+    let mut clip = Clip::new(opts.model.clone(), opts.seed ^ 0x9e37, &opts.device)?;
+    clip.set_image_size(phase.image_size)?;
+    let mut optimizer = AdamW::new(&clip.params(), opts.adam)?;
+    let cfg = LoaderConfig { workers: opts.workers, ..LoaderConfig::train(opts.batch_size, opts.seed ^ 0x9e37) };
+    let mut loader = Loader::new(opts.data.open()?, encoder, cfg)?;
+    let spec = BatchSpec { image_size: phase.image_size, context_length: phase.text_len };
+    let mut timed = 0.0;
+    for i in 0..steps + 2 {
+        let batch = loader.next_batch(spec)?;
+        let t0 = Instant::now();
+        train_step(&clip, &mut optimizer, &batch, opts.precision, opts.lr)?;
+        opts.device.synchronize()?;
+        if i >= 2 {
+            timed += t0.elapsed().as_secs_f64();
+        }
+    }
+    Ok((steps * opts.batch_size) as f64 / timed)
+}
+
+/// Trains as `opts` says and returns the report (also written to
+/// `<out>/report.json`, with the plot in `<out>/curves.png`).
+pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("--out {}", opts.out.display()))?;
+    let encoder = Arc::new(TokenizerEncoder(ClipTokenizer::new()?));
+    let dataset = opts.data.open()?;
+    let loader_cfg = LoaderConfig { workers: opts.workers, ..LoaderConfig::train(opts.batch_size, opts.seed) };
+    let mut loader = Loader::new(dataset, encoder.clone(), loader_cfg)?;
+    let (phases, total_steps) = plan_run(opts, loader.batches_per_epoch())?;
+    let schedule = CosineSchedule { base_lr: opts.lr, warmup_steps: opts.warmup, total_steps };
+
+    let (mut clip, mut optimizer, mut state) = if opts.resume {
+        let (clip, moments, optimizer_steps, state) = state::load(&opts.out, &opts.device)?;
+        let mut optimizer = AdamW::new(&clip.params(), opts.adam)?;
+        optimizer.restore(optimizer_steps, |name| moments.get(name).cloned())?;
+        loader.seek(state.position())?;
+        if state.phases.len() != phases.len() {
+            anyhow::bail!("{}: the checkpoint's run has another schedule", opts.out.display());
+        }
+        (clip, optimizer, state)
+    } else {
+        let mut clip = Clip::new(opts.model.clone(), opts.seed, &opts.device)?;
+        clip.set_image_size(phases[0].image_size)?;
+        let optimizer = AdamW::new(&clip.params(), opts.adam)?;
+        let state = TrainState { step: 0, loader_epoch: 0, loader_batch: 0, phases: vec![PhaseStats::default(); phases.len()] };
+        (clip, optimizer, state)
+    };
+    let per_sample: Vec<f64> = phases
+        .iter()
+        .map(|p| Ok(flops::model(&opts.model, p.image_size, p.text_len)?.training_gflops))
+        .collect::<anyhow::Result<_>>()?;
+    let pflops = phases.iter().zip(&state.phases).zip(&per_sample).map(|((_, s), g)| s.samples as f64 * g / 1e6).sum();
+    let mut run = Run { opts, encoder: encoder.clone(), metrics: MetricsLog::open(&opts.out, opts.resume.then_some(state.step))?, pflops };
+
+    let bar = if opts.progress { ProgressBar::new(total_steps) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_position(state.step);
+    let stop_at = opts.stop_after.map(|n| (state.step + n).min(total_steps)).unwrap_or(total_steps);
+
+    for (pi, phase) in phases.iter().enumerate() {
+        if phase.end_step() <= state.step {
+            continue;
+        }
+        if state.step >= stop_at {
+            break;
+        }
+        if clip.set_image_size(phase.image_size)? {
+            // The grid changed: Adam's moments of the old grid describe other
+            // positions, so that parameter starts its moments afresh.
+            optimizer.reset_moments(&clip.weights().visual.positional_embedding)?;
+        }
+        bar.set_prefix(format!("{} {}px", phase.name, phase.image_size));
+        let spec = BatchSpec { image_size: phase.image_size, context_length: phase.text_len };
+        let mut window_start = Instant::now();
+        let mut window_samples = 0u64;
+        let mut phase_clock = Instant::now();
+        for step in state.step..phase.end_step().min(stop_at) {
+            let batch = loader.next_batch(spec)?;
+            let lr = schedule.lr(step);
+            let (loss, step_report) = train_step(&clip, &mut optimizer, &batch, opts.precision, lr)?;
+            let n = batch.len() as u64;
+            state.step = step + 1;
+            state.phases[pi].steps += 1;
+            state.phases[pi].samples += n;
+            window_samples += n;
+            run.pflops += n as f64 * per_sample[pi] / 1e6;
+            bar.inc(1);
+            let last = state.step == phase.end_step() || state.step == stop_at;
+            if state.step % opts.log_every == 0 || last {
+                let loss = loss.tensor().to_scalar()?;
+                opts.device.synchronize()?;
+                let elapsed = window_start.elapsed().as_secs_f64();
+                let line = StepMetrics {
+                    step: state.step,
+                    phase: phase.name.to_string(),
+                    image_size: phase.image_size,
+                    text_len: phase.text_len,
+                    loss,
+                    lr: lr as f64,
+                    logit_scale: clip.weights().logit_scale.value().to_scalar()?.exp(),
+                    grad_norm: step_report.grad_norm()?.map(f64::from),
+                    images_per_second: window_samples as f64 / elapsed.max(1e-9),
+                    samples: state.phases.iter().map(|p| p.samples).sum(),
+                    train_pflops: run.pflops,
+                };
+                bar.set_message(format!("loss {loss:.4} {:.0} img/s", line.images_per_second));
+                run.metrics.push(Line::Step(line))?;
+                window_start = Instant::now();
+                window_samples = 0;
+            }
+            let every = |k: Option<u64>| k.is_some_and(|k| k > 0 && state.step % k == 0);
+            if every(opts.eval_every) || every(opts.checkpoint_every) {
+                // Time spent evaluating and saving is not training time.
+                opts.device.synchronize()?;
+                state.phases[pi].wall_seconds += phase_clock.elapsed().as_secs_f64();
+                let position = loader.position();
+                (state.loader_epoch, state.loader_batch) = (position.epoch, position.batch);
+                if every(opts.eval_every) && !opts.zero_shot.is_empty() {
+                    let (zero_shot, retrieval) = run.evaluate(&clip, phase.image_size, phase.text_len, false)?;
+                    run.metrics.push(Line::Eval(EvalMetrics {
+                        step: state.step,
+                        train_pflops: run.pflops,
+                        image_size: phase.image_size,
+                        zero_shot,
+                        retrieval,
+                    }))?;
+                }
+                if every(opts.checkpoint_every) {
+                    state::save(&opts.out, &clip, &optimizer, &state)?;
+                }
+                phase_clock = Instant::now();
+                window_start = Instant::now();
+                window_samples = 0;
+            }
+        }
+        opts.device.synchronize()?;
+        state.phases[pi].wall_seconds += phase_clock.elapsed().as_secs_f64();
+    }
+    bar.finish_and_clear();
+    let position = loader.position();
+    (state.loader_epoch, state.loader_batch) = (position.epoch, position.batch);
+    state::save(&opts.out, &clip, &optimizer, &state)?;
+    if state.step < total_steps {
+        anyhow::bail!(
+            "stopped after step {} of {} as asked (--stop-after); resume with --resume {}",
+            state.step,
+            total_steps,
+            opts.out.display()
+        );
+    }
+
+    let last = phases.last().expect("a plan has phases");
+    let (zero_shot, retrieval) = run.evaluate(&clip, last.image_size, last.text_len, true)?;
+    run.metrics.push(Line::Eval(EvalMetrics {
+        step: state.step,
+        train_pflops: run.pflops,
+        image_size: last.image_size,
+        zero_shot: zero_shot.clone(),
+        retrieval: retrieval.clone(),
+    }))?;
+
+    let phase_reports: Vec<PhaseReport> = phases
+        .iter()
+        .zip(&state.phases)
+        .zip(&per_sample)
+        .map(|((p, s), &train)| {
+            let f = flops::model(&opts.model, p.image_size, p.text_len)?;
+            Ok(PhaseReport {
+                name: p.name.to_string(),
+                image_size: p.image_size,
+                text_len: p.text_len,
+                tokens_per_image: f.image.tokens,
+                steps: s.steps,
+                samples: s.samples,
+                gflops_forward: f.forward_gflops,
+                gflops_training: train,
+                gflops_elementwise_forward: f.image.forward_elementwise_gflops + f.text.forward_elementwise_gflops,
+                total_pflops: s.samples as f64 * train / 1e6,
+                wall_seconds: s.wall_seconds,
+                images_per_second: s.samples as f64 / s.wall_seconds.max(1e-9),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let total = Totals {
+        steps: phase_reports.iter().map(|p| p.steps).sum(),
+        samples: phase_reports.iter().map(|p| p.samples).sum(),
+        total_pflops: phase_reports.iter().map(|p| p.total_pflops).sum(),
+        wall_seconds: phase_reports.iter().map(|p| p.wall_seconds).sum(),
+        images_per_second: 0.0,
+    };
+    let total = Totals { images_per_second: total.samples as f64 / total.wall_seconds.max(1e-9), ..total };
+
+    let (baseline, ratios) = if opts.schedule == ScheduleKind::Baseline {
+        (None, None)
+    } else {
+        let high = Phase { name: "baseline", image_size: opts.high_res, text_len: opts.high_text_len, start_step: 0, steps: total_steps };
+        let train = flops::model(&opts.model, high.image_size, high.text_len)?.training_gflops;
+        let ips = probe(opts, encoder.clone(), &high, opts.probe_steps)?;
+        let samples = total.samples;
+        let b = BaselineEstimate {
+            image_size: high.image_size,
+            text_len: high.text_len,
+            steps: total.steps,
+            samples,
+            gflops_training: train,
+            total_pflops: samples as f64 * train / 1e6,
+            probe_images_per_second: ips,
+            probe_steps: opts.probe_steps,
+            estimated_wall_seconds: samples as f64 / ips,
+        };
+        let r = Ratios {
+            flops: b.total_pflops / total.total_pflops.max(1e-30),
+            wall_time: b.estimated_wall_seconds / total.wall_seconds.max(1e-9),
+        };
+        (Some(b), Some(r))
+    };
+    let data = loader.report();
+    let data_problems = data.summary_lines();
+    let report = Report {
+        model: opts.model_name.clone(),
+        device: opts.device.name(),
+        precision: dtype_name(opts.precision).to_string(),
+        schedule: format!("{:?}", opts.schedule).to_lowercase(),
+        batch_size: opts.batch_size,
+        phases: phase_reports,
+        total,
+        baseline,
+        ratios,
+        zero_shot,
+        retrieval,
+        data_problems,
+    };
+    reclip_model::checkpoint::write_atomic(&opts.out.join("report.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    crate::plot::curves(&run.metrics.lines, &phases, &opts.out.join("curves.png"))?;
+    Ok(report)
+}
