@@ -13,25 +13,31 @@
 // "rows": query rows (forward, dQ) or key rows (dK/dV). Each row belongs to a
 // group of TPR = d/8 consecutive threads of one warp (4, 8, 16 threads for
 // d = 32, 64, 128), so no group straddles warps and a row needs only
-// __syncwarp and width-TPR shuffles, never a block barrier. A block holds
-// G pairs × R rows: for L ≤ T (T = 64 for d ≤ 64, 32 for d = 128) the whole
-// sequence fits one tile, R = L and several pairs share a block (G chosen by
-// the launch code so that the block is ≥ 90 % useful threads: at L = 17, d = 64
-// that is G = 2, 272 of 288 threads; at d = 32, G = 3); for longer L a pair's
-// rows are split into ceil(L / (512/TPR)) row tiles of equal size, G = 1
-// (L = 197, d = 64: four tiles of 50 rows, 400 of 416 threads). The other side
-// (keys for forward and dQ, queries for dK/dV) streams through shared memory
-// in tiles of T tokens of all G pairs; at L ≤ T that is one tile, so short
-// sequences never rescale. Causal blocks skip the tiles their rows never see.
+// __syncwarp and width-TPR shuffles, never a block barrier. Blocks have at
+// most 320 threads (40 rows at d = 64). The other side (keys for forward and
+// dQ, queries for dK/dV) streams through shared memory in tiles of T tokens
+// (T = 64 at d = 64, 32 at d = 32 and 128) covering all the block's pairs.
+// Tile shapes by L (crates/reclip-attention/src/tiles.rs chooses them):
+// - L ≤ T and L ≤ 320/TPR: one tile holds a pair's whole sequence, so short
+//   sequences never rescale; a block holds G whole pairs, G the smallest
+//   count that makes ≥ 90 % of its threads useful (blocks are whole warps and
+//   17 rows are not): L = 17, d = 64: G = 2, 272 of 288 threads; d = 32:
+//   G = 3, 204 of 224; d = 128: G = 1, 272 of 288.
+// - otherwise one pair a block, its rows split into equal row tiles of at
+//   most 320/TPR rows (L = 50, d = 64: 2 × 25 rows; L = 77: 2 × 39; L = 197:
+//   5 × 40, 320 threads), the other side streamed in tiles of T with an online
+//   softmax. Causal blocks skip the tiles their rows never see.
 //
 // Within a tile, each thread of a row's group takes every TPR-th column
-// (T/TPR columns: 16, 8, 2) and computes that column's dot products over d
-// from shared memory; the row's softmax statistics combine through the
-// group's shuffles. The column weights (P, or dS) go to the row's line of a
-// shared score buffer, and then each thread accumulates its 8 of the row's d
-// output dimensions (two 4-wide chunks, lane and lane+TPR) over the tile's
-// columns. Scores therefore exist only in registers and in that per-tile
-// shared buffer; they never reach global memory.
+// (T/TPR = 8 columns at d = 32 and 64, 2 at d = 128) and computes that
+// column's dot products over d from shared memory (d/4 float4 loads of the
+// row, broadcast within the group, and of each column); the row's softmax
+// statistics combine through the group's shuffles. The column weights (P, or
+// dS) go to the row's line of a shared score buffer, and then each thread
+// accumulates its 8 of the row's d output dimensions (two 4-wide chunks,
+// lane and lane+TPR) over the tile's columns. Scores therefore exist only in
+// registers and in that per-tile shared buffer; they never reach global
+// memory.
 //
 // Kernels:
 // - attention_fwd_hw{32,64,128}_{f32,bf16}: per query row, online softmax
@@ -47,26 +53,33 @@
 //
 // Shared memory (f32, rows padded to d+4 floats so that the 8 rows a quarter
 // warp reads at once fall on different banks; score lines padded to a
-// multiple of 32 plus 4 floats for the same reason), S = slots = threads/TPR:
-// - fwd: Q rows S·(d+4), K and V tiles 2·G·T'·(d+4), P lines S·(T'+pad)
+// multiple of 32 plus 4 floats for the same reason), S = row slots =
+// threads/TPR, T' = min(T, L) rounded up to 4:
+// - fwd: Q rows S·(d+4), K and V tiles 2·G·T'·(d+4), P lines
 // - dq:  Q and dO rows 2·S·(d+4), K and V tiles 2·G·T'·(d+4), dS lines
-// - dkv: K and V rows 2·S·(d+4), Q and dO tiles 2·G·T'·(d+4), lse and D
-//        2·G·T', P and dS lines 2·S·(T'+pad)
-// with T' = min(T, L) rounded up to 4. At L = 17, d = 64: 23 KB (fwd),
-// 27 KB (dq), 40 KB (dkv); at L = 197, d = 64: 63, 76, 92 KB.
+// - dkv: K and V rows 2·S·(d+4), Q and dO tiles 2·G·T'·(d+4), lse and D of
+//        the tile 2·G·T', P and dS lines
+// fwd / dq / dkv at d = 64: L = 17: 36 / 45 / 51 KB; L = 50: 43 / 50 / 58 KB;
+// L = 77 and 197: 55 / 66 / 77 KB.
 //
-// Registers (ptxas, CUDA 13.0; sm_80 / sm_90; no spills, no stack frame):
-//   kernel                     regs sm_80/sm_90
-//   attention_fwd_hw32_f32     see ARCHITECTURE.md's table, filled from
-//   ...                        tools/ptxas-report.sh
-// What limits occupancy: shared memory for the long-sequence tiles (2–3
-// blocks of ~400 threads per SM at L = 197, d = 64), the 512-thread launch
-// bound (≤ 128 registers) otherwise. The inner loops issue one shared-memory
-// vector load per 4–8 FMAs; that, not FMA throughput, is the limiter.
+// Registers (ptxas of CUDA 13.0, sm_80 / sm_90; no spills, no stack frame;
+// f32 and bf16 alike):
+//   attention_fwd_hw32, _hw64      91 / 93     attention_fwd_hw128      70 / 74
+//   attention_bwd_dq_hw32, _hw64   88 / 96     attention_bwd_dq_hw128   74 / 78
+//   attention_bwd_dkv_hw32, _hw64  80 / 83     attention_bwd_dkv_hw128  82 / 86
+// What limits occupancy: registers. __launch_bounds__(320, 2) caps them at 96
+// so that two blocks of up to 10 warps fit an SM (about 18–20 warps at CLIP's
+// shapes); shared memory would allow two blocks of every shape above. To stay
+// within 96 registers without spilling, the loops over d and over the tile are
+// not unrolled (ATTENTION_ROLLED) and the backward computes its dot products
+// 4 (dQ) or 2 (dK/dV) columns at a time. The inner loops issue one shared-
+// memory vector load per 4–8 FMAs, which, rather than FMA throughput, bounds
+// these CUDA-core kernels; tensor cores (mma.sync) would be the next step for
+// L ≥ 128, with a portable path kept for the emulator.
 #include "common.cuh"
 
 // Loops whose full unrolling would hoist so many shared-memory loads that
-// the kernels outgrow their 64 registers.
+// the kernels outgrow their 96 registers.
 #ifdef RECLIP_EMULATOR
 #define ATTENTION_ROLLED
 #else

@@ -106,12 +106,19 @@ fn softmax_rows<T: Real>(s: &mut [T], shape: &AttentionShape, causal: bool) -> V
     lse
 }
 
-/// Writes each pair's `len × head_width` block into its head's columns of a
-/// tensor whose rows are `row_stride` apart, at column offset `part·width`.
-fn scatter<T: Real>(dst: &mut [T], blocks: &[Vec<T>], shape: &AttentionShape, row_stride: usize, part: usize) {
+/// Writes each pair's `len × head_width` block (`block(pair)`) into its
+/// head's columns of a tensor whose rows are `row_stride` apart, at column
+/// offset `part·width`.
+fn scatter<'a, T: Real>(
+    dst: &mut [T],
+    shape: &AttentionShape,
+    row_stride: usize,
+    part: usize,
+    block: impl Fn(usize) -> &'a [T],
+) {
     let (len, hw, w) = (shape.len, shape.head_width, shape.width());
-    for (p, block) in blocks.iter().enumerate() {
-        let pair = shape.pair(p);
+    for p in 0..shape.pairs() {
+        let (pair, block) = (shape.pair(p), block(p));
         for i in 0..len {
             let at = (pair.batch * len + i) * row_stride + part * w + pair.head * hw;
             dst[at..at + hw].copy_from_slice(&block[i * hw..][..hw]);
@@ -137,9 +144,8 @@ pub fn forward<T: Real>(qkv: &[T], shape: &AttentionShape, causal: bool) -> (Vec
             (product(len, hw, len, dense(&s, len, false), v.matrix(), T::one()), lse)
         })
         .collect();
-    let (outs, lses): (Vec<Vec<T>>, Vec<Vec<T>>) = per_pair.into_iter().unzip();
-    scatter(&mut out, &outs, shape, shape.width(), 0);
-    (out, lses.concat())
+    scatter(&mut out, shape, shape.width(), 0, |p| &per_pair[p].0);
+    (out, per_pair.into_iter().flat_map(|(_, lse)| lse).collect())
 }
 
 /// d(qkv) `[batch, len, 3·width]` from the forward's inputs, output and
@@ -150,7 +156,7 @@ pub fn backward<T: Real>(qkv: &[T], out: &[T], lse: &[T], d_out: &[T], shape: &A
     if len == 0 {
         return d_qkv;
     }
-    let grads: Vec<(Vec<T>, (Vec<T>, Vec<T>))> = (0..shape.pairs())
+    let grads: Vec<[Vec<T>; 3]> = (0..shape.pairs())
         .into_par_iter()
         .map(|p| {
             let pair = shape.pair(p);
@@ -177,12 +183,10 @@ pub fn backward<T: Real>(qkv: &[T], out: &[T], lse: &[T], d_out: &[T], shape: &A
             let dq = product(len, hw, len, dense(&ds, len, false), k.matrix(), scale);
             let dk = product(len, hw, len, dense(&ds, len, true), q.matrix(), scale);
             let dv = product(len, hw, len, dense(&prob, len, true), d_o.matrix(), T::one());
-            (dq, (dk, dv))
+            [dq, dk, dv]
         })
         .collect();
-    let (dq, (dk, dv)): (Vec<Vec<T>>, (Vec<Vec<T>>, Vec<Vec<T>>)) = grads.into_iter().unzip();
-    for (part, blocks) in [dq, dk, dv].iter().enumerate() {
-        scatter(&mut d_qkv, blocks, shape, 3 * shape.width(), part);
-    }
+    // Part 0 is dQ, 1 dK, 2 dV: the same order as q | k | v in qkv.
+    (0..3).for_each(|part| scatter(&mut d_qkv, shape, 3 * shape.width(), part, |p| &grads[p][part]));
     d_qkv
 }

@@ -16,14 +16,14 @@ impl AttentionShape {
     /// Reads the shape of a packed in-projection output `[batch, len, 3·width]`.
     pub fn of_qkv(op: &'static str, qkv: &Tensor, heads: usize) -> Result<Self> {
         let dims = qkv.dims();
-        if dims.len() != 3 || dims[2] % 3 != 0 {
+        if dims.len() != 3 || !dims[2].is_multiple_of(3) {
             return Err(Error::invalid(
                 op,
                 format!("qkv must be [batch, tokens, 3·width] (q | k | v packed), got shape {}", qkv.shape()),
             ));
         }
         let width = dims[2] / 3;
-        if heads == 0 || width % heads != 0 || width == 0 {
+        if heads == 0 || !width.is_multiple_of(heads) || width == 0 {
             return Err(Error::invalid(
                 op,
                 format!("{heads} heads do not divide the width {width} of qkv with shape {}", qkv.shape()),

@@ -143,7 +143,7 @@ mod tests {
                 for pairs in [1, 5, 1024] {
                     let t = Tiles::new(len, hw, pairs).unwrap();
                     let rows = t.group_pairs * t.row_tile;
-                    assert!(t.threads <= MAX_THREADS && t.threads % 32 == 0, "{t:?}");
+                    assert!(t.threads <= MAX_THREADS && t.threads.is_multiple_of(32), "{t:?}");
                     assert!(rows * t.threads_per_row <= t.threads, "{t:?}");
                     assert!(t.grid[0] as usize * t.group_pairs >= pairs && t.grid[1] as usize * t.row_tile >= len);
                     assert!(t.tile <= 64 && (t.tile == len || t.group_pairs == 1), "{t:?}");

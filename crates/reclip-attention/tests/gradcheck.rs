@@ -9,7 +9,7 @@ use reclip_testkit::randn;
 #[test]
 fn attention_gradients_match_finite_differences() {
     // (batch, len, heads, head width)
-    for (b, l, h, d) in [(2, 5, 2, 3), (1, 1, 3, 2), (3, 4, 1, 5)] {
+    for (b, l, h, d) in [(2, 5, 2, 3), (1, 1, 3, 2), (3, 4, 1, 5), (1, 9, 2, 4)] {
         let qkv = randn(&[b, l, 3 * h * d], DType::F64, (b * 100 + l) as u64);
         for causal in [false, true] {
             gradcheck(|v| attention(&v[0], h, causal), &[&qkv])
