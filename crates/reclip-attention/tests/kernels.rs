@@ -101,3 +101,16 @@ fn head_widths_without_a_kernel_are_an_error() {
     let cpu = Tensor::zeros([1, 5, 3 * 48], DType::F32, &Device::Cpu).unwrap();
     assert!(attention_forward(&cpu, 1, false).is_ok());
 }
+
+#[test]
+fn backward_is_bitwise_deterministic() {
+    // No atomics: two runs of the backward give identical bits (meaningful on
+    // a GPU, where blocks run concurrently).
+    let device = test_device();
+    let (heads, hw, len) = (2, 64, 77);
+    let qkv = randn(&[2, len, 3 * heads * hw], DType::BF16, 11).to_device(&device).unwrap();
+    let d_out = randn(&[2, len, heads * hw], DType::BF16, 12).to_device(&device).unwrap();
+    let fwd = attention_forward(&qkv, heads, true).unwrap();
+    let run = || attention_backward(&qkv, &fwd, &d_out, heads, true).unwrap().to_vec::<reclip_core::bf16>().unwrap();
+    assert_eq!(run(), run());
+}
