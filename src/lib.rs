@@ -2,6 +2,7 @@
 //!
 //! This crate re-exports the workspace's crates under one name.
 
+pub use reclip_attention as attention;
 pub use reclip_autograd as autograd;
 pub use reclip_core as core;
 pub use reclip_cuda as cuda;
