@@ -51,6 +51,15 @@ fn patch_embedding(c: &mut Criterion) {
                         black_box(grads.conv_weight)
                     })
                 });
+                // The images' gradient (not needed in training): a GEMM and col2im.
+                group.bench_function(BenchmarkId::new("backward_images", &label), |b| {
+                    b.iter(|| {
+                        let grads =
+                            patch_embed_backward(&g, &out.grid, None, Some(&w), [true, false, false, false]).unwrap();
+                        device.synchronize().unwrap();
+                        black_box(grads.images)
+                    })
+                });
             }
         }
     }

@@ -1,10 +1,11 @@
 //! LayerNorm on each bench device (`RECLIP_BENCH_DEVICE`), in GB/s of the
-//! activations each pass must move: x read and y written forward; dy and x
-//! read and dx written backward.
+//! activations each pass must move: x read and y written forward; x and h
+//! read, r and y written by the fused residual add; dy and x read and dx
+//! written backward.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use reclip::core::{DType, Device, Tensor, rng};
-use reclip::norm::{layer_norm_backward, layer_norm_forward};
+use reclip::norm::{add_layer_norm_forward, layer_norm_backward, layer_norm_forward};
 use reclip_testkit::{bench_devices, device_label};
 use std::hint::black_box;
 
@@ -33,6 +34,15 @@ fn layer_norm(c: &mut Criterion) {
                         let out = layer_norm_forward(&x, &gamma, &beta, 1e-5).unwrap();
                         device.synchronize().unwrap();
                         black_box(out.y)
+                    })
+                });
+                let h = randn(&[rows, dim], dtype, &device, 5);
+                group.throughput(Throughput::Bytes(4 * bytes as u64));
+                group.bench_function(BenchmarkId::new("add_forward", &label), |b| {
+                    b.iter(|| {
+                        let (r, out) = add_layer_norm_forward(&x, &h, &gamma, &beta, 1e-5).unwrap();
+                        device.synchronize().unwrap();
+                        black_box((r, out.y))
                     })
                 });
                 let out = layer_norm_forward(&x, &gamma, &beta, 1e-5).unwrap();
