@@ -9,3 +9,5 @@ pub use reclip_embed as embed;
 pub use reclip_mlp as mlp;
 pub use reclip_model as model;
 pub use reclip_norm as norm;
+pub use reclip_tokenizer as tokenizer;
+pub use reclip_train as train;

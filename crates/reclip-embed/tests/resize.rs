@@ -1,11 +1,16 @@
-//! The positional-embedding resize against an independent computation of
-//! PyTorch's antialiased bicubic interpolation, written differently from the
-//! crate's: per output pixel, a 2-D weight for every input pixel, from the
-//! general Keys formula with a = -0.5, normalised over the whole 2-D window.
+//! The positional-embedding resize against open_clip's own
+//! `resize_pos_embed` (the fixture tests/fixtures/open_clip/pos_embed_resize,
+//! written by tools/make_openclip_fixtures.py), and against an independent
+//! computation of PyTorch's antialiased bicubic interpolation, written
+//! differently from the crate's: per output pixel, a 2-D weight for every
+//! input pixel, from the general Keys formula with a = -0.5, normalised over
+//! the whole 2-D window.
 
 use reclip_core::{DType, Device, Tensor, rng};
 use reclip_embed::{resize_pos_embed, resize_pos_embed_grid};
 use reclip_testkit::{Tolerance, assert_close, test_device};
+use safetensors::{Dtype, SafeTensors};
+use std::path::PathBuf;
 
 /// Keys' cubic convolution kernel in its textbook form.
 fn keys(x: f64, a: f64) -> f64 {
@@ -51,6 +56,31 @@ fn reference(pos: &[f64], dim: usize, from: [usize; 2], to: [usize; 2]) -> Vec<f
 
 fn table(rows: usize, dim: usize, seed: u64) -> Tensor {
     Tensor::randn([rows, dim], 0.0, 1.0, DType::F64, &Device::Cpu, &mut rng(seed)).unwrap()
+}
+
+/// A tensor of the fixture as an f32 CPU tensor.
+fn fixture_tensor(st: &SafeTensors, name: &str) -> Tensor {
+    let view = st.tensor(name).unwrap_or_else(|e| panic!("fixture tensor {name}: {e}"));
+    assert_eq!(view.dtype(), Dtype::F32, "{name}");
+    let data: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Tensor::from_vec(data, view.shape(), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn matches_open_clip() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/open_clip/pos_embed_resize.safetensors");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    for (case, grid) in [("grid2_to_14", 14), ("grid14_to_4", 4)] {
+        let input = fixture_tensor(&st, &format!("{case}.input"));
+        let want = fixture_tensor(&st, &format!("{case}.output"));
+        // PyTorch computes the weights and sums in f32; reclip in f64, rounded once.
+        let tol = Tolerance::new(1e-5, 1e-5);
+        assert_close(case, &want, &resize_pos_embed(&input, grid).unwrap(), tol);
+        let wide = resize_pos_embed(&input.to_dtype(DType::F64).unwrap(), grid).unwrap();
+        assert_close(&format!("{case} in f64"), &want.to_dtype(DType::F64).unwrap(), &wide, tol);
+    }
 }
 
 #[test]
