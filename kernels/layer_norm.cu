@@ -14,8 +14,9 @@ constexpr int kBackwardWarps = 4;
 // One warp per row, kForwardWarps rows per 256-thread block; grid
 // ceil(rows / 8). Lanes stride through the row three times: the sum, then
 // the squared deviations (two passes, so the variance does not cancel),
-// then the output. Only the first pass reads DRAM: a warp re-reads the
-// 4*dim (or 2*dim) bytes of its row right away, from L1. With kResidual the
+// then the output. Only the first pass is meant to reach DRAM: a warp
+// re-reads the 4*dim (or 2*dim) bytes of its row right away, while they are
+// in L1 (not measured: no GPU figures yet). With kResidual the
 // first pass also forms r = x + h, rounds it to T and writes it, and the
 // statistics and output are those of the rounded r, as an add followed by a
 // LayerNorm would compute them: one read of r saved. No shared memory.
@@ -67,7 +68,7 @@ __device__ void forward(const T* x, const T* h, T* r, const T* gamma, const T* b
 // barrier. At the end the block adds its 4 warps' rows in order and writes
 // partial[block] = [dgamma | dbeta] (2*dim floats), which
 // layer_norm_bwd_params sums over blocks in order. Each row is read twice
-// (x, dy, gamma), the second time from L1. Registers: 48/40 (f32 and bf16).
+// (x, dy, gamma), the second time meant to hit L1. Registers: 48/40 (f32 and bf16).
 // Shared memory limits occupancy: ⌊228 KiB / (32·dim + 1 KiB)⌋ blocks per
 // SM, e.g. 8 (32 warps) at dim 768, 3 (12 warps) at dim 2048.
 template <typename T>

@@ -12,6 +12,17 @@ const OP: &str = "patch_embed";
 /// the summation order (and the result) is the same on every device.
 const BATCH_SUM_THREADS: usize = 1 << 18;
 
+/// (chunks, images per chunk) of the batch sum over `batch` images of
+/// `row_len` elements; no chunks for an empty batch.
+fn batch_split(batch: usize, row_len: usize) -> (usize, usize) {
+    if batch == 0 || row_len == 0 {
+        return (0, 0);
+    }
+    let wanted = BATCH_SUM_THREADS.div_ceil(row_len).clamp(1, 65535).min(batch);
+    let chunk = batch.div_ceil(wanted);
+    (batch.div_ceil(chunk), chunk)
+}
+
 fn ptr(t: &Tensor) -> Result<KernelArg> {
     Ok(KernelArg::Ptr(t.gpu_ptr()?))
 }
@@ -90,9 +101,7 @@ pub fn batch_sum(x: &Tensor, out_rows: usize, head: bool) -> Result<(Tensor, Opt
     let (batch, row_len, dim) = (x.dims()[0], x.dims()[1] * x.dims()[2], x.dims()[2]);
     let (dtype, device) = (x.dtype(), x.device());
     let dev = device_of(&x)?;
-    let splits = if row_len == 0 { 0 } else { BATCH_SUM_THREADS.div_ceil(row_len).clamp(1, 65535).min(batch) };
-    let chunk = if splits == 0 { 0 } else { batch.div_ceil(splits) };
-    let splits = if chunk == 0 { 0 } else { batch.div_ceil(chunk) };
+    let (splits, chunk) = batch_split(batch, row_len);
     let partial = Tensor::empty([splits.max(1), row_len], DType::F32, device)?;
     if splits > 0 {
         let args = [
@@ -203,4 +212,20 @@ pub fn token_table_backward(grad: &Tensor, ids: &[u32], vocab: usize) -> Result<
         device_of(&grad)?.launch(&Launch::linear(kernel, blocks_for(out.elem_count()), THREADS, &args))?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_split;
+
+    #[test]
+    fn batch_split_covers_the_batch_within_the_grid_limit() {
+        for (batch, row_len) in [(1, 1), (3, 504), (5, 1 << 17), (4096, 17 * 768), (32768, 77 * 512), (7, 1 << 20)] {
+            let (splits, chunk) = batch_split(batch, row_len);
+            assert!((1..=65535).contains(&splits), "{batch}x{row_len}: {splits}");
+            assert!(splits * chunk >= batch && (splits - 1) * chunk < batch, "{batch}x{row_len}: {splits} × {chunk}");
+        }
+        assert_eq!(batch_split(5, 1 << 17), (2, 3));
+        assert_eq!(batch_split(0, 10), (0, 0));
+    }
 }
