@@ -2,9 +2,13 @@
 //!
 //! This crate re-exports the workspace's crates under one name.
 
+pub use reclip_attention as attention;
 pub use reclip_autograd as autograd;
 pub use reclip_core as core;
 pub use reclip_cuda as cuda;
+pub use reclip_embed as embed;
+pub use reclip_mlp as mlp;
 pub use reclip_model as model;
+pub use reclip_norm as norm;
 pub use reclip_tokenizer as tokenizer;
 pub use reclip_train as train;
