@@ -1,6 +1,10 @@
 //! Command-line interface: argument parsing and one module per subcommand.
 
+mod compare;
+mod embed;
+mod eval;
 mod flops;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -13,12 +17,35 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a CLIP model with the RECLIP schedule (or the baseline); ends with the savings report.
+    Train(train::TrainArgs),
+    /// Zero-shot accuracy and retrieval recall of a checkpoint.
+    Eval(eval::EvalArgs),
     /// GFLOPs per sample of each tower at given image sizes and text lengths.
     Flops(flops::FlopsArgs),
+    /// Train the baseline and RECLIP for the same steps on the same data, and compare them.
+    Compare(train::TrainArgs),
+    /// Write image and text features of a checkpoint to a safetensors file.
+    Embed(embed::EmbedArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Flops(args) => flops::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Embed(args) => embed::run(args),
+    }
+}
+
+/// Parses the arguments a `reclip train` run was started with (saved in its
+/// run.json) back into its options.
+fn parse_train_args(argv: &[String]) -> anyhow::Result<train::TrainArgs> {
+    let cli = Cli::try_parse_from(std::iter::once("reclip".to_string()).chain(argv.iter().cloned()))
+        .map_err(|e| anyhow::anyhow!("the saved options do not parse: {}", e.to_string().lines().next().unwrap_or("")))?;
+    match cli.command {
+        Command::Train(args) => Ok(args),
+        _ => anyhow::bail!("the saved options are not those of `reclip train`"),
     }
 }

@@ -410,7 +410,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
         (Some(b), Some(r))
     };
     let data = loader.report();
-    let data_problems = data.summary_lines();
+    let data_problems = if data.is_clean() { Vec::new() } else { data.to_string().lines().map(String::from).collect() };
     let report = Report {
         model: opts.model_name.clone(),
         device: opts.device.name(),

@@ -1,0 +1,65 @@
+//! `reclip compare`: the baseline (every step at high resolution) and RECLIP
+//! trained for the same steps on the same data, side by side.
+
+use super::train::{TrainArgs, options};
+use reclip_train::phases::ScheduleKind;
+use reclip_train::report::Report;
+use reclip_train::trainer;
+use serde_json::json;
+
+fn accuracy(r: &Report) -> Option<f64> {
+    r.zero_shot.first().map(|z| z.top1)
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if args.resume.is_some() || args.stop_after.is_some() {
+        anyhow::bail!("--resume and --stop-after apply to `reclip train`, not to `reclip compare`");
+    }
+    let mut reports = Vec::new();
+    for schedule in [ScheduleKind::Baseline, ScheduleKind::Reclip] {
+        let name = if schedule == ScheduleKind::Baseline { "baseline" } else { "reclip" };
+        let out = args.out.join(name);
+        let mut opts = options(&args, schedule, &out, false)?;
+        // RECLIP's report would price the baseline with a probe; here it is measured.
+        opts.probe_steps = opts.probe_steps.min(2);
+        eprintln!("== training the {name} schedule into {}", out.display());
+        reports.push(trainer::train(&opts)?);
+    }
+    let (base, reclip) = (&reports[0], &reports[1]);
+    let flops_ratio = base.total.total_pflops / reclip.total.total_pflops.max(1e-30);
+    let wall_ratio = base.total.wall_seconds / reclip.total.wall_seconds.max(1e-9);
+    let (ab, ar) = (accuracy(base), accuracy(reclip));
+    let summary = json!({
+        "baseline": base,
+        "reclip": reclip,
+        "flops_ratio": flops_ratio,
+        "wall_time_ratio": wall_ratio,
+        "flops_saving": 1.0 - 1.0 / flops_ratio,
+        "wall_time_saving": 1.0 - 1.0 / wall_ratio,
+        "zero_shot_top1_difference": ab.zip(ar).map(|(b, r)| r - b),
+    });
+    std::fs::create_dir_all(&args.out)?;
+    reclip_model::checkpoint::write_atomic(&args.out.join("compare.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    println!("{:<28} {:>14} {:>14} {:>9}", "", "baseline", "reclip", "ratio");
+    println!("{:<28} {:>14.4} {:>14.4} {:>8.2}x", "training PFLOPs", base.total.total_pflops, reclip.total.total_pflops, flops_ratio);
+    println!("{:<28} {:>14.1} {:>14.1} {:>8.2}x", "wall seconds", base.total.wall_seconds, reclip.total.wall_seconds, wall_ratio);
+    for (zb, zr) in base.zero_shot.iter().zip(&reclip.zero_shot) {
+        println!("{:<28} {:>13.1}% {:>13.1}%", format!("zero-shot {} top-1", zb.name), 100.0 * zb.top1, 100.0 * zr.top1);
+    }
+    for (rb, rr) in base.retrieval.iter().zip(&reclip.retrieval) {
+        println!(
+            "{:<28} {:>13.1}% {:>13.1}%",
+            format!("retrieval {} i→t R@1", rb.name),
+            100.0 * rb.image_to_text[0],
+            100.0 * rr.image_to_text[0]
+        );
+    }
+    println!(
+        "RECLIP saves {:.0}% of the training FLOPs and {:.0}% of the wall time ({:.0}% of the FLOPs saving)",
+        100.0 * (1.0 - 1.0 / flops_ratio),
+        100.0 * (1.0 - 1.0 / wall_ratio),
+        100.0 * (1.0 - 1.0 / wall_ratio) / (1.0 - 1.0 / flops_ratio).max(1e-9)
+    );
+    println!("details: {}", args.out.join("compare.json").display());
+    Ok(())
+}

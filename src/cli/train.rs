@@ -1,0 +1,292 @@
+//! `reclip train` and the options it shares with `reclip compare`.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use reclip_core::{DType, Device};
+use reclip_cuda::{DeviceChoice, select_device};
+use reclip_data::{CsvOptions, Dataset, ImageFolder, Synthetic, SyntheticConfig, ZeroShotSet, parse_separator, read_templates};
+use reclip_model::ModelConfig;
+use reclip_train::phases::ScheduleKind;
+use reclip_train::trainer::{DataSource, Finetune, RunLength, TrainOptions};
+use reclip_train::{AdamWConfig, trainer};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Args, Clone, Debug)]
+pub struct TrainArgs {
+    /// Model: a preset (reclip-tiny, reclip-small, ViT-B-32, ViT-B-16, ViT-L-14, ...) or an open_clip JSON config.
+    #[arg(long, default_value = "reclip-tiny")]
+    pub model: String,
+    /// Training data: `builtin` (synthetic shapes), a CSV/TSV list, or WebDataset shards (`data/{00000..00127}.tar`).
+    #[arg(long, default_value = "builtin")]
+    pub data: String,
+    #[command(flatten)]
+    pub csv: CsvArgs,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Training steps (default: 1000, unless --epochs is given).
+    #[arg(long, conflicts_with = "epochs")]
+    pub steps: Option<u64>,
+    /// Passes over the training data, instead of --steps.
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Peak learning rate (after warmup; cosine decay to zero over the run).
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f32,
+    /// AdamW weight decay (not applied to gains, biases, embeddings, logit scale).
+    #[arg(long, default_value_t = 0.1)]
+    pub wd: f32,
+    /// Linear warmup steps.
+    #[arg(long, default_value_t = 50)]
+    pub warmup: u64,
+    /// Clip the global gradient norm to this (0 disables clipping).
+    #[arg(long, default_value_t = 1.0)]
+    pub grad_clip: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, cuda or auto (the GPU if there is one).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// f32 or bf16 (default: bf16 on a GPU, f32 on the CPU).
+    #[arg(long)]
+    pub precision: Option<String>,
+    /// Where checkpoints, metrics.jsonl, report.json and curves.png go.
+    #[arg(long, default_value = "runs/train")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub eval: EvalSetArgs,
+    /// reclip (low resolution, then a high-resolution finetune) or baseline (every step at high resolution).
+    #[arg(long, default_value = "reclip")]
+    pub schedule: String,
+    /// Image size of RECLIP's main phase (default: half the high resolution, rounded to the patch).
+    #[arg(long)]
+    pub low_res: Option<usize>,
+    /// Image size of the finetune (and of the baseline); default: the model's image size.
+    #[arg(long)]
+    pub high_res: Option<usize>,
+    /// Text length of the main phase (default: the full text length).
+    #[arg(long)]
+    pub low_text_len: Option<usize>,
+    /// Text length of the finetune and the baseline (default: the model's context length).
+    #[arg(long)]
+    pub text_len: Option<usize>,
+    /// Fraction of the steps spent in the high-resolution finetune.
+    #[arg(long, default_value_t = 0.1, conflicts_with = "finetune_steps")]
+    pub finetune_fraction: f64,
+    /// Steps of the high-resolution finetune, instead of --finetune-fraction.
+    #[arg(long)]
+    pub finetune_steps: Option<u64>,
+    /// Write metrics every this many steps.
+    #[arg(long, default_value_t = 10)]
+    pub log_every: u64,
+    /// Evaluate zero-shot every this many steps (0: only at the end).
+    #[arg(long, default_value_t = 100)]
+    pub eval_every: u64,
+    /// Save a checkpoint every this many steps (0: only at the end).
+    #[arg(long, default_value_t = 200)]
+    pub checkpoint_every: u64,
+    /// Continue the run saved in this folder, exactly where it stopped (its options are reused).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Stop after this many steps of this invocation; continue later with --resume.
+    #[arg(long)]
+    pub stop_after: Option<u64>,
+    /// Data loading threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Timed steps of the high-resolution probe that prices the baseline.
+    #[arg(long, default_value_t = 10)]
+    pub probe_steps: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// How CSV/TSV lists are read (open_clip's option names and defaults).
+#[derive(Args, Clone, Debug)]
+pub struct CsvArgs {
+    /// CSV/TSV column holding the image path.
+    #[arg(long, default_value = "filepath")]
+    pub csv_img_key: String,
+    /// CSV/TSV column holding the caption.
+    #[arg(long, default_value = "title")]
+    pub csv_caption_key: String,
+    /// CSV/TSV separator: one character, or `\t`.
+    #[arg(long, default_value = "\\t")]
+    pub csv_separator: String,
+}
+
+/// The evaluation sets.
+#[derive(Args, Clone, Debug)]
+pub struct EvalSetArgs {
+    /// Zero-shot evaluation set: an ImageFolder (a folder per class). Default with built-in data: the built-in sets.
+    #[arg(long)]
+    pub eval_zero_shot: Option<PathBuf>,
+    /// Class names for --eval-zero-shot, one per line in the folders' sorted order.
+    #[arg(long)]
+    pub classnames: Option<PathBuf>,
+    /// Prompt templates for zero-shot, one per line with {} for the class name (default: "a photo of a {}.").
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    /// Retrieval evaluation set: a CSV/TSV list or tar shards.
+    #[arg(long)]
+    pub eval_retrieval: Option<String>,
+}
+
+fn builtin_config(seed: u64) -> SyntheticConfig {
+    SyntheticConfig { seed, ..SyntheticConfig::default() }
+}
+
+/// The data source an option names: `builtin`, tar shards, or a CSV/TSV list.
+pub fn data_source(data: &str, csv: &CsvArgs, seed: u64) -> anyhow::Result<DataSource> {
+    if data == "builtin" {
+        return Ok(DataSource::Builtin(builtin_config(seed)));
+    }
+    if data.ends_with(".tar") || data.contains(".tar::") || data.ends_with('}') {
+        return Ok(DataSource::Shards(data.to_string()));
+    }
+    let separator = parse_separator(&csv.csv_separator).context("--csv-separator")?;
+    let options = CsvOptions { separator, image_key: csv.csv_img_key.clone(), caption_key: csv.csv_caption_key.clone() };
+    Ok(DataSource::Csv { path: PathBuf::from(data), options })
+}
+
+/// Zero-shot and retrieval sets: the options', or the built-in ones when
+/// `builtin` (training on built-in data, or evaluating without sets).
+pub fn eval_sets(
+    sets: &EvalSetArgs,
+    csv: &CsvArgs,
+    builtin: bool,
+    seed: u64,
+) -> anyhow::Result<(Vec<ZeroShotSet>, Vec<(String, Arc<dyn Dataset>)>)> {
+    let mut zero_shot = Vec::new();
+    let mut retrieval: Vec<(String, Arc<dyn Dataset>)> = Vec::new();
+    let synthetic = Synthetic::new(builtin_config(seed));
+    match &sets.eval_zero_shot {
+        Some(dir) => {
+            let templates = match &sets.templates {
+                Some(path) => read_templates(path).context("--templates")?,
+                None => reclip_data::DEFAULT_TEMPLATES.iter().map(|s| s.to_string()).collect(),
+            };
+            let folder = ImageFolder::open(dir, sets.classnames.as_deref()).context("--eval-zero-shot")?;
+            zero_shot.push(folder.into_zero_shot(templates));
+        }
+        None if builtin => {
+            zero_shot.push(synthetic.colour_shape_classes(10));
+            zero_shot.push(synthetic.shape_classes(40));
+        }
+        None => {}
+    }
+    match &sets.eval_retrieval {
+        Some(spec) => {
+            let source = data_source(spec, csv, seed)?;
+            retrieval.push((spec.clone(), source.open().context("--eval-retrieval")?));
+        }
+        None if builtin => retrieval.push(("builtin".into(), synthetic.retrieval(500))),
+        None => {}
+    }
+    Ok((zero_shot, retrieval))
+}
+
+/// `--precision`, defaulting to bf16 on a GPU and f32 on the CPU.
+pub fn precision(arg: &Option<String>, device: &Device) -> anyhow::Result<DType> {
+    match arg.as_deref() {
+        None => Ok(if device.is_cpu() { DType::F32 } else { DType::BF16 }),
+        Some("f32") => Ok(DType::F32),
+        Some("bf16") => Ok(DType::BF16),
+        Some(other) => bail!("--precision {other}: expected f32 or bf16"),
+    }
+}
+
+/// Resolves the options into a run.
+pub fn options(args: &TrainArgs, schedule: ScheduleKind, out: &Path, resume: bool) -> anyhow::Result<TrainOptions> {
+    let model = ModelConfig::load(&args.model).with_context(|| format!("--model {}", args.model))?;
+    let choice: DeviceChoice = args.device.parse().map_err(anyhow::Error::msg).context("--device")?;
+    let device = select_device(choice).context("--device")?;
+    let precision = precision(&args.precision, &device)?;
+    let patch = model.vision_cfg.patch_size;
+    let high_res = args.high_res.unwrap_or(model.vision_cfg.image_size);
+    let low_res = args.low_res.unwrap_or_else(|| ((high_res / 2) / patch).max(1) * patch);
+    let text_len = args.text_len.unwrap_or(model.text_cfg.context_length);
+    let (zero_shot, retrieval) = eval_sets(&args.eval, &args.csv, args.data == "builtin", args.seed)?;
+    let length = match (args.steps, args.epochs) {
+        (_, Some(e)) => RunLength::Epochs(e),
+        (Some(s), None) => RunLength::Steps(s),
+        (None, None) => RunLength::Steps(1000),
+    };
+    Ok(TrainOptions {
+        model_name: args.model.clone(),
+        model,
+        data: data_source(&args.data, &args.csv, args.seed)?,
+        batch_size: args.batch_size,
+        length,
+        lr: args.lr,
+        warmup: args.warmup,
+        adam: AdamWConfig {
+            weight_decay: args.wd,
+            max_grad_norm: (args.grad_clip > 0.0).then_some(args.grad_clip),
+            ..AdamWConfig::default()
+        },
+        seed: args.seed,
+        device,
+        precision,
+        out: out.to_path_buf(),
+        zero_shot,
+        retrieval,
+        schedule,
+        low_res,
+        high_res,
+        low_text_len: args.low_text_len.unwrap_or(text_len),
+        high_text_len: text_len,
+        finetune: match args.finetune_steps {
+            Some(s) => Finetune::Steps(s),
+            None => Finetune::Fraction(args.finetune_fraction),
+        },
+        log_every: args.log_every.max(1),
+        eval_every: (args.eval_every > 0).then_some(args.eval_every),
+        checkpoint_every: (args.checkpoint_every > 0).then_some(args.checkpoint_every),
+        resume,
+        workers: args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        eval_batch_size: args.batch_size.max(64),
+        probe_steps: args.probe_steps,
+        progress: !args.quiet,
+        stop_after: args.stop_after,
+    })
+}
+
+/// The options of the run in `dir`, saved by its first invocation.
+fn saved_args(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let path = dir.join("run.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("--resume {}: {}", dir.display(), path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| path.display().to_string())?;
+    v["args"]
+        .as_array()
+        .and_then(|a| a.iter().map(|s| s.as_str().map(String::from)).collect())
+        .ok_or_else(|| anyhow::anyhow!("{}: no \"args\" list", path.display()))
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let (args, out, resume) = match &args.resume {
+        Some(dir) => {
+            let mut saved: TrainArgs = super::parse_train_args(&saved_args(dir)?)?;
+            // What may differ between invocations: where to stop, and how it looks.
+            saved.stop_after = args.stop_after;
+            saved.quiet = args.quiet;
+            saved.workers = args.workers.or(saved.workers);
+            (saved, dir.clone(), true)
+        }
+        None => {
+            let out = args.out.clone();
+            std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
+            let argv: Vec<String> = std::env::args().skip(1).collect();
+            let run = serde_json::json!({ "args": argv });
+            reclip_model::checkpoint::write_atomic(&out.join("run.json"), serde_json::to_string_pretty(&run)?.as_bytes())?;
+            (args, out, false)
+        }
+    };
+    let schedule: ScheduleKind = args.schedule.parse().map_err(anyhow::Error::msg).context("--schedule")?;
+    let opts = options(&args, schedule, &out, resume)?;
+    let report = trainer::train(&opts)?;
+    print!("{}", report.table());
+    println!("report: {}, metrics: {}, plot: {}, checkpoint: {}", out.join("report.json").display(), out.join("metrics.jsonl").display(), out.join("curves.png").display(), out.join("checkpoint.safetensors").display());
+    Ok(())
+}
