@@ -4,3 +4,4 @@
 
 pub use reclip_autograd as autograd;
 pub use reclip_core as core;
+pub use reclip_data as data;
