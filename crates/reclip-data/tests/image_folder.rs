@@ -41,6 +41,23 @@ fn classes_come_from_sorted_folders_and_bad_files_are_counted() {
     assert!(report.examples()[0].location.ends_with("4.jpg"), "{report}");
 }
 
+#[cfg(unix)]
+#[test]
+fn a_dangling_link_is_counted_as_a_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    std::os::unix::fs::symlink(dir.path().join("nowhere.jpg"), dir.path().join("elephant/6.jpg")).unwrap();
+    let folder = ImageFolder::open(dir.path(), None).unwrap();
+    assert_eq!(folder.len(), 6);
+    let config = LoaderConfig { workers: 0, ..LoaderConfig::eval(8) };
+    let mut loader = Loader::new(Arc::new(folder), Arc::new(WordEncoder), config).unwrap();
+    let batch = loader.next_batch(BatchSpec { image_size: 4, context_length: 8 }).unwrap();
+    assert_eq!(batch.indices, vec![0, 1, 3, 4]);
+    let report = loader.report();
+    assert_eq!((report.count(ProblemKind::MissingFile), report.count(ProblemKind::BadImage)), (1, 1), "{report}");
+    assert!(report.to_string().contains("elephant/6.jpg"), "{report}");
+}
+
 #[test]
 fn a_classnames_file_names_the_folders_in_order() {
     let dir = tempfile::tempdir().unwrap();

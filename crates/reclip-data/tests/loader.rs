@@ -177,10 +177,14 @@ fn bad_samples_are_replaced_in_training_and_reported_once() {
 
 #[test]
 fn evaluation_leaves_bad_samples_out() {
-    let mut l = loader(Numbered::new(6, &[1, 4]), LoaderConfig { workers: 2, ..LoaderConfig::eval(4) });
-    assert_eq!(l.next_batch(spec(2)).unwrap().indices, vec![0, 2, 3]);
-    assert_eq!(l.next_batch(spec(2)).unwrap().indices, vec![5]);
-    assert_eq!(l.report().count(ProblemKind::BadImage), 2);
+    let mut l = loader(Numbered::new(10, &[1, 4, 6, 7, 8]), LoaderConfig { workers: 2, ..LoaderConfig::eval(3) });
+    let batches: Vec<Vec<usize>> = (0..4).map(|_| l.next_batch(spec(2)).unwrap().indices).collect();
+    assert_eq!(batches, vec![vec![0, 2], vec![3, 5], vec![], vec![9]]);
+    assert_eq!(l.report().count(ProblemKind::BadImage), 5);
+
+    let mut all_bad = loader(Numbered::new(4, &[0, 1, 2, 3]), LoaderConfig { workers: 0, ..LoaderConfig::eval(2) });
+    assert!(all_bad.next_batch(spec(2)).unwrap().is_empty(), "half the samples may still be good");
+    assert!(matches!(all_bad.next_batch(spec(2)), Err(Error::NoUsableSample { .. })));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 use reclip_core::{Device, Tensor};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How many substitutes are tried for a place whose sample is bad.
@@ -27,6 +27,7 @@ pub(crate) struct Maker {
     encoder: Arc<dyn CaptionEncoder>,
     config: LoaderConfig,
     known_bad: Vec<AtomicBool>,
+    bad_count: AtomicUsize,
     problems: Mutex<DataReport>,
     order: Mutex<Option<(usize, Arc<Vec<u32>>)>>,
     pool: Option<rayon::ThreadPool>,
@@ -50,6 +51,7 @@ impl Maker {
         };
         Ok(Maker {
             known_bad: (0..dataset.len()).map(|_| AtomicBool::new(false)).collect(),
+            bad_count: AtomicUsize::new(0),
             problems: Mutex::new(DataReport::new(dataset.source())),
             order: Mutex::new(None),
             dataset,
@@ -119,7 +121,10 @@ impl Maker {
                 images.chunks(plane).zip(&filled).filter(|(_, f)| f.is_some()).flat_map(|(c, _)| c).copied().collect();
         }
         let (indices, tokens): (Vec<usize>, Vec<Vec<u32>>) = filled.into_iter().flatten().unzip();
-        if indices.is_empty() {
+        // Without replacement a batch of bad samples is just empty; with it,
+        // nine tries per place all failing means the data is unusable.
+        let all_bad = self.bad_count.load(Ordering::Relaxed) == self.dataset.len();
+        if indices.is_empty() && (self.config.replace_bad || all_bad) {
             return Err(Error::NoUsableSample {
                 dataset: self.dataset.source().to_string(),
                 report: Box::new(self.report()),
@@ -135,8 +140,9 @@ impl Maker {
     }
 
     /// The sample for one place of a batch: its own, or (when replacing bad
-    /// samples) the first good one of its substitutes. Which candidates are tried does not depend on which
-    /// samples are already known to be bad, only on the place.
+    /// samples) the first good one of its substitutes. Which candidates are
+    /// tried depends only on the place, not on which samples are already
+    /// known to be bad.
     fn load_place(&self, pos: Position, place: usize, first: usize, size: usize) -> Option<(usize, Sample)> {
         let coords = [self.config.seed, pos.epoch as u64, pos.batch as u64, place as u64];
         let mut substitutes = reclip_core::rng(mix(&[SUBSTITUTE_STREAM, coords[0], coords[1], coords[2], coords[3]]));
@@ -156,6 +162,7 @@ impl Maker {
                 Ok(sample) => return Some((index, sample)),
                 Err(problem) => {
                     if !self.known_bad[index].swap(true, Ordering::Relaxed) {
+                        self.bad_count.fetch_add(1, Ordering::Relaxed);
                         self.problems.lock().expect("problem log poisoned").record(problem);
                     }
                 }

@@ -13,8 +13,10 @@
 //! Bad samples: a sample that fails to load is reported once and remembered.
 //! In training (`replace_bad`) its place is filled by a substitute drawn from
 //! `(seed, e, k, place)` — up to [`MAX_SUBSTITUTES`] tries — so batches keep
-//! their size; in evaluation it is left out, so no sample is counted twice. A
-//! batch with no sample at all is an error naming the dataset.
+//! their size; in evaluation it is left out, so no sample is counted twice
+//! and a batch may be smaller than `B`, even empty. A training batch with no
+//! sample, or any batch once every sample has failed, is an error naming the
+//! dataset.
 //!
 //! Size: each request names the image size and context length. Batches made
 //! ahead at another size are discarded and made again, so the trainer can
@@ -109,7 +111,8 @@ pub struct Batch {
     pub images: Tensor,
     /// u32 `[B, context_length]`, on the CPU.
     pub tokens: Tensor,
-    /// The dataset index of each row.
+    /// The dataset index of each row. Fewer than the batch size at the end of
+    /// an evaluation epoch or where evaluation left bad samples out.
     pub indices: Vec<usize>,
     pub position: Position,
 }
@@ -156,7 +159,7 @@ impl Loader {
         let workers = config.workers;
         let prefetch = config.prefetch;
         let maker = Arc::new(Maker::new(dataset, encoder, config)?);
-        let prefetcher = (workers > 0).then(|| Prefetcher::start(maker.clone(), prefetch));
+        let prefetcher = if workers > 0 { Some(Prefetcher::start(maker.clone(), prefetch)?) } else { None };
         Ok(Loader { maker, position: Position::default(), prefetcher })
     }
 

@@ -28,8 +28,14 @@ struct Shared {
 }
 
 impl Shared {
+    // The state stays consistent under a panic (no update spans a call that
+    // can panic), so a poisoned lock is still usable.
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("prefetch state poisoned")
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.changed.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -40,7 +46,7 @@ pub(crate) struct Prefetcher {
 }
 
 impl Prefetcher {
-    pub(crate) fn start(maker: Arc<Maker>, depth: usize) -> Self {
+    pub(crate) fn start(maker: Arc<Maker>, depth: usize) -> Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 generation: 0,
@@ -58,8 +64,8 @@ impl Prefetcher {
         let thread = std::thread::Builder::new()
             .name("reclip-data-prefetch".into())
             .spawn(move || run(&worker, &maker, depth))
-            .expect("cannot start the data prefetch thread");
-        Prefetcher { shared, batches_per_epoch, thread: Some(thread) }
+            .map_err(|e| Error::LoaderStopped(format!("it could not start: {e}")))?;
+        Ok(Prefetcher { shared, batches_per_epoch, thread: Some(thread) })
     }
 
     pub(crate) fn take(&self, position: Position, spec: BatchSpec) -> Result<Batch> {
@@ -76,7 +82,7 @@ impl Prefetcher {
             if !st.running {
                 return Err(Error::LoaderStopped("it panicked; see the message above".into()));
             }
-            st = self.shared.changed.wait(st).expect("prefetch state poisoned");
+            st = self.shared.wait(st);
         }
         let batch = st.ready.pop_front().expect("waited for a ready batch");
         st.head = st.head.next(self.batches_per_epoch);
@@ -101,7 +107,7 @@ struct RunningFlag<'a>(&'a Shared);
 
 impl Drop for RunningFlag<'_> {
     fn drop(&mut self) {
-        self.0.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).running = false;
+        self.0.lock().running = false;
         self.0.changed.notify_all();
     }
 }
@@ -122,7 +128,7 @@ fn run(shared: &Shared, maker: &Maker, depth: usize) {
                     st.next = position.next(maker.batches_per_epoch());
                     break (st.generation, spec, position);
                 }
-                st = shared.changed.wait(st).expect("prefetch state poisoned");
+                st = shared.wait(st);
             }
         };
         let batch = maker.make(position, spec);
