@@ -12,3 +12,4 @@ pub use reclip_model as model;
 pub use reclip_norm as norm;
 pub use reclip_tokenizer as tokenizer;
 pub use reclip_train as train;
+pub use reclip_data as data;
