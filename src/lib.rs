@@ -5,4 +5,5 @@
 pub use reclip_autograd as autograd;
 pub use reclip_core as core;
 pub use reclip_cuda as cuda;
+pub use reclip_loss as loss;
 pub use reclip_model as model;
