@@ -2,8 +2,11 @@
 //!
 //! This crate re-exports the workspace's crates under one name.
 
+pub use reclip_attention as attention;
 pub use reclip_autograd as autograd;
 pub use reclip_core as core;
 pub use reclip_cuda as cuda;
 pub use reclip_loss as loss;
 pub use reclip_model as model;
+pub use reclip_tokenizer as tokenizer;
+pub use reclip_train as train;

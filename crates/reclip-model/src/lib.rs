@@ -2,8 +2,11 @@
 //! built-in presets, and analytic FLOPs counts of the two towers at any image
 //! size and text length (the numbers RECLIP's compute savings are stated in).
 
+pub mod checkpoint;
 pub mod config;
 pub mod flops;
+pub mod weights;
 
 pub use config::{ConfigError, ModelConfig, TextConfig, VisionConfig};
 pub use flops::{ElementwiseFlops, FlopsReport, MatmulFlops, TowerFlops};
+pub use weights::ClipWeights;

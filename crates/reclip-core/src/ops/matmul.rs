@@ -134,6 +134,11 @@ impl Tensor {
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
         check_same("matmul", &[self, rhs])?;
         let ms = MatmulShape::new(self.shape(), rhs.shape())?;
+        if rhs.rank() == 2 && self.rank() > 2 && self.is_contiguous() {
+            // A batch of rows times one matrix is one larger product.
+            let rows = self.elem_count() / ms.k.max(1);
+            return self.reshape([rows, ms.k])?.matmul(rhs)?.reshape(ms.out_dims());
+        }
         match self.device() {
             Device::Cpu => with_real!(self.dtype(), "matmul", T => {
                 let out = matmul_cpu::<T>(self, rhs, &ms)?;

@@ -1,0 +1,111 @@
+//! Launches of the attention kernels (kernels/attention.cu) on any GPU device:
+//! the CUDA runtime or the emulator.
+
+use crate::AttentionShape;
+use crate::tiles::Tiles;
+use reclip_core::gpu::{device_of, int_arg};
+use reclip_core::{DType, Error, KernelArg, Launch, Result, Tensor, kernel_name};
+
+const OP: &str = "attention";
+
+/// The kernels read rows in 4-element vectors: a tensor goes in contiguous,
+/// its first element 16-byte aligned (a copy fixes an odd view offset).
+fn aligned(t: &Tensor) -> Result<Tensor> {
+    let t = t.contiguous()?;
+    if t.gpu_ptr()? % 16 == 0 { Ok(t) } else { t.copy() }
+}
+
+enum Kernel {
+    Forward,
+    Dq,
+    Dkv,
+}
+
+fn kernel(which: Kernel, head_width: usize, dtype: DType) -> Result<&'static str> {
+    match (which, head_width) {
+        (Kernel::Forward, 32) => kernel_name!("attention_fwd_hw32", dtype, OP),
+        (Kernel::Forward, 64) => kernel_name!("attention_fwd_hw64", dtype, OP),
+        (Kernel::Forward, 128) => kernel_name!("attention_fwd_hw128", dtype, OP),
+        (Kernel::Dq, 32) => kernel_name!("attention_bwd_dq_hw32", dtype, OP),
+        (Kernel::Dq, 64) => kernel_name!("attention_bwd_dq_hw64", dtype, OP),
+        (Kernel::Dq, 128) => kernel_name!("attention_bwd_dq_hw128", dtype, OP),
+        (Kernel::Dkv, 32) => kernel_name!("attention_bwd_dkv_hw32", dtype, OP),
+        (Kernel::Dkv, 64) => kernel_name!("attention_bwd_dkv_hw64", dtype, OP),
+        (Kernel::Dkv, 128) => kernel_name!("attention_bwd_dkv_hw128", dtype, OP),
+        (_, hw) => Err(Error::invalid(OP, format!("head width {hw} has no GPU kernel (compiled for 32, 64 and 128)"))),
+    }
+}
+
+/// Launches `name` with the tensor pointers `ptrs`, then the problem's shape.
+fn launch(
+    t: &Tensor,
+    name: &'static str,
+    ptrs: &[u64],
+    shape: &AttentionShape,
+    causal: bool,
+    tiles: &Tiles,
+    shared: usize,
+) -> Result<()> {
+    let mut args: Vec<KernelArg> = ptrs.iter().map(|&p| KernelArg::Ptr(p)).collect();
+    for (what, v) in [
+        ("batch·heads", shape.pairs()),
+        ("sequence length", shape.len),
+        ("heads", shape.heads),
+        ("causal", causal as usize),
+        ("pairs per block", tiles.group_pairs),
+        ("rows per block", tiles.row_tile),
+        ("tile", tiles.tile),
+        ("shared memory", shared),
+    ] {
+        args.push(KernelArg::I32(int_arg(OP, what, v)?));
+    }
+    let launch = Launch {
+        kernel: name,
+        grid: tiles.grid,
+        block: [tiles.threads as u32, 1, 1],
+        shared_bytes: shared as u32,
+        args: &args,
+    };
+    device_of(t)?.launch(&launch)
+}
+
+/// Output `[batch, len, width]` and f32 logsumexp `[batch, heads, len]`.
+pub fn forward(qkv: &Tensor, shape: &AttentionShape, causal: bool) -> Result<(Tensor, Tensor)> {
+    let name = kernel(Kernel::Forward, shape.head_width, qkv.dtype())?;
+    let out = Tensor::empty(shape.out_dims(), qkv.dtype(), qkv.device())?;
+    let lse = Tensor::empty(shape.lse_dims(), DType::F32, qkv.device())?;
+    if shape.pairs() * shape.len == 0 {
+        return Ok((out, lse));
+    }
+    let qkv = aligned(qkv)?;
+    let tiles = Tiles::new(shape.len, shape.head_width, shape.pairs())?;
+    let ptrs = [qkv.gpu_ptr()?, out.gpu_ptr()?, lse.gpu_ptr()?];
+    launch(&qkv, name, &ptrs, shape, causal, &tiles, tiles.forward_shared_bytes())?;
+    Ok((out, lse))
+}
+
+/// d(qkv) `[batch, len, 3·width]`: one kernel for dQ (which also leaves
+/// rowsum(dO ∘ O) in a scratch buffer), then one for dK and dV.
+pub fn backward(
+    qkv: &Tensor,
+    out: &Tensor,
+    lse: &Tensor,
+    d_out: &Tensor,
+    shape: &AttentionShape,
+    causal: bool,
+) -> Result<Tensor> {
+    let dq_name = kernel(Kernel::Dq, shape.head_width, qkv.dtype())?;
+    let dkv_name = kernel(Kernel::Dkv, shape.head_width, qkv.dtype())?;
+    let d_qkv = Tensor::empty(qkv.shape().clone(), qkv.dtype(), qkv.device())?;
+    if shape.pairs() * shape.len == 0 {
+        return Ok(d_qkv);
+    }
+    let (qkv, out, lse, d_out) = (aligned(qkv)?, aligned(out)?, lse.contiguous()?, aligned(d_out)?);
+    let delta = Tensor::empty([shape.pairs(), shape.len], DType::F32, qkv.device())?;
+    let tiles = Tiles::new(shape.len, shape.head_width, shape.pairs())?;
+    let (q, o, g, s, d, dq) =
+        (qkv.gpu_ptr()?, out.gpu_ptr()?, d_out.gpu_ptr()?, lse.gpu_ptr()?, delta.gpu_ptr()?, d_qkv.gpu_ptr()?);
+    launch(&qkv, dq_name, &[q, o, g, s, d, dq], shape, causal, &tiles, tiles.dq_shared_bytes())?;
+    launch(&qkv, dkv_name, &[q, g, s, d, dq], shape, causal, &tiles, tiles.dkv_shared_bytes())?;
+    Ok(d_qkv)
+}

@@ -1,0 +1,99 @@
+//! AdamW on the CPU against the update written out in f64 from PyTorch's
+//! definition, with weight decay, clipping, and a parameter without gradient.
+
+use reclip_autograd::Param;
+use reclip_core::{DType, Device, Tensor};
+use reclip_testkit::randn;
+use reclip_train::optim::decays;
+use reclip_train::{AdamW, AdamWConfig};
+
+/// One parameter's state, updated in f64 exactly as torch.optim.AdamW does.
+struct Reference {
+    p: Vec<f64>,
+    m: Vec<f64>,
+    v: Vec<f64>,
+    wd: f64,
+}
+
+impl Reference {
+    fn new(p: &Param, wd: f64) -> Self {
+        let p = p.value().to_vec_f64().unwrap();
+        let n = p.len();
+        Reference { p, m: vec![0.0; n], v: vec![0.0; n], wd }
+    }
+
+    fn step(&mut self, g: &[f64], t: i32, lr: f64, c: &AdamWConfig) {
+        let (b1, b2, eps) = (c.beta1 as f64, c.beta2 as f64, c.eps as f64);
+        for (((p, m), v), &g) in self.p.iter_mut().zip(&mut self.m).zip(&mut self.v).zip(g) {
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            *p *= 1.0 - lr * self.wd;
+            let denom = v.sqrt() / (1.0 - b2.powi(t)).sqrt() + eps;
+            *p -= lr / (1.0 - b1.powi(t)) * *m / denom;
+        }
+    }
+}
+
+#[test]
+fn matches_the_pytorch_update_with_decay_and_clipping() {
+    let cfg = AdamWConfig { max_grad_norm: Some(0.5), ..AdamWConfig::default() };
+    let w = Param::new("visual.proj", randn(&[7, 5], DType::F32, 1));
+    let b = Param::new("visual.ln_post.bias", randn(&[5], DType::F32, 2));
+    let unused = Param::new("logit_scale", Tensor::full(2.0, [], DType::F32, &Device::Cpu).unwrap());
+    let mut opt = AdamW::new(&[w.clone(), b.clone(), unused.clone()], cfg).unwrap();
+    let (mut rw, mut rb) = (Reference::new(&w, 0.2), Reference::new(&b, 0.0));
+    for t in 1..=5 {
+        let gw = randn(&[7, 5], DType::F32, 10 + t as u64);
+        let gb = randn(&[5], DType::F32, 20 + t as u64);
+        w.set_grad(Some(gw.clone()));
+        b.set_grad(Some(gb.clone()));
+        let lr = 0.01 * t as f32;
+        let report = opt.step(lr).unwrap();
+        let (gw, gb) = (gw.to_vec_f64().unwrap(), gb.to_vec_f64().unwrap());
+        let norm = gw.iter().chain(&gb).map(|x| x * x).sum::<f64>().sqrt();
+        assert!((report.grad_norm().unwrap().unwrap() as f64 - norm).abs() < 1e-4 * norm);
+        let scale = (0.5 / (norm + 1e-6)).min(1.0);
+        let gw: Vec<f64> = gw.iter().map(|x| x * scale).collect();
+        let gb: Vec<f64> = gb.iter().map(|x| x * scale).collect();
+        rw.step(&gw, t, lr as f64, &cfg);
+        rb.step(&gb, t, lr as f64, &cfg);
+        for (got, want) in [(w.value(), &rw.p), (b.value(), &rb.p)] {
+            for (g, e) in got.to_vec_f64().unwrap().iter().zip(want.iter()) {
+                assert!((g - e).abs() < 1e-5 * e.abs().max(1.0), "step {t}: {g} vs {e}");
+            }
+        }
+        assert!(w.grad().is_none(), "gradients are consumed");
+    }
+    assert_eq!(unused.value().to_scalar().unwrap(), 2.0, "a parameter without gradient is not touched");
+    assert_eq!(opt.steps(), 5);
+}
+
+#[test]
+fn weight_decay_follows_open_clip() {
+    assert!(decays("visual.transformer.resblocks.0.attn.in_proj_weight", 2));
+    assert!(decays("visual.conv1.weight", 4));
+    assert!(decays("text_projection", 2));
+    assert!(!decays("visual.transformer.resblocks.0.attn.in_proj_bias", 1));
+    assert!(!decays("visual.ln_pre.weight", 1));
+    assert!(!decays("token_embedding.weight", 2));
+    assert!(!decays("visual.positional_embedding", 2));
+    assert!(!decays("positional_embedding", 2));
+    assert!(!decays("logit_scale", 0));
+}
+
+#[test]
+fn optimizer_state_round_trips() {
+    let w = Param::new("w", randn(&[3, 4], DType::F32, 3));
+    let mut a = AdamW::new(std::slice::from_ref(&w), AdamWConfig::default()).unwrap();
+    w.set_grad(Some(randn(&[3, 4], DType::F32, 4)));
+    a.step(0.1).unwrap();
+    let saved: Vec<(String, Tensor, Tensor)> =
+        a.moments().map(|(n, m, v)| (n.to_string(), m.clone(), v.clone())).collect();
+    let mut b = AdamW::new(std::slice::from_ref(&w), AdamWConfig::default()).unwrap();
+    b.restore(a.steps(), |name| saved.iter().find(|(n, _, _)| n == name).map(|(_, m, v)| (m.clone(), v.clone())))
+        .unwrap();
+    assert_eq!(b.steps(), 1);
+    let bm: Vec<Tensor> = b.moments().map(|(_, m, _)| m.clone()).collect();
+    assert_eq!(bm[0].to_vec_f32().unwrap(), saved[0].1.to_vec_f32().unwrap());
+    assert!(b.restore(1, |_| None).is_err(), "missing state is an error");
+}
