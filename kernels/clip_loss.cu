@@ -1,7 +1,7 @@
 // CLIP's symmetric contrastive loss without a B×B buffer of logits.
 //
 // For embeddings A (m rows) and C (n rows), both normalised to unit length
-// and held in f32, and s = min(exp(t), 100), the logits are z = s·A·Cᵀ. The
+// and held in f32, and s = exp(min(t, ln 100)), the logits are z = s·A·Cᵀ. The
 // host (crates/reclip-loss/src/gpu.rs) chains these kernels:
 //   clip_normalize_*     x / max(‖x‖, 1e-12) in f32, and ‖x‖
 //   clip_lse_rows_f32    logsumexp of each row of z, and the row's label logit
@@ -22,10 +22,12 @@
 namespace clip_loss {
 
 constexpr float kNormEps = 1e-12f;  // F.normalize's default
-constexpr float kMaxScale = 100.0f;
+// ln 100 rounded to f32, where open_clip's clamp leaves its f32 parameter
+// (reclip_loss::MAX_LOG_SCALE).
+constexpr float kMaxLogScale = 4.6051702f;
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float logit_scale(const float* log_scale) { return fminf(expf(log_scale[0]), kMaxScale); }
+__device__ __forceinline__ float logit_scale(const float* log_scale) { return expf(fminf(log_scale[0], kMaxLogScale)); }
 
 // Folds the running (max, sum of exp(z - max)) pair (om, ol) into (m, l).
 __device__ __forceinline__ void merge_stat(float& m, float& l, float om, float ol) {
@@ -342,8 +344,8 @@ __device__ void dt_value(const float* rows_a, int m_a, const float* rows_b, int 
   for (int i = threadIdx.x; i < m_a; i += kThreads) acc += rows_a[i];
   for (int i = threadIdx.x; i < m_b; i += kThreads) acc += rows_b[i];
   const float total = block_sum(acc, warp_sums);
-  // Where the clamp s = min(exp(t), 100) is active, s does not depend on t.
-  if (threadIdx.x == 0) dt[0] = expf(log_scale[0]) > kMaxScale ? 0.0f : total;
+  // Where the clamp of t is active, s does not depend on t.
+  if (threadIdx.x == 0) dt[0] = log_scale[0] > kMaxLogScale ? 0.0f : total;
 }
 
 // ---- clip_denormalize: dx = (dx̂ - x̂·(x̂·dx̂)) / ‖x‖, or dx̂ / eps where the

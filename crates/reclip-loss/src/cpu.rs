@@ -14,16 +14,19 @@ const COL_TILE: usize = 256;
 
 /// F.normalize's default epsilon: x / max(‖x‖, eps).
 pub const NORM_EPS: f64 = 1e-12;
-/// The largest logit scale: s = min(exp(t), MAX_SCALE).
-pub const MAX_SCALE: f64 = 100.0;
+/// The largest log-temperature: ln 100 as an f32 (4.6051702), the value
+/// open_clip's `logit_scale.clamp_(0, math.log(100))` leaves in its f32
+/// parameter. The same constant bounds t for every dtype and device.
+pub const MAX_LOG_SCALE: f32 = 4.605_170_2;
 
+/// s = exp(min(t, MAX_LOG_SCALE)): min(exp(t), 100) but for rounding.
 pub fn logit_scale<T: Real>(log_scale: T) -> T {
-    log_scale.exp().min(T::from_f64(MAX_SCALE))
+    log_scale.min(T::from_f32(MAX_LOG_SCALE)).exp()
 }
 
-/// True where the clamp of the scale is active, so that d(loss)/dt is zero.
+/// True where the clamp of t is active, so that d(loss)/dt is zero.
 pub fn scale_is_clamped<T: Real>(log_scale: T) -> bool {
-    log_scale.exp() > T::from_f64(MAX_SCALE)
+    log_scale > T::from_f32(MAX_LOG_SCALE)
 }
 
 /// Rows of the [rows, d] matrix `x` divided by max(‖row‖, eps), and the norms.

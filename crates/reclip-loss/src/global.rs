@@ -88,7 +88,8 @@ pub fn clip_loss_backward(saved: &ClipLossSaved, grad_loss: &Tensor) -> Result<C
 /// normalised embeddings ([B, d], f32 or bf16; f64 on the CPU);
 /// `log_scale` is t, open_clip's `logit_scale` parameter ([] or [1]). The
 /// loss is a scalar of the compute dtype (f32 for bf16 features). The
-/// gradient with respect to t is zero where exp(t) > 100 (the scale's clamp).
+/// gradient with respect to t is zero where t > [`crate::MAX_LOG_SCALE`]
+/// (ln 100 as an f32), where the clamp of the scale is active.
 pub fn clip_loss(image_features: &Var, text_features: &Var, log_scale: &Var) -> Result<Var> {
     let (loss, saved) = clip_loss_forward(image_features.tensor(), text_features.tensor(), log_scale.tensor())?;
     Var::from_op(OP, &[image_features, text_features, log_scale], loss, move |g: &Tensor, needs: &[bool]| {

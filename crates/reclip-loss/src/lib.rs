@@ -8,13 +8,17 @@
 //! `logit_scale` parameter):
 //!
 //! - x̂_i = x_i / max(‖x_i‖, 1e-12), likewise ŷ_j (`F.normalize`);
-//! - s = min(exp(t), 100), z_ij = s·x̂_i·ŷ_j;
+//! - s = exp(min(t, ln 100)) = min(exp(t), 100), z_ij = s·x̂_i·ŷ_j;
 //! - loss = ½·(1/B·Σ_i (logsumexp_j z_ij − z_ii) + 1/B·Σ_j (logsumexp_i z_ij − z_jj)),
 //!   the mean of the two cross-entropies with the diagonal as labels.
 //!
-//! d(loss)/dt = s·d(loss)/ds where exp(t) ≤ 100 and zero where the clamp is
-//! active (exp(t) > 100). open_clip clamps the parameter itself after each
-//! step instead, so the two agree wherever t ≤ ln 100.
+//! d(loss)/dt = s·d(loss)/ds where t ≤ ln 100 and zero where the clamp is
+//! active (t > ln 100). The boundary is ln 100 rounded to f32
+//! ([`MAX_LOG_SCALE`], 4.6051702, a hair above ln 100) on every device and
+//! dtype: open_clip clamps its f32 parameter to [0, ln 100] after each step,
+//! which stores exactly that value, and there it still takes a gradient. So
+//! the loss and all gradients agree with open_clip's ClipLoss wherever
+//! open_clip's own clamp can put t.
 //!
 //! # How it runs
 //!
@@ -64,7 +68,7 @@ mod gpu;
 mod local;
 mod pass;
 
-pub use cpu::{MAX_SCALE, NORM_EPS};
+pub use cpu::{MAX_LOG_SCALE, NORM_EPS};
 pub use global::{ClipLossGrads, ClipLossSaved, clip_loss, clip_loss_backward, clip_loss_forward};
 pub use local::{
     ClipLossLocalGrads, ClipLossLocalSaved, clip_loss_local, clip_loss_local_backward, clip_loss_local_forward,

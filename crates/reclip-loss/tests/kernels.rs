@@ -79,8 +79,10 @@ fn batch_1024() {
 fn two_column_splits_and_a_clamped_scale() {
     // d = 600 > 512: the backward kernel splits the columns (2 × 300).
     check_single_rank(9, 600, DType::F32, 2.66, 1.0);
-    // exp(5) > 100: the scale is clamped, d(t) must come out 0.
+    // exp(5) > 100: the scale is clamped, d(t) must come out 0; at the
+    // clamp's boundary itself t still takes a gradient.
     check_single_rank(33, 20, DType::F32, 5.0, 1.0);
+    check_single_rank(33, 20, DType::F32, f64::from(reclip_loss::MAX_LOG_SCALE), 1.0);
 }
 
 #[test]

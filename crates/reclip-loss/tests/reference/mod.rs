@@ -5,6 +5,12 @@
 //! definition; small B only) and from the textbook softmax formulas on the
 //! whole matrix ([`by_formula`]: any B the tests use).
 
+/// The scale's clamp: t at most ln 100 as an f32, where open_clip's clamp of
+/// its f32 parameter leaves it.
+fn logit_scale(t: f64) -> f64 {
+    t.min(f64::from(100f32.ln())).exp()
+}
+
 /// x / max(‖x‖, 1e-12), as torch.nn.functional.normalize.
 fn normalized(rows: &[f64], d: usize) -> Vec<f64> {
     rows.chunks(d)
@@ -29,7 +35,7 @@ fn cross_entropy_diagonal(logits: &[Vec<f64>]) -> f64 {
 /// The loss of `b` image rows and `b` text rows of width `d` at log-scale `t`.
 pub fn clip_loss(image: &[f64], text: &[f64], b: usize, d: usize, t: f64) -> f64 {
     let (x, y) = (normalized(image, d), normalized(text, d));
-    let s = t.exp().min(100.0);
+    let s = logit_scale(t);
     let per_image: Vec<Vec<f64>> = (0..b)
         .map(|i| (0..b).map(|j| s * (0..d).map(|k| x[i * d + k] * y[j * d + k]).sum::<f64>()).collect())
         .collect();
@@ -66,7 +72,7 @@ pub fn by_differences(image: &[f64], text: &[f64], b: usize, d: usize, t: f64) -
 /// the normalisation.
 pub fn by_formula(image: &[f64], text: &[f64], b: usize, d: usize, t: f64) -> Expected {
     let (x, y) = (normalized(image, d), normalized(text, d));
-    let s = t.exp().min(100.0);
+    let s = logit_scale(t);
     let dot = |i: usize, j: usize| (0..d).map(|k| x[i * d + k] * y[j * d + k]).sum::<f64>();
     let z: Vec<Vec<f64>> = (0..b).map(|i| (0..b).map(|j| s * dot(i, j)).collect()).collect();
     let log_sum = |v: &mut dyn Iterator<Item = f64>| {
@@ -115,7 +121,7 @@ pub fn by_formula(image: &[f64], text: &[f64], b: usize, d: usize, t: f64) -> Ex
         loss,
         d_image: back(image, &x, &dx_hat),
         d_text: back(text, &y, &dy_hat),
-        d_log_scale: if t.exp() > 100.0 { 0.0 } else { ds * s },
+        d_log_scale: if t > f64::from(100f32.ln()) { 0.0 } else { ds * s },
     }
 }
 
