@@ -222,6 +222,7 @@ constexpr int kGradRows = 32;
 constexpr int kGradCols = 64;
 constexpr int kGradDepth = 32;
 constexpr int kSplit = 512;
+constexpr int kGroups = kSplit / 64;  // columns per thread in step (3), 64 apart
 
 __device__ void grad_rows(const float* a, const float* c, const float* log_scale, const float* grad_loss,
                           const float* lse_own, const float* lse_other, float w_own, float w_other, float w_label,
@@ -235,11 +236,11 @@ __device__ void grad_rows(const float* a, const float* c, const float* log_scale
   const int cg = threadIdx.x % 64, rg = threadIdx.x / 64;  // step (3): rows rg*8+r, columns cg+64*q
   const int row0 = blockIdx.x * kGradRows;
   const int split0 = blockIdx.y * width;
-  float acc[8][8];
+  float acc[8][kGroups];
   RECLIP_UNROLL
   for (int r = 0; r < 8; ++r) {
     RECLIP_UNROLL
-    for (int q = 0; q < 8; ++q) acc[r][q] = 0.0f;
+    for (int q = 0; q < kGroups; ++q) acc[r][q] = 0.0f;
   }
   float dt_part[2] = {0.0f, 0.0f};
   float own[2];
@@ -248,9 +249,9 @@ __device__ void grad_rows(const float* a, const float* c, const float* log_scale
     const int row = row0 + ty * 2 + i;
     own[i] = (lse_own != nullptr && row < m) ? lse_own[row] : 0.0f;
   }
-  bool dim_ok[8];  // column cg + 64·q lies in this split
+  bool dim_ok[kGroups];  // column cg + 64·q lies in this split
   RECLIP_UNROLL
-  for (int q = 0; q < 8; ++q) dim_ok[q] = cg + 64 * q < width && split0 + cg + 64 * q < d;
+  for (int q = 0; q < kGroups; ++q) dim_ok[q] = cg + 64 * q < width && split0 + cg + 64 * q < d;
 
   for (int col0 = 0; col0 < n; col0 += kGradCols) {
     // tile_logits passes a barrier before it returns, so every thread has
@@ -281,15 +282,15 @@ __device__ void grad_rows(const float* a, const float* c, const float* log_scale
     const int cols = min(kGradCols, n - col0);
     for (int t = 0; t < cols; ++t) {
       const float* c_row = c + static_cast<long long>(col0 + t) * d + split0 + cg;
-      float zr[8], cv[8];
+      float zr[8], cv[kGroups];
       RECLIP_UNROLL
       for (int r = 0; r < 8; ++r) zr[r] = dz_tile[t * kGradRows + rg * 8 + r];
       RECLIP_UNROLL
-      for (int q = 0; q < 8; ++q) cv[q] = dim_ok[q] ? __ldg(c_row + 64 * q) : 0.0f;
+      for (int q = 0; q < kGroups; ++q) cv[q] = dim_ok[q] ? __ldg(c_row + 64 * q) : 0.0f;
       RECLIP_UNROLL
       for (int r = 0; r < 8; ++r) {
         RECLIP_UNROLL
-        for (int q = 0; q < 8; ++q) acc[r][q] += zr[r] * cv[q];
+        for (int q = 0; q < kGroups; ++q) acc[r][q] += zr[r] * cv[q];
       }
     }
   }
@@ -298,7 +299,7 @@ __device__ void grad_rows(const float* a, const float* c, const float* log_scale
   for (int r = 0; r < 8; ++r) {
     const int row = row0 + rg * 8 + r;
     RECLIP_UNROLL
-    for (int q = 0; q < 8; ++q) {
+    for (int q = 0; q < kGroups; ++q) {
       if (row < m && dim_ok[q]) da[static_cast<long long>(row) * d + split0 + cg + 64 * q] = acc[r][q];
     }
   }
@@ -369,9 +370,10 @@ __device__ void denormalize(const float* hat, const float* norm, const float* dh
 
 }  // namespace clip_loss
 
-// Launch: grid ceil(rows / 8), 256 threads; static shared memory 1 KiB.
-// (Shared arrays are declared in the entry points: the emulator's build
-// cannot place static shared memory of template functions.)
+// One warp per row. Launch: grid ceil(rows / 8), 256 threads; static shared
+// memory 1 KiB (declared in the entry point: the emulator's build cannot
+// place static shared memory of template functions). Registers (ptxas):
+// 29–32 on sm_80 and sm_90. Memory-bound; nothing limits occupancy.
 extern "C" __global__ void clip_normalize_f32(const float* x, float* hat, float* norm, int rows, int d) {
   __shared__ float partial[clip_loss::kThreads];
   clip_loss::normalize(x, hat, norm, rows, d, partial);
@@ -381,8 +383,12 @@ extern "C" __global__ void clip_normalize_bf16(const bf16* x, float* hat, float*
   clip_loss::normalize(x, hat, norm, rows, d, partial);
 }
 
-// Launch: grid ceil(m / 64), 256 threads; static shared memory 34 KiB (two
-// 64×68 f32 stages).
+// A block: 64 rows of A against all of C in 64-column tiles. Launch: grid
+// ceil(m / 64), 256 threads; static shared memory 34 KiB (two buffers of a
+// 32×68 stage of A and of C). Registers: 127 (sm_80), 109 (sm_90) under
+// __launch_bounds__(256, 2); registers limit occupancy to 2 blocks (16
+// warps) per SM. Per embedding element a thread does 16 FMAs for two
+// 128-bit shared loads.
 extern "C" __global__ void __launch_bounds__(256, 2) clip_lse_rows_f32(const float* a, const float* c,
                                                                     const float* log_scale, float* lse,
                                                                     float* label_logit, int m, int n, int d,
@@ -390,9 +396,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) clip_lse_rows_f32(const flo
   clip_loss::lse_rows(a, c, log_scale, lse, label_logit, m, n, d, label_offset);
 }
 
-// Launch: grid (ceil(m / 32), ceil(d / 512)), 256 threads, `width` = the
-// split's number of embedding columns; static shared memory 34 KiB (64×36 and
-// 64×68 f32 stages, the 64×32 dz tile).
+// A block: 32 rows of A and up to 512 embedding columns of dA, against all
+// of C in 64-column tiles. Launch: grid (ceil(m / 32), ceil(d / 512)), 256
+// threads, `width` = ceil(d / gridDim.y); static shared memory 21 KiB (32×36
+// and 32×68 stages, the 64×32 dz tile). Registers: 128 on sm_80 and sm_90
+// under __launch_bounds__(256, 2), no spills (the 64 accumulators and the
+// stages fit exactly; the single-buffered stages keep it so); registers
+// limit occupancy to 2 blocks per SM. For d > 512 each column split
+// recomputes the logits.
 extern "C" __global__ void __launch_bounds__(256, 2)
     clip_grad_rows_f32(const float* a, const float* c, const float* log_scale, const float* grad_loss,
                        const float* lse_own, const float* lse_other, float w_own, float w_other, float w_label,
@@ -401,7 +412,7 @@ extern "C" __global__ void __launch_bounds__(256, 2)
                        dt_rows, m, n, d, width);
 }
 
-// Launch: one block of 256 threads.
+// One block of 256 threads; static shared memory 32 B; registers 29–31.
 extern "C" __global__ void clip_loss_value_f32(const float* lse_a, const float* label_a, const float* lse_b,
                                                const float* label_b, int m, float* loss) {
   clip_loss::loss_value(lse_a, label_a, lse_b, label_b, m, loss);
@@ -411,7 +422,8 @@ extern "C" __global__ void clip_dt_value_f32(const float* rows_a, int m_a, const
   clip_loss::dt_value(rows_a, m_a, rows_b, m_b, log_scale, dt);
 }
 
-// Launch: grid ceil(rows / 8), 256 threads; static shared memory 1 KiB.
+// Like clip_normalize: grid ceil(rows / 8), 256 threads, 1 KiB of static
+// shared memory, 30–32 registers, memory-bound.
 extern "C" __global__ void clip_denormalize_f32(const float* hat, const float* norm, const float* dhat, float* dx,
                                                 int rows, int d) {
   __shared__ float partial[clip_loss::kThreads];
