@@ -65,7 +65,11 @@ pub fn clip_loss_backward(saved: &ClipLossSaved, grad_loss: &Tensor) -> Result<C
         label_offset: 0,
         with_dt: true,
     };
+    // Each side's gradient is taken back through the normalisation and its
+    // f32 form dropped before the next sweep, which lowers the peak.
     let (d_image_hat, dt_rows) = pass::grad_rows(&saved.image.hat, &saved.text.hat, t, &g, &image_terms)?;
+    let image = pass::denormalize(&saved.image, &d_image_hat, saved.dtype)?;
+    drop(d_image_hat);
     let text_terms = GradTerms {
         own: Some((&saved.lse_cols, w)),
         other: Some((&saved.lse_rows, w)),
@@ -74,12 +78,10 @@ pub fn clip_loss_backward(saved: &ClipLossSaved, grad_loss: &Tensor) -> Result<C
         with_dt: false,
     };
     let (d_text_hat, _) = pass::grad_rows(&saved.text.hat, &saved.image.hat, t, &g, &text_terms)?;
+    let text = pass::denormalize(&saved.text, &d_text_hat, saved.dtype)?;
     let dt_rows = dt_rows.expect("grad_rows returns the dt partial sums it was asked for");
-    Ok(ClipLossGrads {
-        image: pass::denormalize(&saved.image, &d_image_hat, saved.dtype)?,
-        text: pass::denormalize(&saved.text, &d_text_hat, saved.dtype)?,
-        log_scale: saved.log_scale.grad_like(pass::dt_value(&[&dt_rows], t)?)?,
-    })
+    let log_scale = saved.log_scale.grad_like(pass::dt_value(&[&dt_rows], t)?)?;
+    Ok(ClipLossGrads { image, text, log_scale })
 }
 
 /// CLIP's symmetric contrastive loss as one tape node.

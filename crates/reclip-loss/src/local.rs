@@ -129,17 +129,22 @@ pub fn clip_loss_local_backward(saved: &ClipLossLocalSaved, grad_loss: &Tensor) 
     let w = 0.5 / saved.lse_image.elem_count() as f64;
     let off = saved.label_offset;
     let (li, gi, lt, gt) = (&saved.local_image, &saved.gathered_image, &saved.local_text, &saved.gathered_text);
-    let (d_li, dt_image) = pass::grad_rows(&li.hat, &gt.hat, t, &g, &local_rows(&saved.lse_image, w, off))?;
-    let (d_gt, _) = pass::grad_rows(&gt.hat, &li.hat, t, &g, &gathered_rows(&saved.lse_image, w, off))?;
-    let (d_lt, dt_text) = pass::grad_rows(&lt.hat, &gi.hat, t, &g, &local_rows(&saved.lse_text, w, off))?;
-    let (d_gi, _) = pass::grad_rows(&gi.hat, &lt.hat, t, &g, &gathered_rows(&saved.lse_text, w, off))?;
+    // Each gradient goes back through the normalisation as soon as it exists.
+    let grad = |a: &Normalized, c: &Normalized, terms: &GradTerms<'_>| -> Result<(Tensor, Option<Tensor>)> {
+        let (d_hat, dt) = pass::grad_rows(&a.hat, &c.hat, t, &g, terms)?;
+        Ok((pass::denormalize(a, &d_hat, saved.dtype)?, dt))
+    };
+    let (local_image, dt_image) = grad(li, gt, &local_rows(&saved.lse_image, w, off))?;
+    let (gathered_text, _) = grad(gt, li, &gathered_rows(&saved.lse_image, w, off))?;
+    let (local_text, dt_text) = grad(lt, gi, &local_rows(&saved.lse_text, w, off))?;
+    let (gathered_image, _) = grad(gi, lt, &gathered_rows(&saved.lse_text, w, off))?;
     let expect = "grad_rows returns the dt partial sums it was asked for";
     let dt = pass::dt_value(&[&dt_image.expect(expect), &dt_text.expect(expect)], t)?;
     Ok(ClipLossLocalGrads {
-        local_image: pass::denormalize(li, &d_li, saved.dtype)?,
-        local_text: pass::denormalize(lt, &d_lt, saved.dtype)?,
-        gathered_image: pass::denormalize(gi, &d_gi, saved.dtype)?,
-        gathered_text: pass::denormalize(gt, &d_gt, saved.dtype)?,
+        local_image,
+        local_text,
+        gathered_image,
+        gathered_text,
         log_scale: saved.log_scale.grad_like(dt)?,
     })
 }

@@ -81,9 +81,9 @@ fn no_b_by_b_buffer_at_b_16384() {
     let grads = clip_loss_backward(&saved, &one).unwrap();
     let peak = ALLOC.peak.load(Ordering::Relaxed) - base;
 
-    // What must exist at once: two normalised copies, two gradients of the
-    // normalised features and two of the features (4 MiB each), and the
-    // per-thread tiles (64 × 256 logits and 64 × d accumulators).
+    // What must exist at once (4 MiB each): the two normalised copies, one
+    // side's gradient of its normalised features, the two gradients of the
+    // features; and each thread's tile (64 × 256 logits, 64 × d sums).
     let inputs = 2 * b * d * 4;
     let logits = b * b * 4;
     eprintln!(
