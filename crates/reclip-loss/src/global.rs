@@ -88,7 +88,7 @@ pub fn clip_loss_backward(saved: &ClipLossSaved, grad_loss: &Tensor) -> Result<C
 ///
 /// `image_features` and `text_features` are the projected, not yet
 /// normalised embeddings ([B, d], f32 or bf16; f64 on the CPU);
-/// `log_scale` is t, open_clip's `logit_scale` parameter ([] or [1]). The
+/// `log_scale` is t, open_clip's `logit_scale` parameter (shape `[]` or `[1]`). The
 /// loss is a scalar of the compute dtype (f32 for bf16 features). The
 /// gradient with respect to t is zero where t > [`crate::MAX_LOG_SCALE`]
 /// (ln 100 as an f32), where the clamp of the scale is active.
