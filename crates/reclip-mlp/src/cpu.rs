@@ -1,0 +1,111 @@
+//! CPU path of the linear layers' epilogues, generic over the compute type:
+//! f32 for f32 and bf16 tensors (bf16 results rounded once), f64 for
+//! gradient checks. Bias gradients are summed per fixed block of rows and
+//! the blocks added in order, so they do not depend on the thread count.
+
+use crate::Activation;
+use rayon::prelude::*;
+use reclip_core::{DType, Element, Real};
+
+/// Rows per parallel task of the backward pass.
+const ROWS_PER_TASK: usize = 64;
+const QUICK_GELU_SCALE: f64 = 1.702;
+
+fn erf<T: Real>(x: T) -> T {
+    if T::DTYPE == DType::F32 {
+        T::from_f32(libm::erff(x.to_f32().unwrap_or(f32::NAN)))
+    } else {
+        <T as Element>::from_f64(libm::erf(Element::to_f64(x)))
+    }
+}
+
+fn c<T: Real>(v: f64) -> T {
+    <T as Element>::from_f64(v)
+}
+
+fn sigmoid<T: Real>(x: T) -> T {
+    T::one() / (T::one() + (-x).exp())
+}
+
+pub fn activate<T: Real>(act: Option<Activation>, u: T) -> T {
+    match act {
+        None => u,
+        Some(Activation::Gelu) => c::<T>(0.5) * u * (T::one() + erf(u * c(std::f64::consts::FRAC_1_SQRT_2))),
+        Some(Activation::QuickGelu) => u * sigmoid(c::<T>(QUICK_GELU_SCALE) * u),
+    }
+}
+
+/// d act / du: GELU' = Φ(u) + u·φ(u); QuickGELU' = s·(1 + 1.702·u·(1 − s)) with s = σ(1.702u).
+pub fn derivative<T: Real>(act: Activation, u: T) -> T {
+    match act {
+        Activation::Gelu => {
+            let cdf = c::<T>(0.5) * (T::one() + erf(u * c(std::f64::consts::FRAC_1_SQRT_2)));
+            let pdf = c::<T>(0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2)
+                * (c::<T>(-0.5) * u * u).exp();
+            cdf + u * pdf
+        }
+        Activation::QuickGelu => {
+            let s = sigmoid(c::<T>(QUICK_GELU_SCALE) * u);
+            s * (T::one() + c::<T>(QUICK_GELU_SCALE) * u * (T::one() - s))
+        }
+    }
+}
+
+/// y = act(z + bias) over rows of `bias.len()` columns.
+pub fn bias_act_forward<T: Real>(z: &[T], bias: &[T], act: Option<Activation>) -> Vec<T> {
+    let mut y = vec![T::zero(); z.len()];
+    if bias.is_empty() {
+        return y;
+    }
+    y.par_chunks_mut(bias.len()).zip(z.par_chunks(bias.len())).for_each(|(yr, zr)| {
+        for ((o, &v), &b) in yr.iter_mut().zip(zr).zip(bias) {
+            *o = activate(act, v + b);
+        }
+    });
+    y
+}
+
+/// Column sums of the [rows, cols] matrix whose element (r, j) is `at(r, j)`.
+fn column_sums<T: Real>(rows: usize, cols: usize, at: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::zero(); cols];
+    let tasks = rows.div_ceil(ROWS_PER_TASK);
+    let partials: Vec<Vec<T>> = (0..tasks)
+        .into_par_iter()
+        .map(|t| {
+            let mut acc = vec![T::zero(); cols];
+            for r in t * ROWS_PER_TASK..((t + 1) * ROWS_PER_TASK).min(rows) {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a += at(r, j);
+                }
+            }
+            acc
+        })
+        .collect();
+    for p in partials {
+        out.iter_mut().zip(p).for_each(|(o, v)| *o += v);
+    }
+    out
+}
+
+/// du = dy·act'(z + bias) and db = Σ_rows du.
+pub fn bias_act_backward<T: Real>(dy: &[T], z: &[T], bias: &[T], act: Activation) -> (Vec<T>, Vec<T>) {
+    let cols = bias.len();
+    let mut du = vec![T::zero(); dy.len()];
+    if cols == 0 {
+        return (du, Vec::new());
+    }
+    du.par_chunks_mut(cols).enumerate().for_each(|(r, dr)| {
+        for (j, d) in dr.iter_mut().enumerate() {
+            let i = r * cols + j;
+            *d = dy[i] * derivative(act, z[i] + bias[j]);
+        }
+    });
+    let db = column_sums(dy.len() / cols, cols, |r, j| du[r * cols + j]);
+    (du, db)
+}
+
+/// Σ_rows dy over rows of `cols` columns.
+pub fn bias_grad<T: Real>(dy: &[T], cols: usize) -> Vec<T> {
+    let rows = dy.len().checked_div(cols).unwrap_or(0);
+    column_sums(rows, cols, |r, j| dy[r * cols + j])
+}
