@@ -7,6 +7,7 @@ pub use reclip_autograd as autograd;
 pub use reclip_core as core;
 pub use reclip_cuda as cuda;
 pub use reclip_embed as embed;
+pub use reclip_loss as loss;
 pub use reclip_mlp as mlp;
 pub use reclip_model as model;
 pub use reclip_norm as norm;
