@@ -165,18 +165,20 @@ def make_tokenizer_fixture():
 
 
 # The second model varies every size, so that a reimplementation that hard-codes one of them fails.
+# Head widths are 32: reclip's GPU attention kernels exist for head widths 32, 64 and 128, and the
+# same models are checked on the kernel test device.
 MODEL_CONFIGS = {
     "tiny_gelu": {
         "embed_dim": 16,
         "quick_gelu": False,
-        "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "head_width": 16, "mlp_ratio": 4.0},
-        "text_cfg": {"context_length": 16, "vocab_size": 512, "width": 32, "heads": 2, "layers": 2, "mlp_ratio": 4.0},
+        "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 2, "head_width": 32, "mlp_ratio": 4.0},
+        "text_cfg": {"context_length": 16, "vocab_size": 512, "width": 64, "heads": 2, "layers": 2, "mlp_ratio": 4.0},
     },
     "tiny_quickgelu": {
         "embed_dim": 12,
         "quick_gelu": True,
-        "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 24, "layers": 1, "head_width": 8, "mlp_ratio": 2.0},
-        "text_cfg": {"context_length": 16, "vocab_size": 512, "width": 24, "heads": 3, "layers": 1, "mlp_ratio": 2.0},
+        "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1, "head_width": 32, "mlp_ratio": 2.0},
+        "text_cfg": {"context_length": 16, "vocab_size": 512, "width": 96, "heads": 3, "layers": 1, "mlp_ratio": 2.0},
     },
 }
 

@@ -3,10 +3,12 @@
 //! size and text length (the numbers RECLIP's compute savings are stated in).
 
 pub mod checkpoint;
+pub mod clip;
 pub mod config;
 pub mod flops;
 pub mod weights;
 
+pub use clip::Clip;
 pub use config::{ConfigError, ModelConfig, TextConfig, VisionConfig};
 pub use flops::{ElementwiseFlops, FlopsReport, MatmulFlops, TowerFlops};
 pub use weights::ClipWeights;

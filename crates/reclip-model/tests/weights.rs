@@ -79,7 +79,7 @@ fn a_mismatched_checkpoint_names_every_problem() {
     assert!(msg.contains("bad.safetensors"), "{msg}");
     assert!(msg.contains("missing tensor ln_final.bias"), "{msg}");
     assert!(msg.contains("unexpected tensor visual.extra"), "{msg}");
-    assert!(msg.contains("text_projection has shape [3, 3] in the checkpoint, the model needs [32, 16]"), "{msg}");
+    assert!(msg.contains("text_projection has shape [3, 3] in the checkpoint, the model needs [64, 16]"), "{msg}");
     assert_eq!(weights.visual.proj.value().to_vec_f32().unwrap(), before, "nothing is loaded on error");
     let garbage = dir.path().join("garbage.safetensors");
     std::fs::write(&garbage, b"not a checkpoint").unwrap();

@@ -1,0 +1,39 @@
+use crate::DataReport;
+use std::path::PathBuf;
+
+/// Why a data source could not be opened or a batch could not be made.
+/// Problems with single samples are not errors: they are skipped and counted
+/// in a [`DataReport`]; only a source with nothing usable left is an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {msg}", path.display())]
+    Format { path: PathBuf, msg: String },
+    #[error("no usable sample in {dataset}\n{report}")]
+    NoUsableSample { dataset: String, report: Box<DataReport> },
+    #[error("invalid {option}: {msg}")]
+    InvalidOption { option: &'static str, msg: String },
+    #[error("the caption encoder returned {got} token ids for context length {expected}")]
+    EncoderLength { got: usize, expected: usize },
+    #[error("the data loader's prefetch thread stopped: {0}")]
+    LoaderStopped(String),
+    #[error(transparent)]
+    Tensor(#[from] reclip_core::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Format { path: path.into(), msg: msg.into() }
+    }
+
+    pub(crate) fn option(option: &'static str, msg: impl Into<String>) -> Self {
+        Error::InvalidOption { option, msg: msg.into() }
+    }
+}

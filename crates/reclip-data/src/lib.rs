@@ -1,0 +1,43 @@
+//! reclip's data: where image–caption pairs come from and how they become
+//! batches.
+//!
+//! Sources implement [`Dataset`] (random access by index): the built-in
+//! [`Synthetic`] shapes, [`CsvDataset`] lists, [`WebDataset`] tar shards and
+//! [`ImageFolder`] classification sets. A sample is loaded for a [`View`] — the
+//! output size, the transform and its seed — and decoded straight to that
+//! size ([`decode_view`]). The [`Loader`] turns a dataset into batches of
+//! CLIP-normalised image tensors and token ids, in an order fixed by the
+//! seed, with bad samples skipped and counted in a [`DataReport`].
+
+mod csv_list;
+mod dataset;
+mod decode;
+mod encoder;
+mod error;
+mod files;
+mod image_folder;
+mod loader;
+mod report;
+mod resize;
+mod rgb;
+mod seed;
+mod shards;
+pub mod synthetic;
+mod templates;
+mod view;
+mod webdataset;
+
+pub use csv_list::{CsvDataset, CsvOptions, parse_separator};
+pub use dataset::{Dataset, Sample, ZeroShotSet};
+pub use decode::{decode_view, jpeg_scale_denominator};
+pub use encoder::CaptionEncoder;
+pub use error::{Error, Result};
+pub use image_folder::ImageFolder;
+pub use loader::{Batch, BatchSpec, Loader, LoaderConfig, MAX_SUBSTITUTES, Position};
+pub use report::{DataReport, EXAMPLES_PER_KIND, Problem, ProblemKind};
+pub use rgb::{CLIP_MEAN, CLIP_STD, Rgb8Image};
+pub use shards::expand_shard_list;
+pub use synthetic::{Synthetic, SyntheticConfig};
+pub use templates::{DEFAULT_TEMPLATES, fill_template, read_templates};
+pub use view::{Augment, CROP_RATIO, CROP_SCALE, CropBox, View};
+pub use webdataset::WebDataset;

@@ -1,0 +1,173 @@
+//! Making one batch: the epoch's order, each place's sample (or a substitute
+//! for a bad one), decoding and normalising in parallel, tokenising.
+
+use super::{Batch, BatchSpec, LoaderConfig, Position};
+use crate::seed::mix;
+use crate::{CaptionEncoder, DataReport, Dataset, Error, Result, Sample, View};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rayon::prelude::*;
+use reclip_core::{Device, Tensor};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// How many substitutes are tried for a place whose sample is bad.
+pub const MAX_SUBSTITUTES: usize = 8;
+
+// Distinguish the random streams drawn from one seed.
+const ORDER_STREAM: u64 = 1;
+const CROP_STREAM: u64 = 2;
+const SUBSTITUTE_STREAM: u64 = 3;
+
+/// A place of a batch that got a sample: its dataset index and token ids.
+type Filled = (usize, Vec<u32>);
+
+pub(crate) struct Maker {
+    dataset: Arc<dyn Dataset>,
+    encoder: Arc<dyn CaptionEncoder>,
+    config: LoaderConfig,
+    known_bad: Vec<AtomicBool>,
+    bad_count: AtomicUsize,
+    problems: Mutex<DataReport>,
+    order: Mutex<Option<(usize, Arc<Vec<u32>>)>>,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl Maker {
+    pub(crate) fn new(
+        dataset: Arc<dyn Dataset>,
+        encoder: Arc<dyn CaptionEncoder>,
+        config: LoaderConfig,
+    ) -> Result<Self> {
+        let pool = match config.workers {
+            0 => None,
+            n => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("reclip-data-{i}"))
+                    .build()
+                    .map_err(|e| Error::option("workers", e.to_string()))?,
+            ),
+        };
+        Ok(Maker {
+            known_bad: (0..dataset.len()).map(|_| AtomicBool::new(false)).collect(),
+            bad_count: AtomicUsize::new(0),
+            problems: Mutex::new(DataReport::new(dataset.source())),
+            order: Mutex::new(None),
+            dataset,
+            encoder,
+            config,
+            pool,
+        })
+    }
+
+    pub(crate) fn dataset(&self) -> &Arc<dyn Dataset> {
+        &self.dataset
+    }
+
+    pub(crate) fn batches_per_epoch(&self) -> usize {
+        let (n, b) = (self.dataset.len(), self.config.batch_size);
+        if self.config.drop_last { n / b } else { n.div_ceil(b) }
+    }
+
+    pub(crate) fn report(&self) -> DataReport {
+        let mut report = self.dataset.open_report().clone();
+        report.merge(&self.problems.lock().expect("problem log poisoned"));
+        report
+    }
+
+    /// The dataset indices of epoch `epoch` in visiting order.
+    fn order(&self, epoch: usize) -> Arc<Vec<u32>> {
+        let mut cached = self.order.lock().expect("order cache poisoned");
+        if let Some((e, order)) = cached.as_ref()
+            && *e == epoch
+        {
+            return order.clone();
+        }
+        let mut order: Vec<u32> = (0..self.dataset.len() as u32).collect();
+        if self.config.shuffle {
+            order.shuffle(&mut reclip_core::rng(mix(&[self.config.seed, ORDER_STREAM, epoch as u64])));
+        }
+        let order = Arc::new(order);
+        *cached = Some((epoch, order.clone()));
+        order
+    }
+
+    pub(crate) fn make(&self, pos: Position, spec: BatchSpec) -> Result<Batch> {
+        let order = self.order(pos.epoch);
+        let start = pos.batch * self.config.batch_size;
+        let places = self.config.batch_size.min(order.len() - start);
+        let plane = 3 * spec.image_size * spec.image_size;
+        let mut images = vec![0f32; places * plane];
+        let fill = |(place, out): (usize, &mut [f32])| -> Result<Option<Filled>> {
+            let Some((index, sample)) = self.load_place(pos, place, order[start + place] as usize, spec.image_size)
+            else {
+                return Ok(None);
+            };
+            sample.image.normalise_into(out);
+            let tokens = self.encoder.encode(&sample.caption, spec.context_length);
+            if tokens.len() != spec.context_length {
+                return Err(Error::EncoderLength { got: tokens.len(), expected: spec.context_length });
+            }
+            Ok(Some((index, tokens)))
+        };
+        let filled: Vec<Result<Option<Filled>>> = match &self.pool {
+            Some(pool) => pool.install(|| images.par_chunks_mut(plane).enumerate().map(fill).collect()),
+            None => images.chunks_mut(plane).enumerate().map(fill).collect(),
+        };
+        let filled = filled.into_iter().collect::<Result<Vec<_>>>()?;
+        if filled.iter().any(Option::is_none) {
+            images =
+                images.chunks(plane).zip(&filled).filter(|(_, f)| f.is_some()).flat_map(|(c, _)| c).copied().collect();
+        }
+        let (indices, tokens): (Vec<usize>, Vec<Vec<u32>>) = filled.into_iter().flatten().unzip();
+        // Without replacement a batch of bad samples is just empty; with it,
+        // nine tries per place all failing means the data is unusable.
+        let all_bad = self.bad_count.load(Ordering::Relaxed) == self.dataset.len();
+        if indices.is_empty() && (self.config.replace_bad || all_bad) {
+            return Err(Error::NoUsableSample {
+                dataset: self.dataset.source().to_string(),
+                report: Box::new(self.report()),
+            });
+        }
+        let b = indices.len();
+        Ok(Batch {
+            images: Tensor::from_vec(images, [b, 3, spec.image_size, spec.image_size], &Device::Cpu)?,
+            tokens: Tensor::from_vec(tokens.concat(), [b, spec.context_length], &Device::Cpu)?,
+            indices,
+            position: pos,
+        })
+    }
+
+    /// The sample for one place of a batch: its own, or (when replacing bad
+    /// samples) the first good one of its substitutes. Which candidates are
+    /// tried depends only on the place, not on which samples are already
+    /// known to be bad.
+    fn load_place(&self, pos: Position, place: usize, first: usize, size: usize) -> Option<(usize, Sample)> {
+        let coords = [self.config.seed, pos.epoch as u64, pos.batch as u64, place as u64];
+        let mut substitutes = reclip_core::rng(mix(&[SUBSTITUTE_STREAM, coords[0], coords[1], coords[2], coords[3]]));
+        let attempts = if self.config.replace_bad { MAX_SUBSTITUTES + 1 } else { 1 };
+        for attempt in 0..attempts {
+            let index = if attempt == 0 { first } else { substitutes.random_range(0..self.dataset.len()) };
+            if self.known_bad[index].load(Ordering::Relaxed) {
+                continue;
+            }
+            let view = View {
+                size,
+                augment: self.config.augment,
+                seed: mix(&[CROP_STREAM, coords[0], coords[1], coords[2], coords[3], attempt as u64]),
+                reduced_jpeg_scale: self.config.reduced_jpeg_scale,
+            };
+            match self.dataset.load(index, &view) {
+                Ok(sample) => return Some((index, sample)),
+                Err(problem) => {
+                    if !self.known_bad[index].swap(true, Ordering::Relaxed) {
+                        self.bad_count.fetch_add(1, Ordering::Relaxed);
+                        self.problems.lock().expect("problem log poisoned").record(problem);
+                    }
+                }
+            }
+        }
+        None
+    }
+}

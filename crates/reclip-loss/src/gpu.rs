@@ -1,0 +1,152 @@
+//! Launches of the kernels in kernels/clip_loss.cu, for any GPU device (CUDA
+//! or the emulator). Inputs here are contiguous; intermediate tensors are f32.
+//! The scale and the upstream gradient stay on the device: kernels read them
+//! through pointers, so nothing waits for the host.
+
+use crate::pass::{GradTerms, Normalized};
+use reclip_core::gpu::{device_of, int_arg};
+use reclip_core::{DType, Error, KernelArg, Launch, Result, Shape, Tensor, kernel_name};
+
+const OP: &str = "clip_loss";
+const THREADS: u32 = 256;
+/// Rows per block of the one-warp-per-row kernels.
+const WARP_ROWS: usize = 8;
+/// Rows of A per block of clip_lse_rows_f32 and clip_grad_rows_f32.
+const LSE_ROWS: usize = 64;
+const GRAD_ROWS: usize = 32;
+/// Widest split of the embedding columns one clip_grad_rows_f32 block accumulates.
+const GRAD_SPLIT: usize = 512;
+
+fn dims(x: &Tensor) -> Result<(i32, i32)> {
+    Ok((int_arg(OP, "rows", x.dims()[0])?, int_arg(OP, "embedding dim", x.dims()[1])?))
+}
+
+fn ptr(t: &Tensor) -> Result<KernelArg> {
+    Ok(KernelArg::Ptr(t.gpu_ptr()?))
+}
+
+fn optional_ptr(t: Option<&Tensor>) -> Result<KernelArg> {
+    Ok(KernelArg::Ptr(match t {
+        Some(t) => t.gpu_ptr()?,
+        None => 0,
+    }))
+}
+
+fn offset_arg(offset: isize) -> Result<KernelArg> {
+    let v = i32::try_from(offset)
+        .map_err(|_| Error::invalid(OP, format!("label offset {offset} exceeds the kernels' 32-bit limit")))?;
+    Ok(KernelArg::I32(v))
+}
+
+fn blocks(rows: usize, per_block: usize) -> u32 {
+    rows.div_ceil(per_block) as u32
+}
+
+pub fn normalize(x: &Tensor) -> Result<Normalized> {
+    let (rows, d) = dims(x)?;
+    let hat = Tensor::empty(x.shape().clone(), DType::F32, x.device())?;
+    let norm = Tensor::empty([x.dims()[0]], DType::F32, x.device())?;
+    let kernel = kernel_name!("clip_normalize", x.dtype(), OP)?;
+    let args = [ptr(x)?, ptr(&hat)?, ptr(&norm)?, KernelArg::I32(rows), KernelArg::I32(d)];
+    device_of(x)?.launch(&Launch::linear(kernel, blocks(x.dims()[0], WARP_ROWS), THREADS, &args))?;
+    Ok(Normalized { hat, norm })
+}
+
+pub fn denormalize(x: &Normalized, dhat: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (rows, d) = dims(&x.hat)?;
+    let dx = Tensor::empty(x.hat.shape().clone(), dtype, x.hat.device())?;
+    let kernel = kernel_name!("clip_denormalize", dtype, OP)?;
+    let args = [ptr(&x.hat)?, ptr(&x.norm)?, ptr(dhat)?, ptr(&dx)?, KernelArg::I32(rows), KernelArg::I32(d)];
+    device_of(dhat)?.launch(&Launch::linear(kernel, blocks(x.hat.dims()[0], WARP_ROWS), THREADS, &args))?;
+    Ok(dx)
+}
+
+pub fn lse_rows(a: &Tensor, c: &Tensor, log_scale: &Tensor, label_offset: isize) -> Result<(Tensor, Tensor)> {
+    let (m, d) = dims(a)?;
+    let (n, _) = dims(c)?;
+    let lse = Tensor::empty([a.dims()[0]], DType::F32, a.device())?;
+    let label = Tensor::empty([a.dims()[0]], DType::F32, a.device())?;
+    let args = [
+        ptr(a)?,
+        ptr(c)?,
+        ptr(log_scale)?,
+        ptr(&lse)?,
+        ptr(&label)?,
+        KernelArg::I32(m),
+        KernelArg::I32(n),
+        KernelArg::I32(d),
+        offset_arg(label_offset)?,
+    ];
+    let launch = Launch::linear("clip_lse_rows_f32", blocks(a.dims()[0], LSE_ROWS), THREADS, &args);
+    device_of(a)?.launch(&launch)?;
+    Ok((lse, label))
+}
+
+pub fn grad_rows(
+    a: &Tensor,
+    c: &Tensor,
+    log_scale: &Tensor,
+    grad: &Tensor,
+    terms: &GradTerms<'_>,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let (m, d) = dims(a)?;
+    let (n, _) = dims(c)?;
+    let dim = a.dims()[1];
+    let splits = dim.div_ceil(GRAD_SPLIT);
+    let width = dim.div_ceil(splits);
+    let da = Tensor::empty(a.shape().clone(), DType::F32, a.device())?;
+    let dt = if terms.with_dt { Some(Tensor::empty([a.dims()[0]], DType::F32, a.device())?) } else { None };
+    let args = [
+        ptr(a)?,
+        ptr(c)?,
+        ptr(log_scale)?,
+        ptr(grad)?,
+        optional_ptr(terms.own.map(|(t, _)| t))?,
+        optional_ptr(terms.other.map(|(t, _)| t))?,
+        KernelArg::F32(terms.own.map_or(0.0, |(_, w)| w as f32)),
+        KernelArg::F32(terms.other.map_or(0.0, |(_, w)| w as f32)),
+        KernelArg::F32(terms.label_weight as f32),
+        offset_arg(terms.label_offset)?,
+        ptr(&da)?,
+        optional_ptr(dt.as_ref())?,
+        KernelArg::I32(m),
+        KernelArg::I32(n),
+        KernelArg::I32(d),
+        KernelArg::I32(width as i32),
+    ];
+    let launch = Launch {
+        kernel: "clip_grad_rows_f32",
+        grid: [blocks(a.dims()[0], GRAD_ROWS), splits as u32, 1],
+        block: [THREADS, 1, 1],
+        shared_bytes: 0,
+        args: &args,
+    };
+    device_of(a)?.launch(&launch)?;
+    Ok((da, dt))
+}
+
+pub fn loss_value(lse_a: &Tensor, label_a: &Tensor, lse_b: &Tensor, label_b: &Tensor) -> Result<Tensor> {
+    let loss = Tensor::empty(Shape::new([]), DType::F32, lse_a.device())?;
+    let m = int_arg(OP, "rows", lse_a.elem_count())?;
+    let args = [ptr(lse_a)?, ptr(label_a)?, ptr(lse_b)?, ptr(label_b)?, KernelArg::I32(m), ptr(&loss)?];
+    device_of(lse_a)?.launch(&Launch::linear("clip_loss_value_f32", 1, THREADS, &args))?;
+    Ok(loss)
+}
+
+/// d(loss)/dt from one or two sets of per-row partial sums.
+pub fn dt_value(rows: &[&Tensor], log_scale: &Tensor) -> Result<Tensor> {
+    if rows.len() > 2 {
+        return Err(Error::invalid(OP, format!("dt from {} partial sums: the kernel takes at most 2", rows.len())));
+    }
+    let dt = Tensor::empty([1], DType::F32, log_scale.device())?;
+    let part = |i: usize| -> Result<(KernelArg, KernelArg)> {
+        match rows.get(i) {
+            Some(t) => Ok((ptr(t)?, KernelArg::I32(int_arg(OP, "rows", t.elem_count())?))),
+            None => Ok((KernelArg::Ptr(0), KernelArg::I32(0))),
+        }
+    };
+    let ((pa, ma), (pb, mb)) = (part(0)?, part(1)?);
+    let args = [pa, ma, pb, mb, ptr(log_scale)?, ptr(&dt)?];
+    device_of(log_scale)?.launch(&Launch::linear("clip_dt_value_f32", 1, THREADS, &args))?;
+    Ok(dt)
+}

@@ -1,0 +1,296 @@
+//! The CLIP model: open_clip's architecture assembled from reclip's layer
+//! crates, running on any device in f32 or bf16.
+//!
+//! Weights are f32 master copies ([`ClipWeights`]); a bf16 forward casts each
+//! parameter at use, so gradients come back in f32. The image tower's
+//! positional embedding is sized for one image size at a time
+//! ([`Clip::set_image_size`], which the trainer calls at a phase switch);
+//! encoding images of another size uses a resized copy without changing the
+//! weights, as evaluation at any size needs.
+
+use crate::checkpoint::{self, CheckpointError, StateDict};
+use crate::weights::{BlockWeights, LayerNormWeights, config_error};
+use crate::{ClipWeights, ModelConfig};
+use reclip_attention::multi_head_attention;
+use reclip_autograd::{Param, Tape, Var};
+use reclip_core::{DType, Device, Error, Result, Tensor};
+use reclip_embed::{patch_embed, resize_pos_embed, token_embed};
+use reclip_mlp::{Activation, mlp};
+use reclip_norm::layer_norm;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// LayerNorm epsilon, as open_clip's (PyTorch's default).
+pub const LN_EPS: f32 = 1e-5;
+
+/// The metadata key under which a checkpoint carries its model config.
+pub const CONFIG_KEY: &str = "reclip.model_config";
+
+pub struct Clip {
+    config: ModelConfig,
+    weights: ClipWeights,
+    device: Device,
+    /// The image size the positional embedding currently fits.
+    image_size: usize,
+}
+
+/// Casts a parameter, taken from the tape, to the compute dtype.
+fn param(tape: &Tape, p: &Param, dtype: DType) -> Result<Var> {
+    tape.param(p).to_dtype(dtype)
+}
+
+fn norm(tape: &Tape, x: &Var, w: &LayerNormWeights, dtype: DType) -> Result<Var> {
+    layer_norm(x, &param(tape, &w.weight, dtype)?, &param(tape, &w.bias, dtype)?, LN_EPS)
+}
+
+fn residual_block(
+    tape: &Tape,
+    x: &Var,
+    b: &BlockWeights,
+    heads: usize,
+    causal: bool,
+    act: Activation,
+    dtype: DType,
+) -> Result<Var> {
+    let p = |w: &Param| param(tape, w, dtype);
+    let h = norm(tape, x, &b.ln_1, dtype)?;
+    let a = &b.attn;
+    let attended = multi_head_attention(
+        &h,
+        &p(&a.in_proj_weight)?,
+        &p(&a.in_proj_bias)?,
+        &p(&a.out_proj_weight)?,
+        &p(&a.out_proj_bias)?,
+        heads,
+        causal,
+    )?;
+    let x = x.add(&attended)?;
+    let h = norm(tape, &x, &b.ln_2, dtype)?;
+    let m = &b.mlp;
+    let out = mlp(&h, &p(&m.fc_weight)?, &p(&m.fc_bias)?, &p(&m.proj_weight)?, &p(&m.proj_bias)?, act)?;
+    x.add(&out)
+}
+
+impl Clip {
+    /// A freshly initialised model (open_clip's initialisation, seeded).
+    pub fn new(config: ModelConfig, seed: u64, device: &Device) -> Result<Self> {
+        let weights = ClipWeights::init(&config, seed, device)?;
+        let image_size = config.vision_cfg.image_size;
+        Ok(Clip { config, weights, device: device.clone(), image_size })
+    }
+
+    /// A model with the weights of a safetensors checkpoint: ours (which
+    /// carries its config) or open_clip's (pass the config). A positional
+    /// embedding saved for another image size is accepted and the model
+    /// works at that size, as open_clip's loader does by resizing.
+    pub fn load(
+        path: &Path,
+        config: Option<ModelConfig>,
+        device: &Device,
+    ) -> std::result::Result<Self, CheckpointError> {
+        Self::from_state_dict(&checkpoint::load(path)?, path, config, device)
+    }
+
+    /// [`Clip::load`] from a state dict already read from `path`.
+    pub fn from_state_dict(
+        dict: &StateDict,
+        path: &Path,
+        config: Option<ModelConfig>,
+        device: &Device,
+    ) -> std::result::Result<Self, CheckpointError> {
+        let config = match (config, dict.metadata.get(CONFIG_KEY)) {
+            (Some(c), _) => c,
+            (None, Some(json)) => ModelConfig::from_json_str(json).map_err(|e| CheckpointError::Format {
+                path: path.to_path_buf(),
+                msg: format!("its model config: {e}"),
+            })?,
+            (None, None) => {
+                return Err(CheckpointError::Format {
+                    path: path.to_path_buf(),
+                    msg: "it carries no model config (not saved by reclip): pass --model".into(),
+                });
+            }
+        };
+        let mut clip = Clip::new(config, 0, device)?;
+        if let Some(pos) = dict.get("visual.positional_embedding")
+            && let Some(size) = clip.size_for_positions(pos.dims())
+            && size != clip.image_size
+        {
+            clip.set_image_size(size)?;
+        }
+        clip.weights.load_state_dict(dict, path)?;
+        Ok(clip)
+    }
+
+    /// Saves the weights under open_clip's names, with the config (at the
+    /// current image size) in the metadata.
+    pub fn save(&self, path: &Path) -> std::result::Result<(), CheckpointError> {
+        self.save_with(path, &[])
+    }
+
+    /// [`Clip::save`] with extra metadata entries.
+    pub fn save_with(&self, path: &Path, extra: &[(&str, &str)]) -> std::result::Result<(), CheckpointError> {
+        let mut config = self.config.clone();
+        config.vision_cfg.image_size = self.image_size;
+        let mut meta = HashMap::from([(CONFIG_KEY.to_string(), config.to_json()), ("format".into(), "pt".into())]);
+        meta.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        checkpoint::save(path, &self.weights.state_dict(), meta)
+    }
+
+    /// The image size whose patch grid has `dims[0] - 1` positions, if any.
+    fn size_for_positions(&self, dims: &[usize]) -> Option<usize> {
+        let grid = ((dims.first()?.checked_sub(1)?) as f64).sqrt().round() as usize;
+        (grid * grid + 1 == dims[0]).then_some(grid * self.config.vision_cfg.patch_size)
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn weights(&self) -> &ClipWeights {
+        &self.weights
+    }
+
+    pub fn params(&self) -> Vec<Param> {
+        self.weights.params()
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn image_size(&self) -> usize {
+        self.image_size
+    }
+
+    fn grid(&self, size: usize) -> Result<usize> {
+        self.config.vision_cfg.grid_size(size).map_err(config_error)
+    }
+
+    /// Resizes the positional embedding for `size` (bicubic, as open_clip's
+    /// `resize_pos_embed`); returns whether it changed.
+    pub fn set_image_size(&mut self, size: usize) -> Result<bool> {
+        let grid = self.grid(size)?;
+        if size == self.image_size {
+            return Ok(false);
+        }
+        let pos = &self.weights.visual.positional_embedding;
+        pos.set_value(resize_pos_embed(&pos.value(), grid)?);
+        self.image_size = size;
+        Ok(true)
+    }
+
+    /// Image features [B, embed_dim] (projected, not normalised) of images
+    /// [B, 3, H, W] with H = W a multiple of the patch size.
+    pub fn encode_image(&self, tape: &Tape, images: &Tensor, dtype: DType) -> Result<Var> {
+        let v = &self.config.vision_cfg;
+        let w = &self.weights.visual;
+        let dims = images.dims();
+        if dims.len() != 4 || dims[1] != 3 || dims[2] != dims[3] {
+            return Err(Error::invalid(
+                "encode_image",
+                format!("expected images [B, 3, S, S], got {}", images.shape()),
+            ));
+        }
+        let size = dims[2];
+        let grid = self.grid(size)?;
+        let pos = if size == self.image_size {
+            param(tape, &w.positional_embedding, dtype)?
+        } else {
+            Var::constant(resize_pos_embed(&w.positional_embedding.value(), grid)?.to_dtype(dtype)?)
+        };
+        let images = Var::constant(images.to_device(&self.device)?.to_dtype(dtype)?);
+        let mut x = patch_embed(
+            &images,
+            &param(tape, &w.conv1, dtype)?,
+            &param(tape, &w.class_embedding, dtype)?,
+            &pos,
+            v.patch_size,
+        )?;
+        x = norm(tape, &x, &w.ln_pre, dtype)?;
+        let heads = v.heads().map_err(config_error)?;
+        for b in &w.blocks {
+            x = residual_block(tape, &x, b, heads, false, self.activation(), dtype)?;
+        }
+        let batch = dims[0];
+        let class_token = x.narrow(1, 0, 1)?.reshape([batch, v.width])?;
+        let pooled = norm(tape, &class_token, &w.ln_post, dtype)?;
+        pooled.matmul(&param(tape, &w.proj, dtype)?)
+    }
+
+    /// Text features [B, embed_dim] (projected, not normalised) of token ids
+    /// [B, L] (u32, L ≤ the context length): the end-of-text token's output,
+    /// found as the largest id of each row (open_clip's `argmax`).
+    pub fn encode_text(&self, tape: &Tape, ids: &Tensor, dtype: DType) -> Result<Var> {
+        let t = &self.config.text_cfg;
+        let w = &self.weights.text;
+        let (batch, len) = match ids.dims() {
+            [b, l] if *l >= 1 && *l <= t.context_length => (*b, *l),
+            _ => {
+                return Err(Error::invalid(
+                    "encode_text",
+                    format!("expected token ids [B, L] with 1 ≤ L ≤ {}, got {}", t.context_length, ids.shape()),
+                ));
+            }
+        };
+        let host_ids = ids.to_vec::<u32>()?;
+        if let Some(&bad) = host_ids.iter().find(|&&i| i as usize >= t.vocab_size) {
+            return Err(Error::IndexOutOfRange { op: "encode_text", index: bad as usize, size: t.vocab_size });
+        }
+        let ids = ids.to_device(&self.device)?;
+        let mut x =
+            token_embed(&ids, &param(tape, &w.token_embedding, dtype)?, &param(tape, &w.positional_embedding, dtype)?)?;
+        for b in &w.blocks {
+            x = residual_block(tape, &x, b, t.heads, true, self.activation(), dtype)?;
+        }
+        // LayerNorm is per token, so normalising only the pooled tokens
+        // equals open_clip's ln_final-then-pool.
+        let eot: Vec<u32> = host_ids
+            .chunks(len)
+            .enumerate()
+            .map(|(b, row)| {
+                let pos = row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best });
+                (b * len + pos) as u32
+            })
+            .collect();
+        let eot = Tensor::from_vec(eot, [batch], &Device::Cpu)?.to_device(&self.device)?;
+        let pooled = x.reshape([batch * len, t.width])?.index_select(0, &eot)?;
+        let pooled = norm(tape, &pooled, &w.ln_final, dtype)?;
+        pooled.matmul(&param(tape, &w.text_projection, dtype)?)
+    }
+
+    /// The learnable log-temperature, as a leaf of `tape`.
+    pub fn log_scale(&self, tape: &Tape) -> Var {
+        tape.param(&self.weights.logit_scale)
+    }
+
+    /// Clamps the log-temperature so that exp(t) ≤ 100, as open_clip does
+    /// after each optimizer step.
+    pub fn clamp_logit_scale(&self) -> Result<()> {
+        let p = &self.weights.logit_scale;
+        let t = p.value().to_scalar()?;
+        let max = 100f64.ln();
+        if t > max {
+            p.set_value(Tensor::full(max, [], DType::F32, &self.device)?);
+        }
+        Ok(())
+    }
+
+    fn activation(&self) -> Activation {
+        if self.config.quick_gelu { Activation::QuickGelu } else { Activation::Gelu }
+    }
+
+    /// exp(t)·Î·T̂ᵀ for already computed features (evaluation).
+    pub fn logits(&self, image_features: &Tensor, text_features: &Tensor) -> Result<Tensor> {
+        let scale = self.weights.logit_scale.value().to_scalar()?.exp().min(100.0);
+        let (i, t) = (normalize(image_features)?, normalize(text_features)?);
+        i.matmul(&t.transpose(0, 1)?)?.scale(scale)
+    }
+}
+
+/// Rows divided by their L2 norm (open_clip's F.normalize, eps 1e-12), in f32.
+pub fn normalize(x: &Tensor) -> Result<Tensor> {
+    let x = x.to_dtype(DType::F32)?;
+    let norm = x.sqr()?.sum_dim(-1, true)?.sqrt()?.maximum(&Tensor::full(1e-12, [1], DType::F32, x.device())?)?;
+    x.div(&norm)
+}

@@ -1,0 +1,436 @@
+// CLIP's symmetric contrastive loss without a B×B buffer of logits.
+//
+// For embeddings A (m rows) and C (n rows), both normalised to unit length
+// and held in f32, and s = exp(min(t, ln 100)), the logits are z = s·A·Cᵀ. The
+// host (crates/reclip-loss/src/gpu.rs) chains these kernels:
+//   clip_normalize_*     x / max(‖x‖, 1e-12) in f32, and ‖x‖
+//   clip_lse_rows_f32    logsumexp of each row of z, and the row's label logit
+//   clip_loss_value_f32  the scalar loss from two (logsumexp, label logit) sets
+//   clip_grad_rows_f32   d(loss)/dA, recomputing z tile by tile
+//   clip_dt_value_f32    d(loss)/dt from per-row partial sums
+//   clip_denormalize_*   back through the normalisation, in the input dtype
+// The single-rank loss runs the row kernels twice, on (A, C) = (images, texts)
+// and (texts, images): the rows of the second are the columns of the first.
+// Logits live only in registers and shared memory. Every output element is
+// written by one thread and every sum runs in a fixed order, so results are
+// bitwise reproducible run to run.
+//
+// The products are plain f32 FMAs (no tensor cores: the emulator cannot run
+// mma fragments, and a portable path would have to stay anyway).
+#include "common.cuh"
+
+namespace clip_loss {
+
+constexpr float kNormEps = 1e-12f;  // F.normalize's default
+// ln 100 rounded to f32, where open_clip's clamp leaves its f32 parameter
+// (reclip_loss::MAX_LOG_SCALE).
+constexpr float kMaxLogScale = 4.6051702f;
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float logit_scale(const float* log_scale) { return expf(fminf(log_scale[0], kMaxLogScale)); }
+
+// Folds the running (max, sum of exp(z - max)) pair (om, ol) into (m, l).
+__device__ __forceinline__ void merge_stat(float& m, float& l, float om, float ol) {
+  const float nm = fmaxf(m, om);
+  if (nm == -INFINITY) return;  // both empty
+  l = l * expf(m - nm) + ol * expf(om - nm);
+  m = nm;
+}
+
+// The sum of v over the calling warp, through `partial` (32 floats per warp
+// of the block): two warp barriers where a shuffle tree needs ten (the
+// emulator pays per barrier). Every lane adds the values in lane order, so
+// all lanes get the same bits.
+__device__ __forceinline__ float warp_total(float v, float* partial) {
+  float* mine = partial + (threadIdx.x / 32) * 32;
+  mine[threadIdx.x % 32] = v;
+  __syncwarp();
+  float total = 0.0f;
+  for (int l = 0; l < 32; ++l) total += mine[l];
+  __syncwarp();  // the slots may be written again after this
+  return total;
+}
+
+// Copies rows [row0, row0 + R) and elements [k0, k0 + D) of the row-major
+// [rows, d] matrix x into s[k * (R + 4) + r], zero outside x. Consecutive
+// threads read consecutive elements of a row (coalesced).
+template <int R, int D>
+__device__ __forceinline__ void stage_transposed(const float* x, int rows, int d, int row0, int k0, float* s) {
+  RECLIP_UNROLL
+  for (int i = 0; i < R * D / kThreads; ++i) {
+    const int e = i * kThreads + threadIdx.x;
+    const int r = e / D, k = e % D;
+    const int row = row0 + r, col = k0 + k;
+    s[k * (R + 4) + r] = (row < rows && col < d) ? x[static_cast<long long>(row) * d + col] : 0.0f;
+  }
+}
+
+// acc[i][j] += Σ_k as[k][ra + i] · cs[k][cb + j] over one stage.
+template <int D, int RI, int CJ, int AStride, int CStride>
+__device__ __forceinline__ void stage_product(const float* as, const float* cs, int ra, int cb, float (&acc)[RI][CJ]) {
+  RECLIP_UNROLL
+  for (int k = 0; k < D; ++k) {
+    float a[RI], c[CJ];
+    RECLIP_UNROLL
+    for (int i = 0; i < RI; ++i) a[i] = as[k * AStride + ra + i];
+    RECLIP_UNROLL
+    for (int j = 0; j < CJ; ++j) c[j] = cs[k * CStride + cb + j];
+    RECLIP_UNROLL
+    for (int i = 0; i < RI; ++i) {
+      RECLIP_UNROLL
+      for (int j = 0; j < CJ; ++j) acc[i][j] += a[i] * c[j];
+    }
+  }
+}
+
+// z[i][j] = Σ_k a[ra + i]·c[cb + j] for a tile of R rows of `a` from row0 and
+// Cc rows of `c` from col0, staged through shared memory D elements at a
+// time. With Buffers = 2 the stages are double-buffered (stage k + 1 is
+// written while stage k is read: one barrier per stage); with Buffers = 1
+// a stage is written, read, then released (two barriers), which keeps fewer
+// loads in flight for register-bound callers. `a_stage` and `c_stage` hold
+// Buffers stages of D × (R + 4) and D × (Cc + 4) floats. Ends with a barrier,
+// so the stages may be reused at once.
+template <int R, int Cc, int D, int Buffers, int RI, int CJ>
+__device__ __forceinline__ void tile_logits(const float* a, const float* c, int m, int n, int d, int row0, int col0,
+                                            float* a_stage, float* c_stage, int ra, int cb, float (&z)[RI][CJ]) {
+  static_assert(Buffers == 1 || Buffers == 2, "one or two stage buffers");
+  constexpr int kAStage = D * (R + 4), kCStage = D * (Cc + 4);
+  RECLIP_UNROLL
+  for (int i = 0; i < RI; ++i) {
+    RECLIP_UNROLL
+    for (int j = 0; j < CJ; ++j) z[i][j] = 0.0f;
+  }
+  if (Buffers == 1) {
+    for (int k0 = 0; k0 < d; k0 += D) {
+      stage_transposed<R, D>(a, m, d, row0, k0, a_stage);
+      stage_transposed<Cc, D>(c, n, d, col0, k0, c_stage);
+      __syncthreads();
+      stage_product<D, RI, CJ, R + 4, Cc + 4>(a_stage, c_stage, ra, cb, z);
+      __syncthreads();
+    }
+    return;
+  }
+  stage_transposed<R, D>(a, m, d, row0, 0, a_stage);
+  stage_transposed<Cc, D>(c, n, d, col0, 0, c_stage);
+  __syncthreads();
+  for (int k0 = 0, buf = 0; k0 < d; k0 += D, buf ^= 1) {
+    if (k0 + D < d) {
+      // The other buffer's last readers passed the barrier that ended the previous stage.
+      stage_transposed<R, D>(a, m, d, row0, k0 + D, a_stage + (buf ^ 1) * kAStage);
+      stage_transposed<Cc, D>(c, n, d, col0, k0 + D, c_stage + (buf ^ 1) * kCStage);
+    }
+    stage_product<D, RI, CJ, R + 4, Cc + 4>(a_stage + buf * kAStage, c_stage + buf * kCStage, ra, cb, z);
+    __syncthreads();
+  }
+}
+
+// ---- clip_normalize: one warp per row, kNormRows rows per block; `partial`
+// is kThreads floats of shared memory for warp_total.
+constexpr int kNormRows = kThreads / 32;
+
+template <typename T>
+__device__ void normalize(const T* x, float* hat, float* norm, int rows, int d, float* partial) {
+  const int row = blockIdx.x * kNormRows + threadIdx.x / 32;
+  if (row >= rows) return;  // the whole warp leaves together
+  const int lane = threadIdx.x % 32;
+  const T* in = x + static_cast<long long>(row) * d;
+  float ss = 0.0f;
+  for (int k = lane; k < d; k += 32) {
+    const float v = common::to_float(in[k]);
+    ss += v * v;
+  }
+  const float nrm = sqrtf(warp_total(ss, partial));
+  const float denom = fmaxf(nrm, kNormEps);
+  float* out = hat + static_cast<long long>(row) * d;
+  for (int k = lane; k < d; k += 32) out[k] = common::to_float(in[k]) / denom;
+  if (lane == 0) norm[row] = nrm;
+}
+
+// ---- clip_lse_rows: a block owns kLseRows rows of A and sweeps all of C in
+// tiles of kLseCols; each thread holds a 4×4 patch of the tile and a running
+// (max, sum) per row. At the end one thread per row merges the row's 16
+// pairs, in column order, through shared memory.
+constexpr int kLseRows = 64;
+constexpr int kLseCols = 64;
+constexpr int kLseDepth = 32;
+
+__device__ void lse_rows(const float* a, const float* c, const float* log_scale, float* lse, float* label_logit, int m,
+                         int n, int d, int label_offset) {
+  __align__(16) __shared__ float a_stage[2 * kLseDepth * (kLseRows + 4)];
+  __align__(16) __shared__ float c_stage[2 * kLseDepth * (kLseCols + 4)];
+  const float s = logit_scale(log_scale);
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  const int row0 = blockIdx.x * kLseRows;
+  float run_max[4], run_sum[4];
+  RECLIP_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    run_max[i] = -INFINITY;
+    run_sum[i] = 0.0f;
+  }
+  for (int col0 = 0; col0 < n; col0 += kLseCols) {
+    float z[4][4];
+    tile_logits<kLseRows, kLseCols, kLseDepth, 2, 4, 4>(a, c, m, n, d, row0, col0, a_stage, c_stage, ty * 4, tx * 4, z);
+    RECLIP_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      const int row = row0 + ty * 4 + i;
+      float tile_max = -INFINITY;
+      RECLIP_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        z[i][j] *= s;
+        const int col = col0 + tx * 4 + j;
+        if (col < n) tile_max = fmaxf(tile_max, z[i][j]);
+        if (col < n && row < m && col == row + label_offset) label_logit[row] = z[i][j];
+      }
+      if (tile_max == -INFINITY) continue;  // no column of this thread in range
+      const float nm = fmaxf(run_max[i], tile_max);
+      float sum = run_sum[i] * expf(run_max[i] - nm);
+      RECLIP_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        if (col0 + tx * 4 + j < n) sum += expf(z[i][j] - nm);
+      }
+      run_max[i] = nm;
+      run_sum[i] = sum;
+    }
+  }
+  // The stages are free: tile_logits ended with a barrier.
+  float* stat_max = a_stage;
+  float* stat_sum = a_stage + kLseRows * 16;
+  RECLIP_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    stat_max[(ty * 4 + i) * 16 + tx] = run_max[i];
+    stat_sum[(ty * 4 + i) * 16 + tx] = run_sum[i];
+  }
+  __syncthreads();
+  const int row = row0 + threadIdx.x;
+  if (threadIdx.x < kLseRows && row < m) {
+    float mx = -INFINITY, sum = 0.0f;
+    for (int t = 0; t < 16; ++t) merge_stat(mx, sum, stat_max[threadIdx.x * 16 + t], stat_sum[threadIdx.x * 16 + t]);
+    lse[row] = mx + logf(sum);
+  }
+}
+
+// ---- clip_grad_rows: a block owns kGradRows rows of A and one split of the
+// embedding columns (at most kSplit wide; blockIdx.y picks it) and sweeps C in
+// tiles of kGradCols. Per tile: (1) recompute the logits, 2×4 per thread;
+// (2) turn them into s·d(loss)/dz in shared memory; (3) add that tile times
+// C's rows into an 8×8 register accumulator per thread, reading C through
+// the L1 cache (the four warps of a row group read the same lines). Splits
+// beyond the first recompute (1); the first also writes the per-row Σ dz·z
+// for dt.
+constexpr int kGradRows = 32;
+constexpr int kGradCols = 64;
+constexpr int kGradDepth = 32;
+constexpr int kSplit = 512;
+constexpr int kGroups = kSplit / 64;  // columns per thread in step (3), 64 apart
+
+__device__ void grad_rows(const float* a, const float* c, const float* log_scale, const float* grad_loss,
+                          const float* lse_own, const float* lse_other, float w_own, float w_other, float w_label,
+                          int label_offset, float* da, float* dt_rows, int m, int n, int d, int width) {
+  __align__(16) __shared__ float a_stage[kGradDepth * (kGradRows + 4)];
+  __align__(16) __shared__ float c_stage[kGradDepth * (kGradCols + 4)];
+  __align__(16) __shared__ float dz_tile[kGradCols * kGradRows];  // [col][row]
+  const float s = logit_scale(log_scale);
+  const float g = grad_loss[0];
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;  // step (1): rows ty*2+i, cols tx*4+j
+  const int cg = threadIdx.x % 64, rg = threadIdx.x / 64;  // step (3): rows rg*8+r, columns cg+64*q
+  const int row0 = blockIdx.x * kGradRows;
+  const int split0 = blockIdx.y * width;
+  float acc[8][kGroups];
+  RECLIP_UNROLL
+  for (int r = 0; r < 8; ++r) {
+    RECLIP_UNROLL
+    for (int q = 0; q < kGroups; ++q) acc[r][q] = 0.0f;
+  }
+  float dt_part[2] = {0.0f, 0.0f};
+  float own[2];
+  RECLIP_UNROLL
+  for (int i = 0; i < 2; ++i) {
+    const int row = row0 + ty * 2 + i;
+    own[i] = (lse_own != nullptr && row < m) ? lse_own[row] : 0.0f;
+  }
+  bool dim_ok[kGroups];  // column cg + 64·q lies in this split
+  RECLIP_UNROLL
+  for (int q = 0; q < kGroups; ++q) dim_ok[q] = cg + 64 * q < width && split0 + cg + 64 * q < d;
+
+  for (int col0 = 0; col0 < n; col0 += kGradCols) {
+    // tile_logits passes a barrier before it returns, so every thread has
+    // finished reading the previous dz_tile before it is overwritten below.
+    float z[2][4];
+    tile_logits<kGradRows, kGradCols, kGradDepth, 1, 2, 4>(a, c, m, n, d, row0, col0, a_stage, c_stage, ty * 2, tx * 4, z);
+    RECLIP_UNROLL
+    for (int j = 0; j < 4; ++j) {
+      const int col = col0 + tx * 4 + j;
+      const float other = (lse_other != nullptr && col < n) ? lse_other[col] : 0.0f;
+      RECLIP_UNROLL
+      for (int i = 0; i < 2; ++i) {
+        const int row = row0 + ty * 2 + i;
+        float dz = 0.0f;
+        if (row < m && col < n) {
+          const float zij = z[i][j] * s;
+          float p = 0.0f;
+          if (lse_own != nullptr) p += w_own * expf(zij - own[i]);
+          if (lse_other != nullptr) p += w_other * expf(zij - other);
+          if (col == row + label_offset) p -= w_label;
+          dz = g * p;
+          dt_part[i] += dz * zij;
+        }
+        dz_tile[(tx * 4 + j) * kGradRows + ty * 2 + i] = s * dz;
+      }
+    }
+    __syncthreads();
+    const int cols = min(kGradCols, n - col0);
+    for (int t = 0; t < cols; ++t) {
+      const float* c_row = c + static_cast<long long>(col0 + t) * d + split0 + cg;
+      float zr[8], cv[kGroups];
+      RECLIP_UNROLL
+      for (int r = 0; r < 8; ++r) zr[r] = dz_tile[t * kGradRows + rg * 8 + r];
+      RECLIP_UNROLL
+      for (int q = 0; q < kGroups; ++q) cv[q] = dim_ok[q] ? __ldg(c_row + 64 * q) : 0.0f;
+      RECLIP_UNROLL
+      for (int r = 0; r < 8; ++r) {
+        RECLIP_UNROLL
+        for (int q = 0; q < kGroups; ++q) acc[r][q] += zr[r] * cv[q];
+      }
+    }
+  }
+
+  RECLIP_UNROLL
+  for (int r = 0; r < 8; ++r) {
+    const int row = row0 + rg * 8 + r;
+    RECLIP_UNROLL
+    for (int q = 0; q < kGroups; ++q) {
+      if (row < m && dim_ok[q]) da[static_cast<long long>(row) * d + split0 + cg + 64 * q] = acc[r][q];
+    }
+  }
+  if (dt_rows != nullptr && blockIdx.y == 0) {  // the same for the whole block
+    // a_stage is free: step (3) does not read it, and tile_logits ended with a barrier.
+    RECLIP_UNROLL
+    for (int i = 0; i < 2; ++i) a_stage[(ty * 2 + i) * 16 + tx] = dt_part[i];
+    __syncthreads();
+    const int row = row0 + threadIdx.x;
+    if (threadIdx.x < kGradRows && row < m) {
+      float total = 0.0f;
+      for (int t = 0; t < 16; ++t) total += a_stage[threadIdx.x * 16 + t];
+      dt_rows[row] = total;
+    }
+  }
+}
+
+// ---- One-block reductions in a fixed order: thread k sums elements k, k+256,
+// …; then the warps, then every warp over the warp sums (kThreads / 32 floats
+// of shared memory in `warp_sums`).
+__device__ __forceinline__ float block_sum(float v, float* warp_sums) {
+  v = common::warp_sum(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) warp_sums[warp] = v;
+  __syncthreads();
+  float total = lane < kThreads / 32 ? warp_sums[lane] : 0.0f;
+  return common::warp_sum(total);  // every warp computes it; thread 0 writes it
+}
+
+__device__ void loss_value(const float* lse_a, const float* label_a, const float* lse_b, const float* label_b, int m,
+                           float* loss) {
+  __shared__ float warp_sums[kThreads / 32];
+  float acc = 0.0f;
+  for (int i = threadIdx.x; i < m; i += kThreads) acc += (lse_a[i] - label_a[i]) + (lse_b[i] - label_b[i]);
+  const float total = block_sum(acc, warp_sums);
+  if (threadIdx.x == 0) loss[0] = total / (2.0f * static_cast<float>(m));
+}
+
+__device__ void dt_value(const float* rows_a, int m_a, const float* rows_b, int m_b, const float* log_scale,
+                         float* dt) {
+  __shared__ float warp_sums[kThreads / 32];
+  float acc = 0.0f;
+  for (int i = threadIdx.x; i < m_a; i += kThreads) acc += rows_a[i];
+  for (int i = threadIdx.x; i < m_b; i += kThreads) acc += rows_b[i];
+  const float total = block_sum(acc, warp_sums);
+  // Where the clamp of t is active, s does not depend on t.
+  if (threadIdx.x == 0) dt[0] = log_scale[0] > kMaxLogScale ? 0.0f : total;
+}
+
+// ---- clip_denormalize: dx = (dx̂ - x̂·(x̂·dx̂)) / ‖x‖, or dx̂ / eps where the
+// norm was clamped. One warp per row, like clip_normalize.
+template <typename T>
+__device__ void denormalize(const float* hat, const float* norm, const float* dhat, T* dx, int rows, int d,
+                            float* partial) {
+  const int row = blockIdx.x * kNormRows + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int lane = threadIdx.x % 32;
+  const long long base = static_cast<long long>(row) * d;
+  const float nrm = norm[row];
+  float dot = 0.0f;
+  for (int k = lane; k < d; k += 32) dot += hat[base + k] * dhat[base + k];
+  dot = warp_total(dot, partial);
+  for (int k = lane; k < d; k += 32) {
+    const float v = nrm >= kNormEps ? (dhat[base + k] - hat[base + k] * dot) / nrm : dhat[base + k] / kNormEps;
+    dx[base + k] = common::from_float<T>(v);
+  }
+}
+
+}  // namespace clip_loss
+
+// One warp per row. Launch: grid ceil(rows / 8), 256 threads; static shared
+// memory 1 KiB (declared in the entry point: the emulator's build cannot
+// place static shared memory of template functions). Registers (ptxas):
+// 29–32 on sm_80 and sm_90. Memory-bound; nothing limits occupancy.
+extern "C" __global__ void clip_normalize_f32(const float* x, float* hat, float* norm, int rows, int d) {
+  __shared__ float partial[clip_loss::kThreads];
+  clip_loss::normalize(x, hat, norm, rows, d, partial);
+}
+extern "C" __global__ void clip_normalize_bf16(const bf16* x, float* hat, float* norm, int rows, int d) {
+  __shared__ float partial[clip_loss::kThreads];
+  clip_loss::normalize(x, hat, norm, rows, d, partial);
+}
+
+// A block: 64 rows of A against all of C in 64-column tiles. Launch: grid
+// ceil(m / 64), 256 threads; static shared memory 34 KiB (two buffers of a
+// 32×68 stage of A and of C). Registers: 127 (sm_80), 109 (sm_90) under
+// __launch_bounds__(256, 2); registers limit occupancy to 2 blocks (16
+// warps) per SM. Per embedding element a thread does 16 FMAs for two
+// 128-bit shared loads.
+extern "C" __global__ void __launch_bounds__(256, 2) clip_lse_rows_f32(const float* a, const float* c,
+                                                                    const float* log_scale, float* lse,
+                                                                    float* label_logit, int m, int n, int d,
+                                                                    int label_offset) {
+  clip_loss::lse_rows(a, c, log_scale, lse, label_logit, m, n, d, label_offset);
+}
+
+// A block: 32 rows of A and up to 512 embedding columns of dA, against all
+// of C in 64-column tiles. Launch: grid (ceil(m / 32), ceil(d / 512)), 256
+// threads, `width` = ceil(d / gridDim.y); static shared memory 21 KiB (32×36
+// and 32×68 stages, the 64×32 dz tile). Registers: 128 on sm_80 and sm_90
+// under __launch_bounds__(256, 2), no spills (the 64 accumulators and the
+// stages fit exactly; the single-buffered stages keep it so); registers
+// limit occupancy to 2 blocks per SM. For d > 512 each column split
+// recomputes the logits.
+extern "C" __global__ void __launch_bounds__(256, 2)
+    clip_grad_rows_f32(const float* a, const float* c, const float* log_scale, const float* grad_loss,
+                       const float* lse_own, const float* lse_other, float w_own, float w_other, float w_label,
+                       int label_offset, float* da, float* dt_rows, int m, int n, int d, int width) {
+  clip_loss::grad_rows(a, c, log_scale, grad_loss, lse_own, lse_other, w_own, w_other, w_label, label_offset, da,
+                       dt_rows, m, n, d, width);
+}
+
+// One block of 256 threads; static shared memory 32 B; registers 29–31.
+extern "C" __global__ void clip_loss_value_f32(const float* lse_a, const float* label_a, const float* lse_b,
+                                               const float* label_b, int m, float* loss) {
+  clip_loss::loss_value(lse_a, label_a, lse_b, label_b, m, loss);
+}
+extern "C" __global__ void clip_dt_value_f32(const float* rows_a, int m_a, const float* rows_b, int m_b,
+                                             const float* log_scale, float* dt) {
+  clip_loss::dt_value(rows_a, m_a, rows_b, m_b, log_scale, dt);
+}
+
+// Like clip_normalize: grid ceil(rows / 8), 256 threads, 1 KiB of static
+// shared memory, 30–32 registers, memory-bound.
+extern "C" __global__ void clip_denormalize_f32(const float* hat, const float* norm, const float* dhat, float* dx,
+                                                int rows, int d) {
+  __shared__ float partial[clip_loss::kThreads];
+  clip_loss::denormalize(hat, norm, dhat, dx, rows, d, partial);
+}
+extern "C" __global__ void clip_denormalize_bf16(const float* hat, const float* norm, const float* dhat, bf16* dx,
+                                                 int rows, int d) {
+  __shared__ float partial[clip_loss::kThreads];
+  clip_loss::denormalize(hat, norm, dhat, dx, rows, d, partial);
+}
