@@ -39,12 +39,26 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "zero_shot_top1_difference": ab.zip(ar).map(|(b, r)| r - b),
     });
     std::fs::create_dir_all(&args.out)?;
-    reclip_model::checkpoint::write_atomic(&args.out.join("compare.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    reclip_model::checkpoint::write_atomic(
+        &args.out.join("compare.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
     println!("{:<28} {:>14} {:>14} {:>9}", "", "baseline", "reclip", "ratio");
-    println!("{:<28} {:>14.4} {:>14.4} {:>8.2}x", "training PFLOPs", base.total.total_pflops, reclip.total.total_pflops, flops_ratio);
-    println!("{:<28} {:>14.1} {:>14.1} {:>8.2}x", "wall seconds", base.total.wall_seconds, reclip.total.wall_seconds, wall_ratio);
+    println!(
+        "{:<28} {:>14.4} {:>14.4} {:>8.2}x",
+        "training PFLOPs", base.total.total_pflops, reclip.total.total_pflops, flops_ratio
+    );
+    println!(
+        "{:<28} {:>14.1} {:>14.1} {:>8.2}x",
+        "wall seconds", base.total.wall_seconds, reclip.total.wall_seconds, wall_ratio
+    );
     for (zb, zr) in base.zero_shot.iter().zip(&reclip.zero_shot) {
-        println!("{:<28} {:>13.1}% {:>13.1}%", format!("zero-shot {} top-1", zb.name), 100.0 * zb.top1, 100.0 * zr.top1);
+        println!(
+            "{:<28} {:>13.1}% {:>13.1}%",
+            format!("zero-shot {} top-1", zb.name),
+            100.0 * zb.top1,
+            100.0 * zr.top1
+        );
     }
     for (rb, rr) in base.retrieval.iter().zip(&reclip.retrieval) {
         println!(
@@ -58,7 +72,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "RECLIP saves {:.0}% of the training FLOPs and {:.0}% of the wall time ({:.0}% of the FLOPs saving)",
         100.0 * (1.0 - 1.0 / flops_ratio),
         100.0 * (1.0 - 1.0 / wall_ratio),
-        100.0 * (1.0 - 1.0 / wall_ratio) / (1.0 - 1.0 / flops_ratio).max(1e-9)
+        100.0 * (1.0 - 1.0 / wall_ratio) / (1.0f64 - 1.0 / flops_ratio).max(1e-9)
     );
     println!("details: {}", args.out.join("compare.json").display());
     Ok(())

@@ -45,7 +45,9 @@ fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect::<Result<_, _>>()
         .with_context(|| format!("--images {}", dir.display()))?;
     files.retain(|p| {
-        p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
     });
     files.sort();
     if files.is_empty() {
@@ -82,7 +84,8 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             features.push(clip.encode_image(&tape, &batch, dtype)?.into_tensor().to_device(&Device::Cpu)?);
         }
         tensors.push(("image_features".into(), Tensor::concat(&features.iter().collect::<Vec<_>>(), 0)?));
-        let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> =
+            files.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
         meta.insert("image_files".to_string(), serde_json::to_string(&names)?);
     }
     if let Some(path) = &args.texts {
@@ -100,9 +103,12 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         }
         tensors.push(("text_features".into(), Tensor::concat(&features.iter().collect::<Vec<_>>(), 0)?));
     }
-    let tensors: Vec<(String, Tensor)> =
-        tensors.into_iter().map(|(n, t)| Ok((n, t.to_dtype(reclip_core::DType::F32)?))).collect::<anyhow::Result<_>>()?;
-    reclip_model::checkpoint::save(&args.out, &tensors, meta).with_context(|| format!("--out {}", args.out.display()))?;
+    let tensors: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(n, t)| Ok((n, t.to_dtype(reclip_core::DType::F32)?)))
+        .collect::<anyhow::Result<_>>()?;
+    reclip_model::checkpoint::save(&args.out, &tensors, meta)
+        .with_context(|| format!("--out {}", args.out.display()))?;
     for (n, t) in &tensors {
         println!("{n}: {}", t.shape());
     }

@@ -63,7 +63,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let zs = zero_shot.iter().map(|s| ev.zero_shot(s)).collect::<anyhow::Result<Vec<_>>>()?;
-    let rt = retrieval.iter().map(|(n, d)| ev.retrieval(n, d.clone())).collect::<anyhow::Result<Vec<_>>>()?;
+    let rt = retrieval.iter().map(|r| ev.retrieval(&r.name, r.data.clone())).collect::<anyhow::Result<Vec<_>>>()?;
     if args.json {
         let out = serde_json::json!({ "checkpoint": args.checkpoint, "image_size": image_size, "text_len": text_len, "zero_shot": zs, "retrieval": rt });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -71,12 +71,22 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     println!("{} at {image_size}px, text length {text_len}, on {}", args.checkpoint.display(), device);
     for z in &zs {
-        println!("zero-shot {} ({} classes, {} images): top-1 {:.1}%, top-5 {:.1}%", z.name, z.classes, z.images, 100.0 * z.top1, 100.0 * z.top5);
+        println!(
+            "zero-shot {} ({} classes, {} images): top-1 {:.1}%, top-5 {:.1}%",
+            z.name,
+            z.classes,
+            z.images,
+            100.0 * z.top1,
+            100.0 * z.top5
+        );
     }
     for r in &rt {
         let [a, b, c] = r.image_to_text.map(|x| 100.0 * x);
         let [d, e, f] = r.text_to_image.map(|x| 100.0 * x);
-        println!("retrieval {} ({} pairs): image→text R@1/5/10 {a:.1}/{b:.1}/{c:.1}%, text→image {d:.1}/{e:.1}/{f:.1}%", r.name, r.pairs);
+        println!(
+            "retrieval {} ({} pairs): image→text R@1/5/10 {a:.1}/{b:.1}/{c:.1}%, text→image {d:.1}/{e:.1}/{f:.1}%",
+            r.name, r.pairs
+        );
     }
     Ok(())
 }

@@ -42,8 +42,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// Parses the arguments a `reclip train` run was started with (saved in its
 /// run.json) back into its options.
 fn parse_train_args(argv: &[String]) -> anyhow::Result<train::TrainArgs> {
-    let cli = Cli::try_parse_from(std::iter::once("reclip".to_string()).chain(argv.iter().cloned()))
-        .map_err(|e| anyhow::anyhow!("the saved options do not parse: {}", e.to_string().lines().next().unwrap_or("")))?;
+    let cli = Cli::try_parse_from(std::iter::once("reclip".to_string()).chain(argv.iter().cloned())).map_err(|e| {
+        anyhow::anyhow!("the saved options do not parse: {}", e.to_string().lines().next().unwrap_or(""))
+    })?;
     match cli.command {
         Command::Train(args) => Ok(args),
         _ => anyhow::bail!("the saved options are not those of `reclip train`"),

@@ -4,13 +4,12 @@ use anyhow::{Context, bail};
 use clap::Args;
 use reclip_core::{DType, Device};
 use reclip_cuda::{DeviceChoice, select_device};
-use reclip_data::{CsvOptions, Dataset, ImageFolder, Synthetic, SyntheticConfig, ZeroShotSet, parse_separator, read_templates};
+use reclip_data::{CsvOptions, ImageFolder, Synthetic, SyntheticConfig, ZeroShotSet, parse_separator, read_templates};
 use reclip_model::ModelConfig;
 use reclip_train::phases::ScheduleKind;
-use reclip_train::trainer::{DataSource, Finetune, RunLength, TrainOptions};
+use reclip_train::trainer::{DataSource, Finetune, RetrievalSet, RunLength, TrainOptions};
 use reclip_train::{AdamWConfig, trainer};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 #[derive(Args, Clone, Debug)]
 pub struct TrainArgs {
@@ -146,7 +145,8 @@ pub fn data_source(data: &str, csv: &CsvArgs, seed: u64) -> anyhow::Result<DataS
         return Ok(DataSource::Shards(data.to_string()));
     }
     let separator = parse_separator(&csv.csv_separator).context("--csv-separator")?;
-    let options = CsvOptions { separator, image_key: csv.csv_img_key.clone(), caption_key: csv.csv_caption_key.clone() };
+    let options =
+        CsvOptions { separator, image_key: csv.csv_img_key.clone(), caption_key: csv.csv_caption_key.clone() };
     Ok(DataSource::Csv { path: PathBuf::from(data), options })
 }
 
@@ -157,9 +157,9 @@ pub fn eval_sets(
     csv: &CsvArgs,
     builtin: bool,
     seed: u64,
-) -> anyhow::Result<(Vec<ZeroShotSet>, Vec<(String, Arc<dyn Dataset>)>)> {
+) -> anyhow::Result<(Vec<ZeroShotSet>, Vec<RetrievalSet>)> {
     let mut zero_shot = Vec::new();
-    let mut retrieval: Vec<(String, Arc<dyn Dataset>)> = Vec::new();
+    let mut retrieval = Vec::new();
     let synthetic = Synthetic::new(builtin_config(seed));
     match &sets.eval_zero_shot {
         Some(dir) => {
@@ -179,9 +179,9 @@ pub fn eval_sets(
     match &sets.eval_retrieval {
         Some(spec) => {
             let source = data_source(spec, csv, seed)?;
-            retrieval.push((spec.clone(), source.open().context("--eval-retrieval")?));
+            retrieval.push(RetrievalSet { name: spec.clone(), data: source.open().context("--eval-retrieval")? });
         }
-        None if builtin => retrieval.push(("builtin".into(), synthetic.retrieval(500))),
+        None if builtin => retrieval.push(RetrievalSet { name: "builtin".into(), data: synthetic.retrieval(500) }),
         None => {}
     }
     Ok((zero_shot, retrieval))
@@ -256,7 +256,8 @@ pub fn options(args: &TrainArgs, schedule: ScheduleKind, out: &Path, resume: boo
 /// The options of the run in `dir`, saved by its first invocation.
 fn saved_args(dir: &Path) -> anyhow::Result<Vec<String>> {
     let path = dir.join("run.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("--resume {}: {}", dir.display(), path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("--resume {}: {}", dir.display(), path.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).with_context(|| path.display().to_string())?;
     v["args"]
         .as_array()
@@ -279,7 +280,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
             let argv: Vec<String> = std::env::args().skip(1).collect();
             let run = serde_json::json!({ "args": argv });
-            reclip_model::checkpoint::write_atomic(&out.join("run.json"), serde_json::to_string_pretty(&run)?.as_bytes())?;
+            reclip_model::checkpoint::write_atomic(
+                &out.join("run.json"),
+                serde_json::to_string_pretty(&run)?.as_bytes(),
+            )?;
             (args, out, false)
         }
     };
@@ -287,6 +291,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let opts = options(&args, schedule, &out, resume)?;
     let report = trainer::train(&opts)?;
     print!("{}", report.table());
-    println!("report: {}, metrics: {}, plot: {}, checkpoint: {}", out.join("report.json").display(), out.join("metrics.jsonl").display(), out.join("curves.png").display(), out.join("checkpoint.safetensors").display());
+    println!(
+        "report: {}, metrics: {}, plot: {}, checkpoint: {}",
+        out.join("report.json").display(),
+        out.join("metrics.jsonl").display(),
+        out.join("curves.png").display(),
+        out.join("checkpoint.safetensors").display()
+    );
     Ok(())
 }

@@ -9,10 +9,10 @@ use reclip_autograd::Tape;
 use reclip_core::{DType, Device, Result, Tensor};
 use reclip_data::{BatchSpec, Dataset, Loader, LoaderConfig, ZeroShotSet};
 use reclip_model::clip::{Clip, normalize};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ZeroShotResult {
     pub name: String,
     pub top1: f64,
@@ -21,7 +21,7 @@ pub struct ZeroShotResult {
     pub classes: usize,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RetrievalResult {
     pub name: String,
     /// Recall@1, @5, @10 of the right caption among all, per image.
@@ -64,7 +64,11 @@ impl Evaluator<'_> {
 
     /// Normalised image and caption features of a whole dataset (bad samples
     /// left out), with the dataset index of each row.
-    fn encode_dataset(&self, dataset: Arc<dyn Dataset>, with_text: bool) -> anyhow::Result<(Tensor, Option<Tensor>, Vec<usize>)> {
+    fn encode_dataset(
+        &self,
+        dataset: Arc<dyn Dataset>,
+        with_text: bool,
+    ) -> anyhow::Result<(Tensor, Option<Tensor>, Vec<usize>)> {
         let mut loader = self.loader(dataset)?;
         let spec = BatchSpec { image_size: self.image_size, context_length: self.text_len };
         let tape = Tape::no_grad();

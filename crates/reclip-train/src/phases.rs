@@ -102,7 +102,15 @@ mod tests {
     use super::*;
 
     fn spec(kind: ScheduleKind, total: u64, finetune: u64) -> ScheduleSpec {
-        ScheduleSpec { kind, total_steps: total, finetune_steps: finetune, low_res: 32, high_res: 64, low_text_len: 16, high_text_len: 24 }
+        ScheduleSpec {
+            kind,
+            total_steps: total,
+            finetune_steps: finetune,
+            low_res: 32,
+            high_res: 64,
+            low_text_len: 16,
+            high_text_len: 24,
+        }
     }
 
     #[test]
@@ -110,7 +118,10 @@ mod tests {
         let p = plan(&spec(ScheduleKind::Reclip, 100, 10)).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!((p[0].name, p[0].image_size, p[0].text_len, p[0].start_step, p[0].steps), ("main", 32, 16, 0, 90));
-        assert_eq!((p[1].name, p[1].image_size, p[1].text_len, p[1].start_step, p[1].steps), ("finetune", 64, 24, 90, 10));
+        assert_eq!(
+            (p[1].name, p[1].image_size, p[1].text_len, p[1].start_step, p[1].steps),
+            ("finetune", 64, 24, 90, 10)
+        );
         assert_eq!(p[1].end_step(), 100);
     }
 

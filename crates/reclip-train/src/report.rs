@@ -91,9 +91,30 @@ impl Report {
         let _ = writeln!(
             s,
             "{:<9} {:>5} {:>5} {:>7} {:>7} {:>9} {:>10} {:>10} {:>9} {:>8} {:>9}",
-            "phase", "image", "text", "tokens", "steps", "samples", "GF fwd/s", "GF train/s", "PFLOPs", "wall s", "images/s"
+            "phase",
+            "image",
+            "text",
+            "tokens",
+            "steps",
+            "samples",
+            "GF fwd/s",
+            "GF train/s",
+            "PFLOPs",
+            "wall s",
+            "images/s"
         );
-        let line = |s: &mut String, name: &str, size: String, text: String, tokens: String, steps: u64, samples: u64, fwd: String, train: String, pf: f64, wall: f64, ips: f64| {
+        let line = |s: &mut String,
+                    name: &str,
+                    size: String,
+                    text: String,
+                    tokens: String,
+                    steps: u64,
+                    samples: u64,
+                    fwd: String,
+                    train: String,
+                    pf: f64,
+                    wall: f64,
+                    ips: f64| {
             let _ = writeln!(
                 s,
                 "{name:<9} {size:>5} {text:>5} {tokens:>7} {steps:>7} {samples:>9} {fwd:>10} {train:>10} {pf:>9.4} {wall:>8.1} {ips:>9.1}"
@@ -116,7 +137,20 @@ impl Report {
             );
         }
         let t = &self.total;
-        line(&mut s, "total", "".into(), "".into(), "".into(), t.steps, t.samples, "".into(), "".into(), t.total_pflops, t.wall_seconds, t.images_per_second);
+        line(
+            &mut s,
+            "total",
+            "".into(),
+            "".into(),
+            "".into(),
+            t.steps,
+            t.samples,
+            "".into(),
+            "".into(),
+            t.total_pflops,
+            t.wall_seconds,
+            t.images_per_second,
+        );
         if let (Some(b), Some(r)) = (&self.baseline, &self.ratios) {
             line(
                 &mut s,

@@ -66,9 +66,17 @@ pub fn save(out: &Path, clip: &Clip, optimizer: &AdamW, state: &TrainState) -> a
     Ok(())
 }
 
-/// Loads a run's checkpoint: the model, the optimizer's moments by parameter
-/// name and its step count, and where the run stands.
-pub fn load(out: &Path, device: &Device) -> anyhow::Result<(Clip, HashMap<String, (Tensor, Tensor)>, u64, TrainState)> {
+/// A run's checkpoint, loaded.
+pub struct Checkpoint {
+    pub clip: Clip,
+    /// The optimizer's first and second moments, by parameter name.
+    pub moments: HashMap<String, (Tensor, Tensor)>,
+    pub optimizer_steps: u64,
+    pub state: TrainState,
+}
+
+/// Loads the checkpoint of the run in `out`.
+pub fn load(out: &Path, device: &Device) -> anyhow::Result<Checkpoint> {
     let (mp, sp) = (model_path(out), state_path(out));
     for p in [&mp, &sp] {
         if !p.exists() {
@@ -78,9 +86,8 @@ pub fn load(out: &Path, device: &Device) -> anyhow::Result<(Clip, HashMap<String
     let model = checkpoint::load(&mp)?;
     let clip = Clip::from_state_dict(&model, &mp, None, device)?;
     let dict = checkpoint::load(&sp)?;
-    let field = |key: &str| {
-        dict.metadata.get(key).ok_or_else(|| anyhow::anyhow!("{}: missing metadata {key}", sp.display()))
-    };
+    let field =
+        |key: &str| dict.metadata.get(key).ok_or_else(|| anyhow::anyhow!("{}: missing metadata {key}", sp.display()));
     let state: TrainState = serde_json::from_str(field(STATE_KEY)?)?;
     let optimizer_steps: u64 = field("reclip.optimizer_steps")?.parse()?;
     let model_step = model.metadata.get(STEP_KEY).cloned().unwrap_or_default();
@@ -100,9 +107,6 @@ pub fn load(out: &Path, device: &Device) -> anyhow::Result<(Clip, HashMap<String
             moments.entry(p.to_string()).or_default().1 = Some(t);
         }
     }
-    let moments = moments
-        .into_iter()
-        .filter_map(|(n, (m, v))| Some((n, (m?, v?))))
-        .collect();
-    Ok((clip, moments, optimizer_steps, state))
+    let moments = moments.into_iter().filter_map(|(n, (m, v))| Some((n, (m?, v?)))).collect();
+    Ok(Checkpoint { clip, moments, optimizer_steps, state })
 }

@@ -14,7 +14,10 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use reclip_autograd::{Tape, Var};
 use reclip_core::{DType, Device};
-use reclip_data::{BatchSpec, CsvDataset, CsvOptions, Dataset, Loader, LoaderConfig, Synthetic, SyntheticConfig, WebDataset, ZeroShotSet};
+use reclip_data::{
+    BatchSpec, CsvDataset, CsvOptions, Dataset, Loader, LoaderConfig, Synthetic, SyntheticConfig, WebDataset,
+    ZeroShotSet,
+};
 use reclip_loss::clip_loss;
 use reclip_model::clip::Clip;
 use reclip_model::{ModelConfig, flops};
@@ -28,7 +31,10 @@ use std::time::Instant;
 pub enum DataSource {
     /// The built-in synthetic shapes.
     Builtin(SyntheticConfig),
-    Csv { path: PathBuf, options: CsvOptions },
+    Csv {
+        path: PathBuf,
+        options: CsvOptions,
+    },
     /// WebDataset tar shards: a list such as `data/{00000..00127}.tar`.
     Shards(String),
 }
@@ -41,6 +47,13 @@ impl DataSource {
             DataSource::Shards(list) => Arc::new(WebDataset::open(list)?),
         })
     }
+}
+
+/// An image–caption set for retrieval evaluation, with the name reports use.
+#[derive(Clone)]
+pub struct RetrievalSet {
+    pub name: String,
+    pub data: Arc<dyn Dataset>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +85,7 @@ pub struct TrainOptions {
     pub precision: DType,
     pub out: PathBuf,
     pub zero_shot: Vec<ZeroShotSet>,
-    pub retrieval: Vec<(String, Arc<dyn Dataset>)>,
+    pub retrieval: Vec<RetrievalSet>,
     pub schedule: ScheduleKind,
     pub low_res: usize,
     pub high_res: usize,
@@ -166,7 +179,13 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn evaluate(&self, clip: &Clip, image_size: usize, text_len: usize, all: bool) -> anyhow::Result<(Vec<ZeroShotResult>, Vec<RetrievalResult>)> {
+    fn evaluate(
+        &self,
+        clip: &Clip,
+        image_size: usize,
+        text_len: usize,
+        all: bool,
+    ) -> anyhow::Result<(Vec<ZeroShotResult>, Vec<RetrievalResult>)> {
         let ev = Evaluator {
             clip,
             encoder: self.encoder.clone(),
@@ -176,10 +195,11 @@ impl Run<'_> {
             text_len,
             workers: self.opts.workers,
         };
-        let sets = if all { &self.opts.zero_shot[..] } else { &self.opts.zero_shot[..self.opts.zero_shot.len().min(1)] };
+        let sets =
+            if all { &self.opts.zero_shot[..] } else { &self.opts.zero_shot[..self.opts.zero_shot.len().min(1)] };
         let zero_shot = sets.iter().map(|s| ev.zero_shot(s)).collect::<anyhow::Result<_>>()?;
         let retrieval = if all {
-            self.opts.retrieval.iter().map(|(n, d)| ev.retrieval(n, d.clone())).collect::<anyhow::Result<_>>()?
+            self.opts.retrieval.iter().map(|r| ev.retrieval(&r.name, r.data.clone())).collect::<anyhow::Result<_>>()?
         } else {
             Vec::new()
         };
@@ -221,7 +241,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
     let schedule = CosineSchedule { base_lr: opts.lr, warmup_steps: opts.warmup, total_steps };
 
     let (mut clip, mut optimizer, mut state) = if opts.resume {
-        let (clip, moments, optimizer_steps, state) = state::load(&opts.out, &opts.device)?;
+        let state::Checkpoint { clip, moments, optimizer_steps, state } = state::load(&opts.out, &opts.device)?;
         let mut optimizer = AdamW::new(&clip.params(), opts.adam)?;
         optimizer.restore(optimizer_steps, |name| moments.get(name).cloned())?;
         loader.seek(state.position())?;
@@ -233,7 +253,8 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
         let mut clip = Clip::new(opts.model.clone(), opts.seed, &opts.device)?;
         clip.set_image_size(phases[0].image_size)?;
         let optimizer = AdamW::new(&clip.params(), opts.adam)?;
-        let state = TrainState { step: 0, loader_epoch: 0, loader_batch: 0, phases: vec![PhaseStats::default(); phases.len()] };
+        let state =
+            TrainState { step: 0, loader_epoch: 0, loader_batch: 0, phases: vec![PhaseStats::default(); phases.len()] };
         (clip, optimizer, state)
     };
     let per_sample: Vec<f64> = phases
@@ -241,7 +262,12 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
         .map(|p| Ok(flops::model(&opts.model, p.image_size, p.text_len)?.training_gflops))
         .collect::<anyhow::Result<_>>()?;
     let pflops = phases.iter().zip(&state.phases).zip(&per_sample).map(|((_, s), g)| s.samples as f64 * g / 1e6).sum();
-    let mut run = Run { opts, encoder: encoder.clone(), metrics: MetricsLog::open(&opts.out, opts.resume.then_some(state.step))?, pflops };
+    let mut run = Run {
+        opts,
+        encoder: encoder.clone(),
+        metrics: MetricsLog::open(&opts.out, opts.resume.then_some(state.step))?,
+        pflops,
+    };
 
     let bar = if opts.progress { ProgressBar::new(total_steps) } else { ProgressBar::hidden() };
     bar.set_style(
@@ -388,7 +414,13 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
     let (baseline, ratios) = if opts.schedule == ScheduleKind::Baseline {
         (None, None)
     } else {
-        let high = Phase { name: "baseline", image_size: opts.high_res, text_len: opts.high_text_len, start_step: 0, steps: total_steps };
+        let high = Phase {
+            name: "baseline",
+            image_size: opts.high_res,
+            text_len: opts.high_text_len,
+            start_step: 0,
+            steps: total_steps,
+        };
         let train = flops::model(&opts.model, high.image_size, high.text_len)?.training_gflops;
         let ips = probe(opts, encoder.clone(), &high, opts.probe_steps)?;
         let samples = total.samples;
@@ -425,7 +457,10 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
         retrieval,
         data_problems,
     };
-    reclip_model::checkpoint::write_atomic(&opts.out.join("report.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    reclip_model::checkpoint::write_atomic(
+        &opts.out.join("report.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
     crate::plot::curves(&run.metrics.lines, &phases, &opts.out.join("curves.png"))?;
     Ok(report)
 }
