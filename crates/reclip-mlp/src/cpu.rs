@@ -13,10 +13,23 @@ const QUICK_GELU_SCALE: f64 = 1.702;
 
 fn erf<T: Real>(x: T) -> T {
     if T::DTYPE == DType::F32 {
-        T::from_f32(libm::erff(x.to_f32().unwrap_or(f32::NAN)))
+        T::from_f32(erf_f32(x.to_f32().unwrap_or(f32::NAN)))
     } else {
         <T as Element>::from_f64(libm::erf(Element::to_f64(x)))
     }
+}
+
+/// erf to within 5e-7 absolute: Abramowitz & Stegun 7.1.26 (1.5e-7) in f32
+/// arithmetic, a few f32 ulps. The same formula as the vectorised path
+/// (`simd.rs`), of which this is the scalar tail; f64 (gradient checks)
+/// keeps libm's erf.
+pub(crate) fn erf_f32(x: f32) -> f32 {
+    use crate::simd::{ERF_A as A, ERF_P as P};
+    let ax = x.abs();
+    let t = 1.0 / (1.0 + P * ax);
+    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    let y = 1.0 - poly * (-ax * ax).exp();
+    y.copysign(x)
 }
 
 fn c<T: Real>(v: f64) -> T {
@@ -51,10 +64,30 @@ pub fn derivative<T: Real>(act: Activation, u: T) -> T {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fast_erf_is_within_f32_precision() {
+        let worst = (-6000..=6000)
+            .map(|i| i as f64 / 1000.0)
+            .map(|x| (super::erf_f32(x as f32) as f64 - libm::erf(x)).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 5e-7, "worst error {worst}");
+    }
+}
+
 /// y = act(z + bias) over rows of `bias.len()` columns.
 pub fn bias_act_forward<T: Real>(z: &[T], bias: &[T], act: Option<Activation>) -> Vec<T> {
     let mut y = vec![T::zero(); z.len()];
     if bias.is_empty() {
+        return y;
+    }
+    if T::DTYPE == DType::F32 {
+        let (z, bias): (&[f32], &[f32]) = (bytemuck::cast_slice(z), bytemuck::cast_slice(bias));
+        let y32: &mut [f32] = bytemuck::cast_slice_mut(&mut y);
+        y32.par_chunks_mut(bias.len())
+            .zip(z.par_chunks(bias.len()))
+            .for_each(|(yr, zr)| crate::simd::forward_row(zr, bias, act, yr));
         return y;
     }
     y.par_chunks_mut(bias.len()).zip(z.par_chunks(bias.len())).for_each(|(yr, zr)| {
@@ -94,12 +127,21 @@ pub fn bias_act_backward<T: Real>(dy: &[T], z: &[T], bias: &[T], act: Activation
     if cols == 0 {
         return (du, Vec::new());
     }
-    du.par_chunks_mut(cols).enumerate().for_each(|(r, dr)| {
-        for (j, d) in dr.iter_mut().enumerate() {
-            let i = r * cols + j;
-            *d = dy[i] * derivative(act, z[i] + bias[j]);
-        }
-    });
+    if T::DTYPE == DType::F32 {
+        let (dy, z, bias): (&[f32], &[f32], &[f32]) =
+            (bytemuck::cast_slice(dy), bytemuck::cast_slice(z), bytemuck::cast_slice(bias));
+        let du32: &mut [f32] = bytemuck::cast_slice_mut(&mut du);
+        du32.par_chunks_mut(cols)
+            .zip(dy.par_chunks(cols).zip(z.par_chunks(cols)))
+            .for_each(|(dr, (gr, zr))| crate::simd::backward_row(gr, zr, bias, act, dr));
+    } else {
+        du.par_chunks_mut(cols).enumerate().for_each(|(r, dr)| {
+            for (j, d) in dr.iter_mut().enumerate() {
+                let i = r * cols + j;
+                *d = dy[i] * derivative(act, z[i] + bias[j]);
+            }
+        });
+    }
     let db = column_sums(dy.len() / cols, cols, |r, j| du[r * cols + j]);
     (du, db)
 }

@@ -12,6 +12,7 @@
 
 mod cpu;
 mod gpu;
+mod simd;
 
 use reclip_autograd::Var;
 use reclip_core::ops::check_same;
