@@ -59,7 +59,7 @@ fn train(batch: usize, workers: usize) -> LoaderConfig {
 
 #[test]
 fn batches_depend_on_the_seed_and_position_only_not_on_workers() {
-    let data = Synthetic::new(SyntheticConfig { seed: 3, train_len: 40, heldout_len: 0 }).train();
+    let data = Synthetic::new(SyntheticConfig { seed: 3, train_len: 40, heldout_len: 0, crowded_percent: 0 }).train();
     let run = |workers: usize, prefetch: usize| {
         let mut l = loader(data.clone(), LoaderConfig { prefetch, ..train(6, workers) });
         (0..9).map(|_| l.next_batch(spec(16)).unwrap()).collect::<Vec<_>>()
@@ -131,7 +131,7 @@ fn a_run_resumed_at_a_position_sees_the_same_batches() {
 
 #[test]
 fn a_new_size_mid_run_remakes_the_batches_made_ahead() {
-    let data = Synthetic::new(SyntheticConfig { seed: 9, train_len: 64, heldout_len: 0 }).train();
+    let data = Synthetic::new(SyntheticConfig { seed: 9, train_len: 64, heldout_len: 0, crowded_percent: 0 }).train();
     let mut prefetching = loader(data.clone(), LoaderConfig { prefetch: 4, ..train(4, 2) });
     let mut direct = loader(data, train(4, 0));
     for step in 0..8 {

@@ -1,9 +1,10 @@
-//! The built-in synthetic dataset: one to three coloured shapes on varied
-//! backgrounds, with captions that describe them. It needs no files, is
-//! deterministic per (seed, part, index), has any number of samples, and is
-//! drawn straight at the requested resolution, so the same scene can be seen
-//! at 16, 64 or 224 px. Small shapes are a few pixels across at 16 px and
-//! lose their shape there, which makes higher resolutions measurably better.
+//! The built-in synthetic dataset: a coloured shape on a varied background,
+//! or in a chosen share of crowded scenes two or three smaller ones, with
+//! captions that describe them. It needs no files, is deterministic per
+//! (seed, part, index), has any number of samples, and is drawn straight at
+//! the requested resolution, so the same scene can be seen at 16, 64 or
+//! 224 px. Small shapes are a few pixels across at 16 px and lose their shape
+//! there, which makes higher resolutions measurably better.
 //!
 //! Parts: a training split, a held-out split (whose prefix is the retrieval
 //! set), and two zero-shot class sets of single-shape images — by shape, and
@@ -30,11 +31,16 @@ pub struct SyntheticConfig {
     pub seed: u64,
     pub train_len: usize,
     pub heldout_len: usize,
+    /// The percentage of training and held-out scenes with two or three
+    /// shapes, whose captions list them. None by default: with 10%, a
+    /// 2000-step `reclip train` run ends about ten points lower in zero-shot
+    /// accuracy, the model learning outlines more slowly.
+    pub crowded_percent: u8,
 }
 
 impl Default for SyntheticConfig {
     fn default() -> Self {
-        SyntheticConfig { seed: 0, train_len: 100_000, heldout_len: 1_000 }
+        SyntheticConfig { seed: 0, train_len: 100_000, heldout_len: 1_000, crowded_percent: 0 }
     }
 }
 
@@ -88,6 +94,7 @@ const CAPTION_STREAM: u64 = 12;
 /// One part of the synthetic data as a dataset.
 pub struct SyntheticSplit {
     seed: u64,
+    crowded_percent: u8,
     part: Part,
     len: usize,
     source: String,
@@ -95,14 +102,22 @@ pub struct SyntheticSplit {
 }
 
 impl SyntheticSplit {
-    fn new(seed: u64, part: Part, len: usize) -> Self {
+    fn new(config: &SyntheticConfig, part: Part, len: usize) -> Self {
+        let seed = config.seed;
         let source = format!("synthetic shapes ({}, seed {seed})", part.name());
-        SyntheticSplit { seed, part, len, report: DataReport::new(&source), source }
+        SyntheticSplit {
+            seed,
+            crowded_percent: config.crowded_percent,
+            part,
+            len,
+            report: DataReport::new(&source),
+            source,
+        }
     }
 
     pub fn scene(&self, index: usize) -> Scene {
         let mut rng = reclip_core::rng(mix(&[self.seed, SCENE_STREAM, self.part as u64, index as u64]));
-        Scene::random(&mut rng, self.part.forced(index))
+        Scene::random(&mut rng, self.part.forced(index), self.crowded_percent)
     }
 
     pub fn caption(&self, index: usize) -> String {
@@ -150,16 +165,16 @@ impl Synthetic {
     }
 
     pub fn train(&self) -> Arc<SyntheticSplit> {
-        Arc::new(SyntheticSplit::new(self.config.seed, Part::Train, self.config.train_len))
+        Arc::new(SyntheticSplit::new(&self.config, Part::Train, self.config.train_len))
     }
 
     pub fn heldout(&self) -> Arc<SyntheticSplit> {
-        Arc::new(SyntheticSplit::new(self.config.seed, Part::Heldout, self.config.heldout_len))
+        Arc::new(SyntheticSplit::new(&self.config, Part::Heldout, self.config.heldout_len))
     }
 
     /// Image–caption pairs for retrieval: the first `len` held-out samples.
     pub fn retrieval(&self, len: usize) -> Arc<SyntheticSplit> {
-        Arc::new(SyntheticSplit::new(self.config.seed, Part::Heldout, len.min(self.config.heldout_len)))
+        Arc::new(SyntheticSplit::new(&self.config, Part::Heldout, len.min(self.config.heldout_len)))
     }
 
     /// Single-shape images labelled by shape (6 classes), `per_class` each.
@@ -175,7 +190,7 @@ impl Synthetic {
 
     fn class_set(&self, part: Part, per_class: usize, classnames: Vec<String>) -> ZeroShotSet {
         let len = per_class * part.classes();
-        let images = Arc::new(SyntheticSplit::new(self.config.seed, part, len));
+        let images = Arc::new(SyntheticSplit::new(&self.config, part, len));
         ZeroShotSet {
             name: images.source.clone(),
             classnames,

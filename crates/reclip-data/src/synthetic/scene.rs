@@ -1,5 +1,6 @@
-//! Random scenes of one to three coloured shapes on a background, in the unit
-//! square (x right, y down), independent of any resolution.
+//! Random scenes of one coloured shape, or of two or three smaller ones, on a
+//! background, in the unit square (x right, y down), independent of any
+//! resolution.
 
 use rand::Rng;
 use reclip_core::Rng as ChaCha;
@@ -143,17 +144,25 @@ pub enum SizeClass {
 impl SizeClass {
     /// Shape size (the radius of a circle of the same area) as a fraction of
     /// the image side. A small shape is 2 to 3 px across at 16 px — a blob
-    /// whose outline cannot be told — and 8 to 13 px across at 64 px.
+    /// whose outline cannot be told — and 9 to 12 px across at 64 px. Medium
+    /// and large shapes span several 8 px patches at 32 px, so that a small
+    /// ViT can learn outlines at low resolution within minutes of training.
     fn radius_range(self) -> (f32, f32) {
         match self {
-            SizeClass::Small => (0.065, 0.08),
-            SizeClass::Medium => (0.10, 0.13),
-            SizeClass::Large => (0.15, 0.19),
+            SizeClass::Small => (0.07, 0.09),
+            SizeClass::Medium => (0.15, 0.18),
+            SizeClass::Large => (0.22, 0.27),
         }
     }
 }
 
-const SIZES: [SizeClass; 3] = [SizeClass::Small, SizeClass::Medium, SizeClass::Large];
+/// The sizes a shape may take in a scene of `count` shapes. A lone shape is
+/// medium or large: the subject fills a good part of the frame, as in a photo
+/// of one object, and its outline can be told at low resolution. Crowded
+/// scenes hold small and medium shapes, so that they fit.
+fn sizes(count: usize) -> &'static [SizeClass] {
+    if count == 1 { &[SizeClass::Medium, SizeClass::Large] } else { &[SizeClass::Small, SizeClass::Medium] }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlacedShape {
@@ -177,11 +186,27 @@ impl PlacedShape {
         self.radius * self.kind.extent()
     }
 
+    /// The shape's placement, with its rotation and scale worked out once
+    /// for the many point tests of a render.
+    pub(crate) fn frame(&self) -> ShapeFrame {
+        let (sin, cos) = (-self.rotation).sin_cos();
+        ShapeFrame { kind: self.kind, centre: self.centre, sin, cos, inv_radius: 1.0 / (self.radius * self.kind.scale()) }
+    }
+}
+
+pub(crate) struct ShapeFrame {
+    kind: ShapeKind,
+    centre: [f32; 2],
+    sin: f32,
+    cos: f32,
+    inv_radius: f32,
+}
+
+impl ShapeFrame {
+    /// Whether the scene point (u, v) is inside the shape.
     pub(crate) fn contains(&self, u: f32, v: f32) -> bool {
-        let (dx, dy) = (u - self.centre[0], v - self.centre[1]);
-        let (s, c) = (-self.rotation).sin_cos();
-        let r = self.radius * self.kind.scale();
-        self.kind.contains((c * dx - s * dy) / r, (s * dx + c * dy) / r)
+        let (dx, dy) = ((u - self.centre[0]) * self.inv_radius, (v - self.centre[1]) * self.inv_radius);
+        self.kind.contains(self.cos * dx - self.sin * dy, self.sin * dx + self.cos * dy)
     }
 }
 
@@ -248,21 +273,21 @@ pub(crate) struct Forced {
 }
 
 const GAP: f32 = 0.03;
-const PLACEMENT_TRIES: usize = 40;
+const PLACEMENT_TRIES: usize = 100;
 const BACKGROUND_TRIES: usize = 24;
 const MIN_COLOUR_DISTANCE: f32 = 0.45;
 
 impl Scene {
-    pub(crate) fn random(rng: &mut ChaCha, forced: Option<Forced>) -> Scene {
-        let count = match forced {
-            Some(_) => 1,
-            None => [1, 1, 1, 1, 1, 2, 2, 2, 3, 3][rng.random_range(0..10)],
-        };
+    /// `crowded_percent` of the scenes (none of a class set's) hold two or three shapes.
+    pub(crate) fn random(rng: &mut ChaCha, forced: Option<Forced>, crowded_percent: u8) -> Scene {
+        let crowded = forced.is_none() && rng.random_range(0..100) < crowded_percent;
+        let count = if crowded { rng.random_range(2..=3) } else { 1 };
         let mut shapes: Vec<PlacedShape> = Vec::with_capacity(count);
         for _ in 0..count {
             let kind = forced.map_or_else(|| SHAPES[rng.random_range(0..SHAPES.len())], |f| f.kind);
             let colour = forced.and_then(|f| f.colour).unwrap_or_else(|| rng.random_range(0..COLOURS.len()));
-            let size = SIZES[rng.random_range(0..SIZES.len())];
+            let sizes = sizes(count);
+            let size = sizes[rng.random_range(0..sizes.len())];
             let (lo, hi) = size.radius_range();
             let radius = rng.random_range(lo..=hi);
             let rotation = if kind.rotates() { rng.random_range(-0.35..=0.35) } else { 0.0 };
@@ -341,14 +366,15 @@ mod tests {
                 rotation: 0.3,
                 rgb: [1.0; 3],
             };
+            let frame = shape.frame();
             let inside =
-                (0..n * n).filter(|i| shape.contains((i % n) as f32 / n as f32, (i / n) as f32 / n as f32)).count();
+                (0..n * n).filter(|i| frame.contains((i % n) as f32 / n as f32, (i / n) as f32 / n as f32)).count();
             let area = inside as f32 / (n * n) as f32;
             let circle = std::f32::consts::PI * 0.04;
             assert!((area / circle - 1.0).abs() < 0.02, "{kind:?}: area {area} vs {circle}");
             let outside = (0..n * n).any(|i| {
                 let (u, v) = ((i % n) as f32 / n as f32, (i / n) as f32 / n as f32);
-                shape.contains(u, v) && ((u - 0.5).powi(2) + (v - 0.5).powi(2)).sqrt() > shape.bounding_radius()
+                frame.contains(u, v) && ((u - 0.5).powi(2) + (v - 0.5).powi(2)).sqrt() > shape.bounding_radius()
             });
             assert!(!outside, "{kind:?} reaches beyond its extent");
         }
@@ -357,7 +383,7 @@ mod tests {
     #[test]
     fn shapes_stay_inside_their_extent_and_in_the_image() {
         for seed in 0..200 {
-            let scene = Scene::random(&mut reclip_core::rng(seed), None);
+            let scene = Scene::random(&mut reclip_core::rng(seed), None, 50);
             assert!((1..=3).contains(&scene.shapes.len()));
             for s in &scene.shapes {
                 let e = s.bounding_radius();
@@ -376,7 +402,7 @@ mod tests {
     fn backgrounds_are_far_from_the_shape_colours() {
         let mut close = 0;
         for seed in 0..300 {
-            let scene = Scene::random(&mut reclip_core::rng(seed), None);
+            let scene = Scene::random(&mut reclip_core::rng(seed), None, 50);
             let nearest = scene.shapes.iter().map(|s| distance(s.rgb, scene.background.base)).fold(f32::MAX, f32::min);
             if nearest < MIN_COLOUR_DISTANCE {
                 close += 1;
