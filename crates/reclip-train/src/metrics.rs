@@ -54,7 +54,8 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// A new log, or the existing one cut after `resume_step`.
+    /// A new log, or the existing one cut after `resume_step` (the lines of
+    /// steps the resumed run repeats are dropped).
     pub fn open(out: &Path, resume_step: Option<u64>) -> anyhow::Result<Self> {
         let path = out.join("metrics.jsonl");
         let mut lines = Vec::new();
@@ -62,10 +63,15 @@ impl MetricsLog {
             && path.exists()
         {
             let text = std::fs::read_to_string(&path)?;
+            let count = text.lines().count();
             for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let line: Line =
-                    serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{}, line {}: {e}", path.display(), i + 1))?;
-                if line.step() < step {
+                let line: Line = match serde_json::from_str(l) {
+                    Ok(line) => line,
+                    // A run killed while writing leaves a partial last line.
+                    Err(_) if i + 1 == count && !text.ends_with('\n') => break,
+                    Err(e) => anyhow::bail!("{}, line {}: {e}", path.display(), i + 1),
+                };
+                if line.step() <= step {
                     lines.push(line);
                 }
             }

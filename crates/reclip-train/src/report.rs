@@ -97,8 +97,8 @@ impl Report {
             "tokens",
             "steps",
             "samples",
-            "GF fwd/s",
-            "GF train/s",
+            "GF fwd",
+            "GF train",
             "PFLOPs",
             "wall s",
             "images/s"
@@ -171,6 +171,7 @@ impl Report {
                 "baseline = every step at {}px: FLOPs counted, time estimated from a {}-step probe",
                 b.image_size, b.probe_steps
             );
+            let _ = writeln!(s, "GF = GFLOPs per sample, both towers (2 per multiply-add); training = 3x forward");
             let _ = writeln!(s, "savings: {:.2}x fewer training FLOPs, {:.2}x less wall time", r.flops, r.wall_time);
         }
         for z in &self.zero_shot {

@@ -1,9 +1,11 @@
-//! Checkpoints of a training run in `<out>/`: `checkpoint.safetensors` holds
-//! the model (open_clip's names, the config in the metadata — loadable by
-//! open_clip and by `reclip eval`), `checkpoint.train.safetensors` the
-//! optimizer's moments and, in its metadata, where the run stands. Both carry
-//! the step, so a pair written by different saves (a run killed between the
-//! two writes) is refused rather than resumed wrongly.
+//! Checkpoints of a training run. Each save writes a folder
+//! `<out>/checkpoints/step-NNNNNNN/` holding `model.safetensors` (the model
+//! under open_clip's names with its config in the metadata — loadable by
+//! open_clip and by `reclip eval`) and `train.safetensors` (the optimizer's
+//! moments and, in the metadata, where the run stands). Only when both are
+//! complete does `<out>/checkpoints/latest` (written atomically) point to the
+//! new folder; then older folders are removed. A run killed at any moment
+//! thus leaves a complete checkpoint to resume from.
 
 use crate::AdamW;
 use reclip_core::{Device, Tensor};
@@ -15,7 +17,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const STATE_KEY: &str = "reclip.train_state";
-const STEP_KEY: &str = "reclip.step";
 
 /// Time and samples spent in each phase so far.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -40,30 +41,41 @@ impl TrainState {
     }
 }
 
-pub fn model_path(out: &Path) -> PathBuf {
-    out.join("checkpoint.safetensors")
+fn checkpoints(out: &Path) -> PathBuf {
+    out.join("checkpoints")
 }
 
-pub fn state_path(out: &Path) -> PathBuf {
-    out.join("checkpoint.train.safetensors")
+fn latest(out: &Path) -> anyhow::Result<PathBuf> {
+    let pointer = checkpoints(out).join("latest");
+    let name = std::fs::read_to_string(&pointer)
+        .map_err(|e| anyhow::anyhow!("{}: no checkpoint to resume from ({e})", pointer.display()))?;
+    Ok(checkpoints(out).join(name.trim()))
 }
 
-pub fn save(out: &Path, clip: &Clip, optimizer: &AdamW, state: &TrainState) -> anyhow::Result<()> {
+/// Saves a checkpoint and makes it the latest.
+pub fn save(out: &Path, clip: &Clip, optimizer: &AdamW, state: &TrainState) -> anyhow::Result<PathBuf> {
+    let name = format!("step-{:07}", state.step);
+    let dir = checkpoints(out).join(&name);
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
-    for (name, m, v) in optimizer.moments() {
-        tensors.push((format!("adamw.m.{name}"), m.clone()));
-        tensors.push((format!("adamw.v.{name}"), v.clone()));
+    for (param, m, v) in optimizer.moments() {
+        tensors.push((format!("adamw.m.{param}"), m.clone()));
+        tensors.push((format!("adamw.v.{param}"), v.clone()));
     }
     let meta = HashMap::from([
         (STATE_KEY.to_string(), serde_json::to_string(state)?),
-        (STEP_KEY.to_string(), state.step.to_string()),
         ("reclip.optimizer_steps".to_string(), optimizer.steps().to_string()),
     ]);
-    // The training state first: a model file newer than its state is caught
-    // by the step check either way.
-    checkpoint::save(&state_path(out), &tensors, meta)?;
-    clip.save_with(&model_path(out), &[(STEP_KEY, &state.step.to_string())])?;
-    Ok(())
+    checkpoint::save(&dir.join("train.safetensors"), &tensors, meta)?;
+    clip.save(&dir.join("model.safetensors"))?;
+    checkpoint::write_atomic(&checkpoints(out).join("latest"), name.as_bytes())?;
+    for entry in std::fs::read_dir(checkpoints(out))? {
+        let path = entry?.path();
+        let stale = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step-") && n != name);
+        if stale && path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        }
+    }
+    Ok(dir.join("model.safetensors"))
 }
 
 /// A run's checkpoint, loaded.
@@ -75,30 +87,17 @@ pub struct Checkpoint {
     pub state: TrainState,
 }
 
-/// Loads the checkpoint of the run in `out`.
+/// Loads the latest checkpoint of the run in `out`.
 pub fn load(out: &Path, device: &Device) -> anyhow::Result<Checkpoint> {
-    let (mp, sp) = (model_path(out), state_path(out));
-    for p in [&mp, &sp] {
-        if !p.exists() {
-            anyhow::bail!("{}: no checkpoint to resume from", p.display());
-        }
-    }
-    let model = checkpoint::load(&mp)?;
-    let clip = Clip::from_state_dict(&model, &mp, None, device)?;
+    let dir = latest(out)?;
+    let clip = Clip::load(&dir.join("model.safetensors"), None, device)?;
+    let sp = dir.join("train.safetensors");
     let dict = checkpoint::load(&sp)?;
-    let field =
-        |key: &str| dict.metadata.get(key).ok_or_else(|| anyhow::anyhow!("{}: missing metadata {key}", sp.display()));
+    let field = |key: &str| {
+        dict.metadata.get(key).ok_or_else(|| anyhow::anyhow!("{}: missing metadata {key}", sp.display()))
+    };
     let state: TrainState = serde_json::from_str(field(STATE_KEY)?)?;
     let optimizer_steps: u64 = field("reclip.optimizer_steps")?.parse()?;
-    let model_step = model.metadata.get(STEP_KEY).cloned().unwrap_or_default();
-    if model_step != state.step.to_string() {
-        anyhow::bail!(
-            "{} is from step {model_step} but {} from step {}: the run was stopped while saving; no consistent checkpoint",
-            mp.display(),
-            sp.display(),
-            state.step
-        );
-    }
     let mut moments: HashMap<String, (Option<Tensor>, Option<Tensor>)> = HashMap::new();
     for (name, t) in dict.tensors {
         if let Some(p) = name.strip_prefix("adamw.m.") {

@@ -1,5 +1,5 @@
-//! The training loop: RECLIP's phases (or the all-high-resolution baseline)
-//! over one learning-rate curve, with periodic metrics, evaluation and
+//! The training loop: RECLIP's phases (or the all-high-resolution baseline),
+//! a cosine learning-rate cycle each, with periodic metrics, evaluation and
 //! checkpoints, resumable exactly, ending with the report.
 
 use crate::encoder::TokenizerEncoder;
@@ -7,7 +7,7 @@ use crate::eval::{Evaluator, RetrievalResult, ZeroShotResult};
 use crate::metrics::{EvalMetrics, Line, MetricsLog, StepMetrics};
 use crate::phases::{Phase, ScheduleKind, ScheduleSpec, plan};
 use crate::report::{BaselineEstimate, PhaseReport, Ratios, Report, Totals};
-use crate::schedule::CosineSchedule;
+use crate::schedule::RunSchedule;
 use crate::state::{self, PhaseStats, TrainState};
 use crate::{AdamW, AdamWConfig};
 use anyhow::Context;
@@ -77,8 +77,11 @@ pub struct TrainOptions {
     pub data: DataSource,
     pub batch_size: usize,
     pub length: RunLength,
+    /// Peak learning rate of the main phase (and of the baseline).
     pub lr: f32,
     pub warmup: u64,
+    /// Peak learning rate of the finetune's own cosine cycle.
+    pub finetune_lr: f32,
     pub adam: AdamWConfig,
     pub seed: u64,
     pub device: Device,
@@ -238,7 +241,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
     let loader_cfg = LoaderConfig { workers: opts.workers, ..LoaderConfig::train(opts.batch_size, opts.seed) };
     let mut loader = Loader::new(dataset, encoder.clone(), loader_cfg)?;
     let (phases, total_steps) = plan_run(opts, loader.batches_per_epoch())?;
-    let schedule = CosineSchedule { base_lr: opts.lr, warmup_steps: opts.warmup, total_steps };
+    let schedule = RunSchedule::new(&phases, opts.lr, opts.warmup, opts.finetune_lr);
 
     let (mut clip, mut optimizer, mut state) = if opts.resume {
         let state::Checkpoint { clip, moments, optimizer_steps, state } = state::load(&opts.out, &opts.device)?;
@@ -361,6 +364,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
     let position = loader.position();
     (state.loader_epoch, state.loader_batch) = (position.epoch, position.batch);
     state::save(&opts.out, &clip, &optimizer, &state)?;
+    clip.save(&opts.out.join("model.safetensors"))?;
     if state.step < total_steps {
         anyhow::bail!(
             "stopped after step {} of {} as asked (--stop-after); resume with --resume {}",
