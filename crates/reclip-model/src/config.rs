@@ -105,13 +105,13 @@ impl ModelConfig {
     /// | `ViT-B-32`, `ViT-B-32-quickgelu` | 224 px, patch 32, width 768, 12 layers | 77 tokens, width 512, 8 heads, 12 layers | 512 |
     /// | `ViT-B-16`, `ViT-B-16-quickgelu` | 224 px, patch 16, width 768, 12 layers | 77 tokens, width 512, 8 heads, 12 layers | 512 |
     /// | `ViT-L-14`, `ViT-L-14-quickgelu` | 224 px, patch 14, width 1024, 24 layers | 77 tokens, width 768, 12 heads, 12 layers | 768 |
-    /// | `reclip-tiny` | 64 px, patch 8, width 64, 3 layers, 2 heads | 24 tokens, width 64, 2 heads, 2 layers | 64 |
+    /// | `reclip-tiny` | 80 px, patch 8, width 64, 3 layers, 2 heads | 24 tokens, width 64, 2 heads, 2 layers | 64 |
     /// | `reclip-small` | 64 px, patch 8, width 128, 4 layers, 4 heads | 32 tokens, width 128, 4 heads, 3 layers | 128 |
     ///
     /// The ViT presets are open_clip's, under its names and with its values.
     /// `reclip-tiny` is sized for `reclip train`'s default run on a 2-core CPU:
-    /// a main phase at 64 px (65 image tokens), a finetune at 128 px; about
-    /// 87 MFLOPs per training sample at 64 px and 414 at 128 px.
+    /// a main phase at 32 px (17 image tokens), a finetune at 80 px (101);
+    /// about 32 MFLOPs per training sample at 32 px and 135 at 80 px.
     /// `reclip-small` costs about five times as much per sample. Both use
     /// CLIP's BPE vocabulary (49408 tokens), head width 32 and MLP ratio 4.
     pub fn preset(name: &str) -> Result<Self, ConfigError> {

@@ -197,8 +197,8 @@ fn derived_sizes() {
 
     let tiny = ModelConfig::preset("reclip-tiny").unwrap();
     assert_eq!(
-        (tiny.vision_cfg.tokens_per_image(64).unwrap(), tiny.vision_cfg.tokens_per_image(128).unwrap()),
-        (65, 257)
+        (tiny.vision_cfg.tokens_per_image(32).unwrap(), tiny.vision_cfg.tokens_per_image(80).unwrap()),
+        (17, 101)
     );
 
     // open_clip truncates the MLP width: int(1664 * 4.9231) = 8192 in ViT-bigG-14.

@@ -30,12 +30,13 @@ fn vit_l_14() -> ModelConfig {
     clip(768, vit(224, 14, 1024, 24), clip_text(768, 12, 12))
 }
 
-/// Sized to train on a CPU in minutes: at 64 px its 8 px patches give 65 tokens, and
-/// the short captions of a synthetic dataset fit in 24 text tokens.
+/// Sized to train on a CPU in minutes: its 8 px patches give 17 tokens at 32 px
+/// (RECLIP's main phase) and 101 at 80 px, and the short captions of a
+/// synthetic dataset fit in 24 text tokens.
 fn reclip_tiny() -> ModelConfig {
     clip(
         64,
-        VisionConfig { image_size: 64, patch_size: 8, width: 64, layers: 3, head_width: 32, mlp_ratio: 4.0 },
+        VisionConfig { image_size: 80, patch_size: 8, width: 64, layers: 3, head_width: 32, mlp_ratio: 4.0 },
         TextConfig { context_length: 24, width: 64, heads: 2, layers: 2, ..TextConfig::default() },
     )
 }
