@@ -4,6 +4,7 @@ mod compare;
 mod embed;
 mod eval;
 mod flops;
+mod speed;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Command {
     Compare(train::TrainArgs),
     /// Write image and text features of a checkpoint to a safetensors file.
     Embed(embed::EmbedArgs),
+    /// Training throughput and model FLOPs utilisation at several image sizes (random inputs).
+    Speed(speed::SpeedArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -36,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Flops(args) => flops::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::Speed(args) => speed::run(args),
     }
 }
 

@@ -23,15 +23,20 @@ pub struct TrainArgs {
     pub csv: CsvArgs,
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
-    /// Training steps (default: 1000, unless --epochs is given).
+    /// Training steps (default: 2200, unless --epochs is given).
     #[arg(long, conflicts_with = "epochs")]
     pub steps: Option<u64>,
     /// Passes over the training data, instead of --steps.
     #[arg(long)]
     pub epochs: Option<u64>,
-    /// Peak learning rate (after warmup; cosine decay to zero over the run).
+    /// Peak learning rate (after warmup; cosine decay to zero at the end of
+    /// the main phase, or of the run for the baseline).
     #[arg(long, default_value_t = 2e-3)]
     pub lr: f32,
+    /// Peak learning rate of the finetune, which warms up over a tenth of its
+    /// steps and decays to zero at the end (default: half of --lr).
+    #[arg(long)]
+    pub finetune_lr: Option<f32>,
     /// AdamW weight decay (not applied to gains, biases, embeddings, logit scale).
     #[arg(long, default_value_t = 0.1)]
     pub wd: f32,
@@ -57,7 +62,8 @@ pub struct TrainArgs {
     /// reclip (low resolution, then a high-resolution finetune) or baseline (every step at high resolution).
     #[arg(long, default_value = "reclip")]
     pub schedule: String,
-    /// Image size of RECLIP's main phase (default: half the high resolution, rounded to the patch).
+    /// Image size of RECLIP's main phase (default: 4x4 patches, 17 tokens —
+    /// the paper's 64 px for ViT-B-16 — or the high resolution if smaller).
     #[arg(long)]
     pub low_res: Option<usize>,
     /// Image size of the finetune (and of the baseline); default: the model's image size.
@@ -205,13 +211,13 @@ pub fn options(args: &TrainArgs, schedule: ScheduleKind, out: &Path, resume: boo
     let precision = precision(&args.precision, &device)?;
     let patch = model.vision_cfg.patch_size;
     let high_res = args.high_res.unwrap_or(model.vision_cfg.image_size);
-    let low_res = args.low_res.unwrap_or_else(|| ((high_res / 2) / patch).max(1) * patch);
+    let low_res = args.low_res.unwrap_or((4 * patch).min(high_res));
     let text_len = args.text_len.unwrap_or(model.text_cfg.context_length);
     let (zero_shot, retrieval) = eval_sets(&args.eval, &args.csv, args.data == "builtin", args.seed)?;
     let length = match (args.steps, args.epochs) {
         (_, Some(e)) => RunLength::Epochs(e),
         (Some(s), None) => RunLength::Steps(s),
-        (None, None) => RunLength::Steps(1000),
+        (None, None) => RunLength::Steps(2200),
     };
     Ok(TrainOptions {
         model_name: args.model.clone(),
@@ -221,6 +227,7 @@ pub fn options(args: &TrainArgs, schedule: ScheduleKind, out: &Path, resume: boo
         length,
         lr: args.lr,
         warmup: args.warmup,
+        finetune_lr: args.finetune_lr.unwrap_or(args.lr / 2.0),
         adam: AdamWConfig {
             weight_decay: args.wd,
             max_grad_norm: (args.grad_clip > 0.0).then_some(args.grad_clip),
@@ -292,11 +299,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let report = trainer::train(&opts)?;
     print!("{}", report.table());
     println!(
-        "report: {}, metrics: {}, plot: {}, checkpoint: {}",
+        "report: {}, metrics: {}, plot: {}, model: {}",
         out.join("report.json").display(),
         out.join("metrics.jsonl").display(),
         out.join("curves.png").display(),
-        out.join("checkpoint.safetensors").display()
+        out.join("model.safetensors").display()
     );
     Ok(())
 }

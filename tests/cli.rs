@@ -1,0 +1,94 @@
+//! The `reclip` binary as a user meets it: `reclip flops` gives open_clip's
+//! published figures, and every mistake a user can make is one line on
+//! stderr with exit code 2 — no panic, no backtrace.
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn reclip(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_reclip")).args(args).env_remove("RUST_BACKTRACE").output().unwrap()
+}
+
+#[test]
+fn flops_of_vit_b_16_match_open_clips_profile() {
+    let out = reclip(&["flops", "--model", "ViT-B-16", "--image-size", "64,224", "--text-len", "77", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gflops = |tower: &str, size: u64| {
+        let row = json["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["tower"] == tower && r["size"] == size)
+            .unwrap_or_else(|| panic!("no {tower} row at {size}"));
+        (row["tokens"].as_u64().unwrap(), row["forward_gflops"].as_f64().unwrap(), row["training_gflops"].as_f64().unwrap())
+    };
+    // open_clip docs/model_profile.csv: ViT-B-16 image 35.13, text 5.96 GFLOPs.
+    let (tokens, image, training) = gflops("image", 224);
+    assert_eq!(tokens, 197);
+    assert_eq!(format!("{image:.2}"), "35.13");
+    assert!((training - 3.0 * image).abs() < 1e-9);
+    let (_, text, _) = gflops("text", 77);
+    assert_eq!(format!("{text:.2}"), "5.96");
+    // RECLIP's 64 px: 17 tokens, about a fourteenth of the 224 px cost.
+    let (tokens, small, _) = gflops("image", 64);
+    assert_eq!(tokens, 17);
+    assert!(image / small > 13.0 && image / small < 15.0, "{image} / {small}");
+}
+
+/// Runs `args`, expects exit code 2 and one line on stderr containing every
+/// one of `needles`.
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let out = reclip(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?} printed more than one line:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "{args:?}: {stderr:?} does not mention {n:?}");
+    }
+}
+
+#[test]
+fn user_errors_are_one_line_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out = out.to_str().unwrap();
+    fails_with(&["train", "--model", "ViT-B-17", "--out", out], &["ViT-B-17", "ViT-B-16"]);
+    fails_with(&["flops", "--model", "ViT-B-16", "--image-size", "100"], &["--image-size 100", "patch size 16"]);
+    fails_with(&["train", "--high-res", "100", "--out", out], &["100", "patch size 8"]);
+    fails_with(&["train", "--data", "no/such/list.csv", "--out", out], &["no/such/list.csv"]);
+    fails_with(&["train", "--device", "tpu", "--out", out], &["--device", "tpu"]);
+    fails_with(&["eval", "--checkpoint", "no/such/model.safetensors"], &["no/such/model.safetensors"]);
+    fails_with(&["train", "--resume", "no/such/run"], &["no/such/run"]);
+    // A file that is not a checkpoint.
+    let bogus = dir.path().join("bogus.safetensors");
+    std::fs::write(&bogus, b"not a safetensors file").unwrap();
+    fails_with(&["eval", "--checkpoint", bogus.to_str().unwrap()], &["bogus.safetensors"]);
+    // A valid model config whose checkpoint does not fit it.
+    let tiny = dir.path().join("tiny.json");
+    std::fs::write(
+        &tiny,
+        r#"{"embed_dim": 16, "vision_cfg": {"image_size": 16, "layers": 1, "width": 32, "patch_size": 8, "head_width": 32},
+            "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 32, "heads": 1, "layers": 1}}"#,
+    )
+    .unwrap();
+    let run = dir.path().join("tiny-run");
+    let train = reclip(&[
+        "train", "--model", tiny.to_str().unwrap(), "--steps", "2", "--batch-size", "4", "--low-res", "8",
+        "--eval-every", "0", "--probe-steps", "1", "--workers", "1", "--quiet", "--out", run.to_str().unwrap(),
+    ]);
+    assert!(train.status.success(), "{}", String::from_utf8_lossy(&train.stderr));
+    let model = run.join("model.safetensors");
+    fails_with(&["eval", "--checkpoint", model.to_str().unwrap(), "--model", "reclip-tiny"], &["model.safetensors"]);
+}
+
+#[test]
+fn cuda_without_a_gpu_is_an_error_not_a_fallback() {
+    // Where kernel tests run on a GPU, there is one: nothing to check.
+    if std::env::var("RECLIP_TEST_DEVICE").is_ok_and(|d| d == "cuda") {
+        return;
+    }
+    fails_with(&["speed", "--model", "reclip-tiny", "--device", "cuda", "--steps", "1"], &["--device", "CUDA"]);
+}

@@ -1,0 +1,71 @@
+//! Whole training steps on the device under test (the kernel emulator, or a
+//! GPU under tools/gpu-check.sh) against the same steps on the CPU: every
+//! kernel of the forward, the backward and the fused optimizer, together.
+
+use reclip::autograd::Tape;
+use reclip::core::{DType, Device, Tensor};
+use reclip::data::{BatchSpec, Loader, LoaderConfig, Synthetic, SyntheticConfig};
+use reclip::loss::clip_loss;
+use reclip::model::{Clip, ModelConfig};
+use reclip::tokenizer::ClipTokenizer;
+use reclip::train::encoder::TokenizerEncoder;
+use reclip::train::{AdamW, AdamWConfig};
+use reclip_testkit::{Tolerance, assert_close, test_device};
+use std::sync::Arc;
+
+const TINY: &str = r#"{
+  "embed_dim": 32,
+  "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32, "mlp_ratio": 2.0},
+  "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2, "mlp_ratio": 2.0}
+}"#;
+
+/// Losses of `steps` training steps, and the model afterwards.
+fn train(device: &Device, dtype: DType, steps: usize) -> (Vec<f64>, Clip) {
+    let cfg = ModelConfig::from_json_str(TINY).unwrap();
+    let mut clip = Clip::new(cfg, 7, device).unwrap();
+    clip.set_image_size(16).unwrap();
+    let mut optimizer = AdamW::new(&clip.params(), AdamWConfig::default()).unwrap();
+    let encoder = Arc::new(TokenizerEncoder(ClipTokenizer::new().unwrap()));
+    let data = Synthetic::new(SyntheticConfig { seed: 3, train_len: 64, heldout_len: 8, crowded_percent: 0 }).train();
+    let mut loader = Loader::new(data, encoder, LoaderConfig { workers: 0, ..LoaderConfig::train(12, 5) }).unwrap();
+    let mut losses = Vec::new();
+    for step in 0..steps {
+        // Switch resolution mid-run, as RECLIP's finetune does.
+        if step == steps - 1 {
+            clip.set_image_size(32).unwrap();
+        }
+        let batch = loader.next_batch(BatchSpec { image_size: clip.image_size(), context_length: 16 }).unwrap();
+        let tape = Tape::new();
+        let image = clip.encode_image(&tape, &batch.images, dtype).unwrap();
+        let text = clip.encode_text(&tape, &batch.tokens, dtype).unwrap();
+        let loss = clip_loss(&image, &text, &clip.log_scale(&tape)).unwrap();
+        loss.backward().unwrap();
+        optimizer.step(1e-3).unwrap();
+        clip.clamp_logit_scale().unwrap();
+        losses.push(loss.tensor().to_scalar().unwrap());
+    }
+    (losses, clip)
+}
+
+#[test]
+fn training_steps_match_the_cpu() {
+    let (cpu_losses, cpu) = train(&Device::Cpu, DType::F32, 3);
+    let (dev_losses, dev) = train(&test_device(), DType::F32, 3);
+    for (c, d) in cpu_losses.iter().zip(&dev_losses) {
+        assert!((c - d).abs() < 1e-3 * c.abs().max(1.0), "losses {cpu_losses:?} vs {dev_losses:?}");
+    }
+    for (pc, pd) in cpu.params().iter().zip(dev.params()) {
+        assert_close(pc.name(), &pc.value(), &pd.value(), Tolerance::new(2e-3, 2e-4));
+    }
+}
+
+#[test]
+fn bf16_training_steps_track_the_f32_ones() {
+    let (f32_losses, _) = train(&Device::Cpu, DType::F32, 3);
+    let (bf16_losses, model) = train(&test_device(), DType::BF16, 3);
+    for (a, b) in f32_losses.iter().zip(&bf16_losses) {
+        assert!((a - b).abs() < 0.05 * a.abs(), "f32 {f32_losses:?} vs bf16 {bf16_losses:?}");
+    }
+    let v: Tensor = model.weights().visual.proj.value();
+    assert_eq!(v.dtype(), DType::F32, "master weights stay f32");
+}
