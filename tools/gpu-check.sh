@@ -7,7 +7,9 @@
 #   tools/gpu-check.sh run     # there, with only the NVIDIA driver: run every
 #                              # bundled kernel test on the GPU against the CPU
 #                              # reference (outputs poisoned first), then the
-#                              # GPU benches briefly, then a summary table
+#                              # GPU benches briefly, 20 training steps of
+#                              # ViT-B-16 at 64 and 224 px (images/s, model
+#                              # FLOPs utilisation), then a summary table
 #   tools/gpu-check.sh         # both, on a machine that has cargo and a GPU
 #
 # Our H200 test machine has no internet and no Rust toolchain: build here, send
@@ -26,6 +28,8 @@ build() {
   # CPU-only ones.
   cargo test --workspace --release --features cuda --no-run --message-format=json >"$bundle/tests.json"
   cargo bench --features cuda --no-run --message-format=json >"$bundle/benches.json"
+  cargo build --release --features cuda --bin reclip
+  cp target/release/reclip "$bundle/reclip"
   python3 - "$bundle" <<'PY'
 import json, shutil, sys
 bundle = sys.argv[1]
@@ -45,7 +49,7 @@ for name, kind, pkg, exe in artifacts(f"{bundle}/benches.json"):
         shutil.copy(exe, f"{bundle}/benches/{name}")
 PY
   rm "$bundle/tests.json" "$bundle/benches.json"
-  strip "$bundle"/tests/* "$bundle"/benches/* 2>/dev/null || true
+  strip "$bundle"/tests/* "$bundle"/benches/* "$bundle/reclip" 2>/dev/null || true
   du -sh "$bundle"
   ls "$bundle/tests" "$bundle/benches"
 }
@@ -107,6 +111,12 @@ run() {
     RECLIP_BENCH_DEVICE=cuda timeout 240 "$b" --bench --warm-up-time 0.5 --measurement-time 1 --noplot 2>&1 \
       | grep -E '^[a-z_0-9]+/|time:|thrpt:' || echo "bench $(basename "$b") failed"
   done
+  echo
+  echo "== Training speed: ViT-B-16, 20 steps per size =="
+  if ! timeout 480 "$bundle/reclip" speed --model ViT-B-16 --image-size 64,224 --steps 20 --device cuda; then
+    failed=1
+    echo "reclip speed failed"
+  fi
   echo
   echo "== Summary: kernel tests on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1) =="
   printf '%-28s %7s %7s %7s\n' "test binary" passed failed time
