@@ -6,11 +6,13 @@ use std::path::PathBuf;
 /// in a [`DataReport`]; only a source with nothing usable left is an error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    // Not `source`: the message already holds the I/O error, and a chained
+    // source would print it twice.
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{}: {msg}", path.display())]
     Format { path: PathBuf, msg: String },
-    #[error("no usable sample in {dataset}\n{report}")]
+    #[error("no usable sample in {dataset}: {}", report.summary())]
     NoUsableSample { dataset: String, report: Box<DataReport> },
     #[error("invalid {option}: {msg}")]
     InvalidOption { option: &'static str, msg: String },
@@ -25,8 +27,8 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
+        Error::Io { path: path.into(), error }
     }
 
     pub(crate) fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {

@@ -111,6 +111,19 @@ impl DataReport {
     pub fn examples(&self) -> &[Problem] {
         &self.examples
     }
+
+    /// The report on one line: the count of each kind with its first example.
+    pub fn summary(&self) -> String {
+        let kinds: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(&kind, &n)| match self.examples.iter().find(|p| p.kind == kind) {
+                Some(first) => format!("{}: {n}, first {first}", kind.describe()),
+                None => format!("{}: {n}", kind.describe()),
+            })
+            .collect();
+        format!("{} problem(s) — {}", self.total(), kinds.join("; "))
+    }
 }
 
 impl fmt::Display for DataReport {

@@ -120,11 +120,8 @@ fn shape_contrast(a: ShapeKind, b: ShapeKind, scene: &Scene, size: usize) -> f64
 #[test]
 fn small_shapes_cannot_be_told_apart_at_16_px_but_can_at_64() {
     let heldout = data(7).heldout();
-    let smalls: Vec<Scene> = (0..400)
-        .map(|i| heldout.scene(i))
-        .filter(|s| s.shapes[0].size == SizeClass::Small)
-        .take(8)
-        .collect();
+    let smalls: Vec<Scene> =
+        (0..400).map(|i| heldout.scene(i)).filter(|s| s.shapes[0].size == SizeClass::Small).take(8).collect();
     assert_eq!(smalls.len(), 8);
     let pairs = [
         (ShapeKind::Circle, ShapeKind::Square),
