@@ -29,7 +29,9 @@ fn sigmoid(x: f32x8) -> f32x8 {
 
 fn act(a: Activation, u: f32x8) -> f32x8 {
     match a {
-        Activation::Gelu => f32x8::splat(0.5) * u * (f32x8::ONE + erf(u * f32x8::splat(std::f32::consts::FRAC_1_SQRT_2))),
+        Activation::Gelu => {
+            f32x8::splat(0.5) * u * (f32x8::ONE + erf(u * f32x8::splat(std::f32::consts::FRAC_1_SQRT_2)))
+        }
         Activation::QuickGelu => u * sigmoid(f32x8::splat(QUICK_GELU_SCALE) * u),
     }
 }
@@ -73,8 +75,11 @@ pub fn forward_row(z: &[f32], bias: &[f32], a: Option<Activation>, y: &mut [f32]
 /// One row: du = dy · act'(z + bias).
 pub fn backward_row(dy: &[f32], z: &[f32], bias: &[f32], a: Activation, du: &mut [f32]) {
     let n = z.len() / 8 * 8;
-    for (((d8, g8), z8), b8) in
-        du[..n].chunks_exact_mut(8).zip(dy[..n].chunks_exact(8)).zip(z[..n].chunks_exact(8)).zip(bias[..n].chunks_exact(8))
+    for (((d8, g8), z8), b8) in du[..n]
+        .chunks_exact_mut(8)
+        .zip(dy[..n].chunks_exact(8))
+        .zip(z[..n].chunks_exact(8))
+        .zip(bias[..n].chunks_exact(8))
     {
         let out = load(g8) * grad(a, load(z8) + load(b8));
         d8.copy_from_slice(&out.to_array());

@@ -12,13 +12,17 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // Not `source`: the message already holds the I/O error, and a chained
+    // source would print it twice.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: not a valid safetensors file: {msg}")]
     Format { path: PathBuf, msg: String },
     #[error("{path}: tensor {name}: {msg}")]
     Tensor { path: PathBuf, name: String, msg: String },
-    #[error("{path}: the checkpoint does not fit the model:\n  {}", problems.join("\n  "))]
+    /// Every missing, unexpected or mis-shaped tensor is in `problems`; the
+    /// message, one line, names the first few.
+    #[error("{path}: the checkpoint does not fit the model: {}", summary(problems))]
     Mismatch { path: PathBuf, problems: Vec<String> },
     #[error("{0}")]
     Device(#[from] reclip_core::Error),
@@ -36,8 +40,17 @@ impl StateDict {
     }
 }
 
+fn summary(problems: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let head = problems[..problems.len().min(SHOWN)].join("; ");
+    match problems.len().saturating_sub(SHOWN) {
+        0 => head,
+        more => format!("{head}; and {more} more"),
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io { path: path.to_path_buf(), source }
+    move |error| CheckpointError::Io { path: path.to_path_buf(), error }
 }
 
 /// Writes `bytes` to `path` atomically.

@@ -44,7 +44,10 @@ fn trained_saved_and_loaded_gives_identical_outputs() {
     let (images, ids) = inputs(9);
     let tape = Tape::no_grad();
     for (a, b) in [
-        (clip.encode_image(&tape, &images, DType::F32).unwrap(), loaded.encode_image(&tape, &images, DType::F32).unwrap()),
+        (
+            clip.encode_image(&tape, &images, DType::F32).unwrap(),
+            loaded.encode_image(&tape, &images, DType::F32).unwrap(),
+        ),
         (clip.encode_text(&tape, &ids, DType::F32).unwrap(), loaded.encode_text(&tape, &ids, DType::F32).unwrap()),
     ] {
         assert_eq!(bits(a.tensor()), bits(b.tensor()));
