@@ -147,6 +147,23 @@ impl AdamW {
     /// One update with learning rate `lr`, consuming the parameters'
     /// gradients. Parameters without a gradient are left alone.
     pub fn step(&mut self, lr: f32) -> Result<StepReport> {
+        // The fused kernel trusts the moments to cover the parameter: a
+        // parameter resized since (a new image size's positional embedding)
+        // would have it write past them.
+        for s in &self.slots {
+            let (value, moments) = (s.param.value(), &s.m);
+            if value.dims() != moments.dims() {
+                return Err(Error::invalid(
+                    "AdamW",
+                    format!(
+                        "{} is now {:?} but its moments are {:?}: call reset_moments after resizing it",
+                        s.param.name(),
+                        value.dims(),
+                        moments.dims()
+                    ),
+                ));
+            }
+        }
         self.step += 1;
         let device = match self.slots.first() {
             Some(s) => s.param.value().device().clone(),

@@ -93,9 +93,8 @@ pub fn load(out: &Path, device: &Device) -> anyhow::Result<Checkpoint> {
     let clip = Clip::load(&dir.join("model.safetensors"), None, device)?;
     let sp = dir.join("train.safetensors");
     let dict = checkpoint::load(&sp)?;
-    let field = |key: &str| {
-        dict.metadata.get(key).ok_or_else(|| anyhow::anyhow!("{}: missing metadata {key}", sp.display()))
-    };
+    let field =
+        |key: &str| dict.metadata.get(key).ok_or_else(|| anyhow::anyhow!("{}: missing metadata {key}", sp.display()));
     let state: TrainState = serde_json::from_str(field(STATE_KEY)?)?;
     let optimizer_steps: u64 = field("reclip.optimizer_steps")?.parse()?;
     let mut moments: HashMap<String, (Option<Tensor>, Option<Tensor>)> = HashMap::new();

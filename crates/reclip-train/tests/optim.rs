@@ -97,3 +97,19 @@ fn optimizer_state_round_trips() {
     assert_eq!(bm[0].to_vec_f32().unwrap(), saved[0].1.to_vec_f32().unwrap());
     assert!(b.restore(1, |_| None).is_err(), "missing state is an error");
 }
+
+/// A resized parameter (a new image size's positional embedding) must have
+/// its moments reset: stepping with the old ones is refused, not run past
+/// their end.
+#[test]
+fn a_resized_parameter_needs_fresh_moments() {
+    let w = Param::new("visual.positional_embedding", randn(&[5, 4], DType::F32, 5));
+    let mut adam = AdamW::new(std::slice::from_ref(&w), AdamWConfig::default()).unwrap();
+    w.set_value(randn(&[17, 4], DType::F32, 6));
+    w.set_grad(Some(randn(&[17, 4], DType::F32, 7)));
+    let err = adam.step(0.1).err().expect("a step with stale moments").to_string();
+    assert!(err.contains("visual.positional_embedding") && err.contains("reset_moments"), "{err}");
+    adam.reset_moments(&w).unwrap();
+    adam.step(0.1).unwrap();
+    assert_eq!(adam.steps(), 1, "the refused step does not count");
+}
