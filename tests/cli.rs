@@ -21,7 +21,11 @@ fn flops_of_vit_b_16_match_open_clips_profile() {
             .iter()
             .find(|r| r["tower"] == tower && r["size"] == size)
             .unwrap_or_else(|| panic!("no {tower} row at {size}"));
-        (row["tokens"].as_u64().unwrap(), row["forward_gflops"].as_f64().unwrap(), row["training_gflops"].as_f64().unwrap())
+        (
+            row["tokens"].as_u64().unwrap(),
+            row["forward_gflops"].as_f64().unwrap(),
+            row["training_gflops"].as_f64().unwrap(),
+        )
     };
     // open_clip docs/model_profile.csv: ViT-B-16 image 35.13, text 5.96 GFLOPs.
     let (tokens, image, training) = gflops("image", 224);
@@ -30,10 +34,10 @@ fn flops_of_vit_b_16_match_open_clips_profile() {
     assert!((training - 3.0 * image).abs() < 1e-9);
     let (_, text, _) = gflops("text", 77);
     assert_eq!(format!("{text:.2}"), "5.96");
-    // RECLIP's 64 px: 17 tokens, about a fourteenth of the 224 px cost.
+    // RECLIP's 64 px: 17 tokens, about a twelfth of the 224 px cost.
     let (tokens, small, _) = gflops("image", 64);
     assert_eq!(tokens, 17);
-    assert!(image / small > 13.0 && image / small < 15.0, "{image} / {small}");
+    assert!(image / small > 11.5 && image / small < 12.5, "{image} / {small}");
 }
 
 /// Runs `args`, expects exit code 2 and one line on stderr containing every
@@ -76,8 +80,24 @@ fn user_errors_are_one_line_and_exit_code_2() {
     .unwrap();
     let run = dir.path().join("tiny-run");
     let train = reclip(&[
-        "train", "--model", tiny.to_str().unwrap(), "--steps", "2", "--batch-size", "4", "--low-res", "8",
-        "--eval-every", "0", "--probe-steps", "1", "--workers", "1", "--quiet", "--out", run.to_str().unwrap(),
+        "train",
+        "--model",
+        tiny.to_str().unwrap(),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--low-res",
+        "8",
+        "--eval-every",
+        "0",
+        "--probe-steps",
+        "1",
+        "--workers",
+        "1",
+        "--quiet",
+        "--out",
+        run.to_str().unwrap(),
     ]);
     assert!(train.status.success(), "{}", String::from_utf8_lossy(&train.stderr));
     let model = run.join("model.safetensors");

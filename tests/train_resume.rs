@@ -24,9 +24,34 @@ fn reclip() -> Command {
 
 fn train_args(model: &Path, out: &Path) -> Vec<String> {
     let args = [
-        "train", "--model", "", "--steps", "60", "--batch-size", "8", "--low-res", "8", "--high-res", "16", "--text-len", "8",
-        "--finetune-fraction", "0.25", "--log-every", "1", "--eval-every", "0", "--checkpoint-every", "5", "--workers", "1",
-        "--probe-steps", "1", "--quiet", "--out", "",
+        "train",
+        "--model",
+        "",
+        "--steps",
+        "60",
+        "--batch-size",
+        "8",
+        "--low-res",
+        "8",
+        "--high-res",
+        "16",
+        "--text-len",
+        "8",
+        "--finetune-fraction",
+        "0.25",
+        "--log-every",
+        "1",
+        "--eval-every",
+        "0",
+        "--checkpoint-every",
+        "5",
+        "--workers",
+        "1",
+        "--probe-steps",
+        "1",
+        "--quiet",
+        "--out",
+        "",
     ];
     let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     v[2] = model.display().to_string();
@@ -93,7 +118,14 @@ fn a_killed_run_resumes_exactly() {
     // The resumed run's model evaluates, and as the uninterrupted one does.
     let eval = |out: &Path| {
         let o = reclip()
-            .args(["eval", "--checkpoint", out.join("model.safetensors").to_str().unwrap(), "--json", "--device", "cpu"])
+            .args([
+                "eval",
+                "--checkpoint",
+                out.join("model.safetensors").to_str().unwrap(),
+                "--json",
+                "--device",
+                "cpu",
+            ])
             .output()
             .unwrap();
         assert!(o.status.success(), "eval failed: {}", String::from_utf8_lossy(&o.stderr));

@@ -43,30 +43,33 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         &args.out.join("compare.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    println!("{:<28} {:>14} {:>14} {:>9}", "", "baseline", "reclip", "ratio");
-    println!(
-        "{:<28} {:>14.4} {:>14.4} {:>8.2}x",
-        "training PFLOPs", base.total.total_pflops, reclip.total.total_pflops, flops_ratio
-    );
-    println!(
-        "{:<28} {:>14.1} {:>14.1} {:>8.2}x",
-        "wall seconds", base.total.wall_seconds, reclip.total.wall_seconds, wall_ratio
-    );
+    let mut rows: Vec<(String, String, String, String)> = vec![
+        (
+            "training PFLOPs".into(),
+            format!("{:.4}", base.total.total_pflops),
+            format!("{:.4}", reclip.total.total_pflops),
+            format!("{flops_ratio:.2}x"),
+        ),
+        (
+            "wall seconds".into(),
+            format!("{:.1}", base.total.wall_seconds),
+            format!("{:.1}", reclip.total.wall_seconds),
+            format!("{wall_ratio:.2}x"),
+        ),
+    ];
     for (zb, zr) in base.zero_shot.iter().zip(&reclip.zero_shot) {
-        println!(
-            "{:<28} {:>13.1}% {:>13.1}%",
-            format!("zero-shot {} top-1", zb.name),
-            100.0 * zb.top1,
-            100.0 * zr.top1
-        );
+        let name = format!("zero-shot top-1, {}", zb.name);
+        rows.push((name, format!("{:.1}%", 100.0 * zb.top1), format!("{:.1}%", 100.0 * zr.top1), String::new()));
     }
     for (rb, rr) in base.retrieval.iter().zip(&reclip.retrieval) {
-        println!(
-            "{:<28} {:>13.1}% {:>13.1}%",
-            format!("retrieval {} i→t R@1", rb.name),
-            100.0 * rb.image_to_text[0],
-            100.0 * rr.image_to_text[0]
-        );
+        let name = format!("retrieval image→text R@1, {}", rb.name);
+        let (b, r) = (100.0 * rb.image_to_text[0], 100.0 * rr.image_to_text[0]);
+        rows.push((name, format!("{b:.1}%"), format!("{r:.1}%"), String::new()));
+    }
+    let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    println!("{:<width$} {:>10} {:>10} {:>8}", "", "baseline", "reclip", "ratio");
+    for (name, b, r, ratio) in &rows {
+        println!("{name:<width$} {b:>10} {r:>10} {ratio:>8}");
     }
     println!(
         "RECLIP saves {:.0}% of the training FLOPs and {:.0}% of the wall time ({:.0}% of the FLOPs saving)",

@@ -46,10 +46,7 @@ pub struct SpeedArgs {
 
 /// Dense bf16 tensor-core peaks from NVIDIA's datasheets (SXM parts).
 fn known_peak(device_name: &str) -> Option<f64> {
-    [("H200", 989.0), ("H100", 989.0), ("A100", 312.0)]
-        .iter()
-        .find(|(n, _)| device_name.contains(n))
-        .map(|&(_, p)| p)
+    [("H200", 989.0), ("H100", 989.0), ("A100", 312.0)].iter().find(|(n, _)| device_name.contains(n)).map(|&(_, p)| p)
 }
 
 pub fn run(args: SpeedArgs) -> anyhow::Result<()> {
@@ -102,7 +99,13 @@ pub fn run(args: SpeedArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("{} on {} ({}), batch {}, text length {text_len}", args.model, device.name(), dtype.name(), args.batch_size);
+    println!(
+        "{} on {} ({}), batch {}, text length {text_len}",
+        args.model,
+        device.name(),
+        dtype.name(),
+        args.batch_size
+    );
     println!("{:>6} {:>7} {:>10} {:>9} {:>9} {:>7}", "size", "tokens", "images/s", "step ms", "TFLOP/s", "MFU");
     for r in &rows {
         let number = |key: &str| r[key].as_f64().unwrap_or(f64::NAN);

@@ -23,7 +23,7 @@ pub struct TrainArgs {
     pub csv: CsvArgs,
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
-    /// Training steps (default: 2200, unless --epochs is given).
+    /// Training steps (default: 2000, unless --epochs is given).
     #[arg(long, conflicts_with = "epochs")]
     pub steps: Option<u64>,
     /// Passes over the training data, instead of --steps.
@@ -85,7 +85,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 10)]
     pub log_every: u64,
     /// Evaluate zero-shot every this many steps (0: only at the end).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 200)]
     pub eval_every: u64,
     /// Save a checkpoint every this many steps (0: only at the end).
     #[arg(long, default_value_t = 200)]
@@ -217,7 +217,7 @@ pub fn options(args: &TrainArgs, schedule: ScheduleKind, out: &Path, resume: boo
     let length = match (args.steps, args.epochs) {
         (_, Some(e)) => RunLength::Epochs(e),
         (Some(s), None) => RunLength::Steps(s),
-        (None, None) => RunLength::Steps(2200),
+        (None, None) => RunLength::Steps(2000),
     };
     Ok(TrainOptions {
         model_name: args.model.clone(),
