@@ -64,18 +64,6 @@ pub fn derivative<T: Real>(act: Activation, u: T) -> T {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn fast_erf_is_within_f32_precision() {
-        let worst = (-6000..=6000)
-            .map(|i| i as f64 / 1000.0)
-            .map(|x| (super::erf_f32(x as f32) as f64 - libm::erf(x)).abs())
-            .fold(0.0, f64::max);
-        assert!(worst < 5e-7, "worst error {worst}");
-    }
-}
-
 /// y = act(z + bias) over rows of `bias.len()` columns.
 pub fn bias_act_forward<T: Real>(z: &[T], bias: &[T], act: Option<Activation>) -> Vec<T> {
     let mut y = vec![T::zero(); z.len()];
@@ -150,4 +138,16 @@ pub fn bias_act_backward<T: Real>(dy: &[T], z: &[T], bias: &[T], act: Activation
 pub fn bias_grad<T: Real>(dy: &[T], cols: usize) -> Vec<T> {
     let rows = dy.len().checked_div(cols).unwrap_or(0);
     column_sums(rows, cols, |r, j| dy[r * cols + j])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fast_erf_is_within_f32_precision() {
+        let worst = (-6000..=6000)
+            .map(|i| i as f64 / 1000.0)
+            .map(|x| (super::erf_f32(x as f32) as f64 - libm::erf(x)).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 5e-7, "worst error {worst}");
+    }
 }
