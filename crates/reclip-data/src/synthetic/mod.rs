@@ -3,8 +3,8 @@
 //! captions that describe them. It needs no files, is deterministic per
 //! (seed, part, index), has any number of samples, and is drawn straight at
 //! the requested resolution, so the same scene can be seen at 16, 64 or
-//! 224 px. Small shapes are a few pixels across at 16 px and lose their shape
-//! there, which makes higher resolutions measurably better.
+//! 224 px. The small shapes of crowded scenes are a few pixels across at
+//! 16 px and lose their shape there.
 //!
 //! Parts: a training split, a held-out split (whose prefix is the retrieval
 //! set), and two zero-shot class sets of single-shape images — by shape, and
