@@ -2,7 +2,7 @@
 //! CUDA runtime or the emulator.
 
 use crate::PatchGrid;
-use reclip_core::gpu::{THREADS, blocks_for, device_of, int_arg};
+use reclip_core::gpu::{THREADS, blocks_for, device_of, group_by_row, int_arg};
 use reclip_core::{DType, Device, Error, GemmCall, GemmOperand, KernelArg, Launch, Result, Tensor, kernel_name};
 
 const OP: &str = "patch_embed";
@@ -169,25 +169,12 @@ pub fn token_embed_forward(ids: &Tensor, host_ids: &[u32], table: &Tensor, pos: 
     Ok(out)
 }
 
-/// Positions grouped by token, stably (`order`), and where each token's group
-/// starts (`starts`, vocab + 1 entries): a counting sort on the host.
+/// Positions grouped by token, stably, and where each token's group starts
+/// (core's counting sort), within the kernels' 32-bit positions.
 fn group_by_token(ids: &[u32], vocab: usize) -> Result<(Vec<u32>, Vec<u32>)> {
     u32::try_from(ids.len())
         .map_err(|_| Error::invalid("token_embed", format!("{} tokens exceed the kernels' 32-bit limit", ids.len())))?;
-    let mut starts = vec![0u32; vocab + 1];
-    for &id in ids {
-        starts[id as usize + 1] += 1;
-    }
-    for v in 0..vocab {
-        starts[v + 1] += starts[v];
-    }
-    let mut fill = starts.clone();
-    let mut order = vec![0u32; ids.len()];
-    for (p, &id) in ids.iter().enumerate() {
-        order[fill[id as usize] as usize] = p as u32;
-        fill[id as usize] += 1;
-    }
-    Ok((order, starts))
+    Ok(group_by_row(ids, vocab))
 }
 
 pub fn token_table_backward(grad: &Tensor, ids: &[u32], vocab: usize) -> Result<Tensor> {

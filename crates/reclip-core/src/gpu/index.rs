@@ -43,9 +43,10 @@ pub fn index_select(t: &Tensor, rs: ReduceShape, ids: &Tensor, dims: Vec<usize>)
     Ok(out)
 }
 
-/// Positions grouped by target row, stably, and each row's range in that
-/// list: what lets every output row sum its contributions in index order.
-fn group_by_row(ids: &[u32], rows: usize) -> (Vec<u32>, Vec<u32>) {
+/// Positions grouped by target row, stably (`order`), and where each row's
+/// group starts (`starts`, rows + 1 entries): a counting sort on the host,
+/// what lets every output row sum its contributions in index order.
+pub fn group_by_row(ids: &[u32], rows: usize) -> (Vec<u32>, Vec<u32>) {
     let mut starts = vec![0u32; rows + 1];
     for &id in ids {
         starts[id as usize + 1] += 1;
