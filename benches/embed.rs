@@ -4,7 +4,7 @@
 //! token embedding reports GB/s of the memory it must move.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use reclip::core::{DType, Device, Tensor, rng};
+use reclip::core::{DType, Device, Indices, Tensor, rng};
 use reclip::embed::{TokenShape, patch_embed_backward, patch_embed_forward, token_embed_backward, token_embed_forward};
 use reclip_testkit::{bench_devices, device_label};
 use std::hint::black_box;
@@ -72,21 +72,21 @@ fn token_embedding(c: &mut Criterion) {
     // CLIP's text tower: a 49408-token vocabulary, width 512, context 77.
     let (batch, len, vocab, dim) = (256, 77, 49408, 512);
     let ids: Vec<u32> = (0..batch * len).map(|i| ((i * 7919) % vocab) as u32).collect();
-    let ids_cpu = Tensor::from_slice(&ids, [batch, len], &Device::Cpu).unwrap();
+    let ids_cpu = Tensor::from_vec(ids, [batch, len], &Device::Cpu).unwrap();
     for device in bench_devices() {
         let dtypes: &[DType] = if device.is_cpu() { &[DType::F32] } else { &[DType::F32, DType::BF16] };
         for &dtype in dtypes {
-            let ids_dev = ids_cpu.to_device(&device).unwrap();
+            let ids = Indices::new("token_embed", &ids_cpu, vocab, &device).unwrap();
             let (table, pos) = (randn(&[vocab, dim], dtype, &device, 6), randn(&[len, dim], dtype, &device, 7));
             let g = randn(&[batch, len, dim], dtype, &device, 8);
-            let shape = TokenShape::new(&ids_dev, &table, &pos).unwrap();
+            let shape = TokenShape::new(&ids, &table, &pos).unwrap();
             let size = dtype.size_in_bytes();
             let label = format!("{}_{dtype}", device_label(&device));
             // Gathered rows read, output written (the positional rows stay in cache).
             group.throughput(Throughput::Bytes((2 * batch * len * dim * size) as u64));
             group.bench_function(BenchmarkId::new("forward", &label), |b| {
                 b.iter(|| {
-                    let out = token_embed_forward(&ids_dev, &table, &pos).unwrap();
+                    let out = token_embed_forward(&ids, &table, &pos).unwrap();
                     device.synchronize().unwrap();
                     black_box(out)
                 })

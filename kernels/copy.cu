@@ -1,4 +1,4 @@
-// Copies between layouts and dtypes. Launch (all): 1-D grid-stride loop,
+// Copies between layouts and dtypes, and fills. Launch (all): 1-D grid-stride loop,
 // 256 threads per block, up to 65536 blocks; a few registers, no shared
 // memory. Memory-bound: one read and one write per element.
 #include "common.cuh"
@@ -28,6 +28,15 @@ __device__ void cast(const S* src, D* dst, long long n) {
   }
 }
 
+// A constant made on the device, so that creating one (the seed of a
+// backward pass, a scalar operand) costs no host-to-device transfer.
+template <typename T>
+__device__ void fill(T* dst, long long n, T value) {
+  for (long long i = common::grid_index(); i < n; i += common::grid_stride()) {
+    dst[i] = value;
+  }
+}
+
 }  // namespace copy
 
 extern "C" __global__ void strided_gather_f32(const float* src, float* dst, StridedLayout l, long long n) {
@@ -50,3 +59,8 @@ extern "C" __global__ void strided_scatter_u32(const unsigned* src, unsigned* ds
 }
 extern "C" __global__ void cast_f32_to_bf16(const float* src, bf16* dst, long long n) { copy::cast(src, dst, n); }
 extern "C" __global__ void cast_bf16_to_f32(const bf16* src, float* dst, long long n) { copy::cast(src, dst, n); }
+extern "C" __global__ void fill_f32(float* dst, long long n, float value) { copy::fill(dst, n, value); }
+extern "C" __global__ void fill_bf16(bf16* dst, long long n, float value) {
+  copy::fill(dst, n, common::from_float<bf16>(value));
+}
+extern "C" __global__ void fill_u32(unsigned* dst, long long n, unsigned value) { copy::fill(dst, n, value); }

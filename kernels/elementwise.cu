@@ -76,6 +76,16 @@ __device__ void power(const T* x, T* out, long long n, float e) {
   }
 }
 
+// In place, for a parameter bounded after each optimizer step (CLIP's
+// log-temperature): the buffer keeps its address, so the optimizer's
+// device-side table of parameters stays valid.
+template <typename T>
+__device__ void clamp_in_place(T* x, long long n, float lo, float hi) {
+  for (long long i = common::grid_index(); i < n; i += common::grid_stride()) {
+    x[i] = common::from_float<T>(fminf(fmaxf(common::to_float(x[i]), lo), hi));
+  }
+}
+
 }  // namespace elementwise
 
 extern "C" __global__ void binary_same_f32(int op, const float* a, const float* b, float* out, long long n) {
@@ -102,3 +112,9 @@ extern "C" __global__ void affine_bf16(const bf16* x, bf16* out, long long n, fl
 }
 extern "C" __global__ void powf_f32(const float* x, float* out, long long n, float e) { elementwise::power(x, out, n, e); }
 extern "C" __global__ void powf_bf16(const bf16* x, bf16* out, long long n, float e) { elementwise::power(x, out, n, e); }
+extern "C" __global__ void clamp_in_place_f32(float* x, long long n, float lo, float hi) {
+  elementwise::clamp_in_place(x, n, lo, hi);
+}
+extern "C" __global__ void clamp_in_place_bf16(bf16* x, long long n, float lo, float hi) {
+  elementwise::clamp_in_place(x, n, lo, hi);
+}

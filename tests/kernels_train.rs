@@ -2,11 +2,9 @@
 //! GPU under tools/gpu-check.sh) against the same steps on the CPU: every
 //! kernel of the forward, the backward and the fused optimizer, together.
 
-use reclip::autograd::Tape;
 use reclip::core::{DType, Device, Tensor, rng};
-use reclip::loss::clip_loss;
 use reclip::model::{Clip, ModelConfig};
-use reclip::train::{AdamW, AdamWConfig};
+use reclip::train::{AdamW, AdamWConfig, train_step};
 use reclip_testkit::{Tolerance, assert_close, test_device};
 
 // A small vocabulary keeps the embedding table, and so the optimizer's
@@ -40,14 +38,7 @@ fn train(device: &Device, dtype: DType, steps: usize) -> (Vec<f64>, Clip) {
             optimizer.reset_moments(&clip.weights().visual.positional_embedding).unwrap();
         }
         let (images, ids) = batch(step as u64, clip.image_size());
-        let (images, ids) = (images.to_device(device).unwrap(), ids.to_device(device).unwrap());
-        let tape = Tape::new();
-        let image = clip.encode_image(&tape, &images, dtype).unwrap();
-        let text = clip.encode_text(&tape, &ids, dtype).unwrap();
-        let loss = clip_loss(&image, &text, &clip.log_scale(&tape)).unwrap();
-        loss.backward().unwrap();
-        optimizer.step(1e-3).unwrap();
-        clip.clamp_logit_scale().unwrap();
+        let (loss, _) = train_step(&clip, &mut optimizer, &images, &ids, dtype, 1e-3).unwrap();
         losses.push(loss.tensor().to_scalar().unwrap());
     }
     (losses, clip)

@@ -7,6 +7,7 @@ mod device;
 mod dtype;
 mod error;
 pub mod gpu;
+mod indices;
 mod layout;
 pub mod ops;
 mod storage;
@@ -16,6 +17,7 @@ pub use device::{Device, GemmCall, GemmOperand, GpuDevice, KernelArg, KernelBack
 pub use dtype::{DType, Element, Real};
 pub use error::{Error, Result};
 pub use half::bf16;
+pub use indices::Indices;
 pub use layout::{Layout, Shape};
 pub use storage::{CpuStorage, GpuBuffer, Storage};
 pub use tensor::Tensor;

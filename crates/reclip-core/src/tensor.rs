@@ -69,7 +69,11 @@ impl Tensor {
                 }
                 Ok(t)
             }
-            Device::Gpu(_) => Tensor::full(value, shape, dtype, &Device::Cpu)?.to_device(device),
+            Device::Gpu(_) => {
+                let t = Tensor::empty(shape, dtype, device)?;
+                crate::gpu::fill(&t, value)?;
+                Ok(t)
+            }
         }
     }
 

@@ -2,8 +2,8 @@
 //! CUDA runtime or the emulator.
 
 use crate::PatchGrid;
-use reclip_core::gpu::{THREADS, blocks_for, device_of, group_by_row, int_arg};
-use reclip_core::{DType, Device, Error, GemmCall, GemmOperand, KernelArg, Launch, Result, Tensor, kernel_name};
+use reclip_core::gpu::{THREADS, blocks_for, device_of, int_arg};
+use reclip_core::{DType, GemmCall, GemmOperand, Indices, KernelArg, Launch, Result, Tensor, kernel_name};
 
 const OP: &str = "patch_embed";
 
@@ -138,28 +138,18 @@ pub fn batch_sum(x: &Tensor, out_rows: usize, head: bool) -> Result<(Tensor, Opt
     Ok((out, first))
 }
 
-/// Token ids as the kernels read them: on the table's device.
-fn ids_on(ids: &Tensor, host: &[u32], device: &Device) -> Result<Tensor> {
-    if ids.device().same(device) {
-        ids.contiguous()
-    } else {
-        Tensor::from_slice(host, [host.len()], &Device::Cpu)?.to_device(device)
-    }
-}
-
-pub fn token_embed_forward(ids: &Tensor, host_ids: &[u32], table: &Tensor, pos: &Tensor, len: usize) -> Result<Tensor> {
+pub fn token_embed_forward(ids: &Indices, table: &Tensor, pos: &Tensor, len: usize) -> Result<Tensor> {
     const OP: &str = "token_embed";
     let (table, pos) = (table.contiguous()?, pos.contiguous()?);
     let dim = table.dims()[1];
-    let dev_ids = ids_on(ids, host_ids, table.device())?;
     let out = Tensor::empty([ids.dims()[0], len, dim], table.dtype(), table.device())?;
     if out.elem_count() > 0 {
         let args = [
-            ptr(&dev_ids)?,
+            ptr(ids.gpu_ids()?)?,
             ptr(&table)?,
             ptr(&pos)?,
             ptr(&out)?,
-            KernelArg::I64(host_ids.len() as i64),
+            KernelArg::I64(ids.len() as i64),
             KernelArg::I32(int_arg(OP, "sequence length", len)?),
             KernelArg::I32(int_arg(OP, "embedding width", dim)?),
         ];
@@ -169,28 +159,20 @@ pub fn token_embed_forward(ids: &Tensor, host_ids: &[u32], table: &Tensor, pos: 
     Ok(out)
 }
 
-/// Positions grouped by token, stably, and where each token's group starts
-/// (core's counting sort), within the kernels' 32-bit positions.
-fn group_by_token(ids: &[u32], vocab: usize) -> Result<(Vec<u32>, Vec<u32>)> {
-    u32::try_from(ids.len())
-        .map_err(|_| Error::invalid("token_embed", format!("{} tokens exceed the kernels' 32-bit limit", ids.len())))?;
-    Ok(group_by_row(ids, vocab))
-}
-
-pub fn token_table_backward(grad: &Tensor, ids: &[u32], vocab: usize) -> Result<Tensor> {
+/// Each vocabulary row sums its tokens' gradients in position order, through
+/// the ids' grouping by token.
+pub fn token_table_backward(grad: &Tensor, ids: &Indices) -> Result<Tensor> {
     const OP: &str = "token_embed";
     let grad = grad.contiguous()?;
     let (dtype, device) = (grad.dtype(), grad.device());
-    let dim = grad.dims()[grad.rank() - 1];
-    let (order, starts) = group_by_token(ids, vocab)?;
-    let order = Tensor::from_vec(order, [ids.len()], &Device::Cpu)?.to_device(device)?;
-    let starts = Tensor::from_vec(starts, [vocab + 1], &Device::Cpu)?.to_device(device)?;
+    let (dim, vocab) = (grad.dims()[grad.rank() - 1], ids.bound());
+    let (order, starts) = ids.gpu_groups()?;
     let out = Tensor::empty([vocab, dim], dtype, device)?;
     if out.elem_count() > 0 {
         let args = [
             ptr(&grad)?,
-            ptr(&order)?,
-            ptr(&starts)?,
+            ptr(order)?,
+            ptr(starts)?,
             ptr(&out)?,
             KernelArg::I64(vocab as i64),
             KernelArg::I32(int_arg(OP, "embedding width", dim)?),

@@ -22,7 +22,7 @@ pub use resize::{resize_pos_embed, resize_pos_embed_grid};
 pub use token::{TokenShape, token_embed_backward, token_embed_forward};
 
 use reclip_autograd::Var;
-use reclip_core::{Result, Tensor};
+use reclip_core::{Indices, Result, Tensor};
 
 /// Patch tokens of `images` [B, C, H, W] (H and W divisible by `patch_size`)
 /// with `conv_weight` [D, C, P, P] (open_clip's `conv1.weight`), the class
@@ -62,15 +62,16 @@ pub fn patch_embed(
     )
 }
 
-/// Embeddings of `ids` [B, L] (u32, on the CPU or the table's device) from
-/// `table` [V, D], plus the first L rows of `positional_embedding` [ctx, D]:
-/// [B, L, D]. The backward sums each token's gradients in position order, so
-/// the table's gradient is deterministic.
-pub fn token_embed(ids: &Tensor, table: &Var, positional_embedding: &Var) -> Result<Var> {
+/// Embeddings of `ids` [B, L] (checked for the table's vocabulary and
+/// device) from `table` [V, D], plus the first L rows of
+/// `positional_embedding` [ctx, D]: [B, L, D]. The backward sums each token's
+/// gradients in position order, through the grouping the ids carry, so the
+/// table's gradient is deterministic and nothing is transferred.
+pub fn token_embed(ids: &Indices, table: &Var, positional_embedding: &Var) -> Result<Var> {
     let shape = TokenShape::new(ids, table.tensor(), positional_embedding.tensor())?;
-    let host = token::host_ids(ids, shape.vocab)?;
-    let out = token::forward_checked(ids, &host, table.tensor(), positional_embedding.tensor(), &shape)?;
+    let out = token_embed_forward(ids, table.tensor(), positional_embedding.tensor())?;
+    let ids = ids.clone();
     Var::from_op("token_embed", &[table, positional_embedding], out, move |g: &Tensor, needs: &[bool]| {
-        Ok(token_embed_backward(g, &host, &shape, [needs[0], needs[1]])?.into())
+        Ok(token_embed_backward(g, &ids, &shape, [needs[0], needs[1]])?.into())
     })
 }

@@ -2,7 +2,7 @@
 
 use crate::{cpu, gpu, reduce};
 use reclip_core::ops::check_same;
-use reclip_core::{DType, Device, Error, Result, Tensor, with_real};
+use reclip_core::{Device, Error, Indices, Result, Tensor, with_real};
 
 const OP: &str = "token_embed";
 
@@ -18,16 +18,12 @@ pub struct TokenShape {
 }
 
 impl TokenShape {
-    pub fn new(ids: &Tensor, table: &Tensor, positional_embedding: &Tensor) -> Result<Self> {
+    /// The shapes of embedding `ids` [B, L] (checked against the table's
+    /// vocabulary, for its device) from `table` [V, D] with `positional_embedding` [ctx, D].
+    pub fn new(ids: &Indices, table: &Tensor, positional_embedding: &Tensor) -> Result<Self> {
         check_same(OP, &[table, positional_embedding])?;
         if !table.dtype().is_float() {
             return Err(Error::DType { op: OP, got: table.dtype(), expected: "f32, bf16 or f64" });
-        }
-        if ids.dtype() != DType::U32 {
-            return Err(Error::DType { op: OP, got: ids.dtype(), expected: "u32 token ids" });
-        }
-        if !(ids.device().is_cpu() || ids.device().same(table.device())) {
-            return Err(Error::DeviceMismatch { op: OP, lhs: table.device().name(), rhs: ids.device().name() });
         }
         let &[batch, len] = ids.dims() else {
             return Err(Error::invalid(OP, format!("token ids must be [B, L], got shape {}", ids.shape())));
@@ -35,6 +31,7 @@ impl TokenShape {
         let &[vocab, dim] = table.dims() else {
             return Err(Error::invalid(OP, format!("the token table must be [V, D], got shape {}", table.shape())));
         };
+        ids.check_for(OP, vocab, table.device())?;
         match positional_embedding.dims() {
             &[ctx, d] if d == dim && ctx >= len => Ok(TokenShape { batch, len, vocab, ctx, dim }),
             _ => Err(Error::invalid(
@@ -48,35 +45,14 @@ impl TokenShape {
     }
 }
 
-/// The ids on the host, each checked against the vocabulary: a kernel cannot
-/// report a bad index, so they are validated before any launch.
-pub fn host_ids(ids: &Tensor, vocab: usize) -> Result<Vec<u32>> {
-    let v = ids.to_vec::<u32>()?;
-    if let Some(&bad) = v.iter().find(|&&i| i as usize >= vocab) {
-        return Err(Error::IndexOutOfRange { op: OP, index: bad as usize, size: vocab });
-    }
-    Ok(v)
-}
-
-/// [B, L, D] embeddings of `ids` [B, L] (u32, on the CPU or the table's
-/// device) from `table` [V, D], plus the first L rows of `positional_embedding`.
-pub fn token_embed_forward(ids: &Tensor, table: &Tensor, positional_embedding: &Tensor) -> Result<Tensor> {
-    let shape = TokenShape::new(ids, table, positional_embedding)?;
-    let host = host_ids(ids, shape.vocab)?;
-    forward_checked(ids, &host, table, positional_embedding, &shape)
-}
-
-pub(crate) fn forward_checked(
-    ids: &Tensor,
-    host: &[u32],
-    table: &Tensor,
-    positional_embedding: &Tensor,
-    s: &TokenShape,
-) -> Result<Tensor> {
+/// [B, L, D] embeddings of `ids` [B, L] from `table` [V, D], plus the first L
+/// rows of `positional_embedding`.
+pub fn token_embed_forward(ids: &Indices, table: &Tensor, positional_embedding: &Tensor) -> Result<Tensor> {
+    let s = TokenShape::new(ids, table, positional_embedding)?;
     match table.device() {
         Device::Cpu => with_real!(table.dtype(), OP, T => {
             let out = cpu::token_embed_forward::<T>(
-                host,
+                ids.host(),
                 &table.cpu_real::<T>(OP)?,
                 &positional_embedding.cpu_real::<T>(OP)?,
                 s.len.max(1),
@@ -84,42 +60,41 @@ pub(crate) fn forward_checked(
             );
             Ok(Tensor::from_real(out, [s.batch, s.len, s.dim], table.dtype()))
         }),
-        Device::Gpu(_) => gpu::token_embed_forward(ids, host, table, positional_embedding, s.len),
+        Device::Gpu(_) => gpu::token_embed_forward(ids, table, positional_embedding, s.len),
     }
 }
 
 /// Gradients of the table [V, D] and of the positional embedding [ctx, D]
 /// (rows L.. zero) from `grad` [B, L, D]; `needs` = [table, positional].
-/// `ids` are the forward's ids, on the host.
+/// `ids` are the forward's.
 pub fn token_embed_backward(
     grad: &Tensor,
-    ids: &[u32],
+    ids: &Indices,
     shape: &TokenShape,
     needs: [bool; 2],
 ) -> Result<[Option<Tensor>; 2]> {
     let expected = [shape.batch, shape.len, shape.dim];
-    if grad.dims() != expected || ids.len() != shape.batch * shape.len {
+    if grad.dims() != expected || ids.dims() != [shape.batch, shape.len] {
         return Err(Error::invalid(
             OP,
             format!(
-                "the gradient must be {expected:?} for {} ids, got shape {} and {} ids",
-                shape.batch * shape.len,
+                "the gradient must be {expected:?} for ids of shape [{}, {}], got shape {} and ids {}",
+                shape.batch,
+                shape.len,
                 grad.shape(),
-                ids.len()
+                ids.shape()
             ),
         ));
     }
-    if let Some(&bad) = ids.iter().find(|&&i| i as usize >= shape.vocab) {
-        return Err(Error::IndexOutOfRange { op: OP, index: bad as usize, size: shape.vocab });
-    }
+    ids.check_for(OP, shape.vocab, grad.device())?;
     let table = if needs[0] {
         Some(match grad.device() {
             Device::Cpu => with_real!(grad.dtype(), OP, T => {
                 let g = grad.cpu_real::<T>(OP)?;
-                let d = cpu::token_table_backward::<T>(&g, ids, shape.vocab, shape.dim);
+                let d = cpu::token_table_backward::<T>(&g, ids.host(), shape.vocab, shape.dim);
                 Ok(Tensor::from_real(d, [shape.vocab, shape.dim], grad.dtype()))
             })?,
-            Device::Gpu(_) => gpu::token_table_backward(grad, ids, shape.vocab)?,
+            Device::Gpu(_) => gpu::token_table_backward(grad, ids)?,
         })
     } else {
         None

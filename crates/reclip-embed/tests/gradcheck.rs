@@ -4,15 +4,15 @@
 
 use reclip_autograd::gradcheck::gradcheck;
 use reclip_autograd::{Tape, Var};
-use reclip_core::{DType, Device, Tensor, rng};
+use reclip_core::{DType, Device, Indices, Tensor, rng};
 use reclip_embed::{patch_embed, token_embed};
 
 fn randn(dims: &[usize], seed: u64) -> Tensor {
     Tensor::randn(dims, 0.0, 1.0, DType::F64, &Device::Cpu, &mut rng(seed)).unwrap()
 }
 
-fn ids(v: &[u32], dims: [usize; 2]) -> Tensor {
-    Tensor::from_slice(v, dims, &Device::Cpu).unwrap()
+fn ids(v: &[u32], dims: [usize; 2], vocab: usize) -> Indices {
+    Indices::new("token_embed", &Tensor::from_slice(v, dims, &Device::Cpu).unwrap(), vocab, &Device::Cpu).unwrap()
 }
 
 /// The patch embedding as a strided convolution, straight from its definition.
@@ -120,7 +120,7 @@ fn patch_embed_rejects_bad_shapes_with_clear_errors() {
 #[test]
 fn token_embed_matches_a_lookup_and_has_correct_gradients() {
     // Repeated tokens (their gradients add up) and a positional table longer than the sequence.
-    let tokens = ids(&[3, 0, 3, 1, 3, 2], [2, 3]);
+    let tokens = ids(&[3, 0, 3, 1, 3, 2], [2, 3], 4);
     let (table, pos) = (randn(&[4, 5], 10), randn(&[4, 5], 11));
     let out = token_embed(&tokens, &Var::constant(table.clone()), &Var::constant(pos.clone())).unwrap();
     assert_eq!(out.tensor().dims(), &[2, 3, 5]);
@@ -136,11 +136,14 @@ fn token_embed_matches_a_lookup_and_has_correct_gradients() {
 #[test]
 fn token_embed_rejects_bad_ids_and_shapes() {
     let (table, pos) = (Var::constant(randn(&[4, 5], 1)), Var::constant(randn(&[3, 5], 2)));
-    let err = token_embed(&ids(&[0, 4], [1, 2]), &table, &pos).unwrap_err().to_string();
+    let bad = Tensor::from_slice(&[0u32, 4], [1, 2], &Device::Cpu).unwrap();
+    let err = Indices::new("token_embed", &bad, 4, &Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("index 4 out of range"), "{err}");
-    let err = token_embed(&ids(&[0, 1, 2, 3], [1, 4]), &table, &pos).unwrap_err().to_string();
+    let err = token_embed(&ids(&[0, 1, 2, 3], [1, 4], 4), &table, &pos).unwrap_err().to_string();
     assert!(err.contains("sequence length 4"), "{err}");
+    let err = token_embed(&ids(&[0, 1], [1, 2], 5), &table, &pos).unwrap_err().to_string();
+    assert!(err.contains("checked against 5 entries"), "{err}");
     let floats = Tensor::zeros([1, 2], DType::F32, &Device::Cpu).unwrap();
-    let err = token_embed(&floats, &table, &pos).unwrap_err().to_string();
-    assert!(err.contains("u32 token ids"), "{err}");
+    let err = Indices::new("token_embed", &floats, 4, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("u32 indices"), "{err}");
 }

@@ -2,7 +2,7 @@
 //! the CPU path, f32 and bf16, forward and backward, odd sizes; device
 //! outputs are NaN-poisoned when allocated.
 
-use reclip_core::{DType, Device, Tensor};
+use reclip_core::{DType, Device, Indices, Tensor};
 use reclip_embed::{TokenShape, patch_embed_backward, patch_embed_forward, token_embed_backward, token_embed_forward};
 use reclip_testkit::{Tolerance, compare_with_cpu, compare_with_cpu_tol, randn};
 
@@ -58,14 +58,16 @@ fn token_embedding_forward_and_backward() {
     for dtype in DTYPES {
         let (table, pos, g) = (randn(&[11, 72], dtype, 6), randn(&[7, 72], dtype, 7), randn(&[3, 5, 72], dtype, 8));
         compare_with_cpu(&format!("token_embed {dtype}"), &[&table, &pos, &g], |t| {
+            let ids = Indices::new("test", &ids, 11, t[0].device())?;
             let out = token_embed_forward(&ids, &t[0], &t[1])?;
             let shape = TokenShape::new(&ids, &t[0], &t[1])?;
-            let [dt, dp] = token_embed_backward(&t[2], &v, &shape, [true, true])?;
+            let [dt, dp] = token_embed_backward(&t[2], &ids, &shape, [true, true])?;
             Ok(vec![out, dt.expect("asked for"), dp.expect("asked for")])
         });
-        // The ids may live on the device too.
+        // Ids that live on the device are read back once to be checked.
         compare_with_cpu(&format!("token_embed with device ids {dtype}"), &[&table, &pos], |t| {
-            Ok(vec![token_embed_forward(&ids.to_device(t[0].device())?, &t[0], &t[1])?])
+            let ids = Indices::new("test", &ids.to_device(t[0].device())?, 11, t[0].device())?;
+            Ok(vec![token_embed_forward(&ids, &t[0], &t[1])?])
         });
     }
 }
@@ -79,8 +81,9 @@ fn batch_sum_over_chunks_of_several_images() {
         let (table, pos, g) =
             (randn(&[2, 1024], dtype, 9), randn(&[130, 1024], dtype, 10), randn(&[5, 128, 1024], dtype, 11));
         compare_with_cpu(&format!("positional gradient {dtype}"), &[&table, &pos, &g], |t| {
+            let ids = Indices::new("test", &ids, 2, t[0].device())?;
             let shape = TokenShape::new(&ids, &t[0], &t[1])?;
-            let [_, dp] = token_embed_backward(&t[2], &v, &shape, [false, true])?;
+            let [_, dp] = token_embed_backward(&t[2], &ids, &shape, [false, true])?;
             Ok(vec![dp.expect("asked for")])
         });
     }

@@ -43,11 +43,48 @@ const ALIGN: usize = 256;
 pub struct Emulator {
     seed: u64,
     launches: AtomicU64,
+    writes: Counter,
+    reads: Counter,
+}
+
+/// Host↔device copies so far: on a GPU each one waits for the device, so
+/// tests count them (a training step must make none but its batch's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transfers {
+    /// Host to device.
+    pub writes: u64,
+    pub write_bytes: u64,
+    /// Device to host.
+    pub reads: u64,
+    pub read_bytes: u64,
+}
+
+#[derive(Default)]
+struct Counter {
+    copies: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Counter {
+    fn add(&self, bytes: usize) {
+        self.copies.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> (u64, u64) {
+        (self.copies.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed))
+    }
 }
 
 impl Emulator {
     pub fn new(seed: u64) -> Self {
-        Emulator { seed, launches: AtomicU64::new(0) }
+        Emulator { seed, launches: AtomicU64::new(0), writes: Counter::default(), reads: Counter::default() }
+    }
+
+    /// The host↔device copies made through this emulator so far.
+    pub fn transfers(&self) -> Transfers {
+        let ((writes, write_bytes), (reads, read_bytes)) = (self.writes.get(), self.reads.get());
+        Transfers { writes, write_bytes, reads, read_bytes }
     }
 
     /// A reclip [`Device`] backed by a new emulator.
@@ -87,12 +124,14 @@ impl KernelBackend for Emulator {
     }
 
     fn write(&self, dst: u64, src: &[u8]) -> Result<()> {
+        self.writes.add(src.len());
         // SAFETY: dst is an emulator allocation of at least src.len() bytes.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
         Ok(())
     }
 
     fn read(&self, src: u64, dst: &mut [u8]) -> Result<()> {
+        self.reads.add(dst.len());
         // SAFETY: src is an emulator allocation of at least dst.len() bytes.
         unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.as_mut_ptr(), dst.len()) };
         Ok(())

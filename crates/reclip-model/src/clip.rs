@@ -13,7 +13,7 @@ use crate::weights::{BlockWeights, LayerNormWeights, config_error};
 use crate::{ClipWeights, ModelConfig};
 use reclip_attention::multi_head_attention;
 use reclip_autograd::{Param, Tape, Var};
-use reclip_core::{DType, Device, Error, Result, Tensor};
+use reclip_core::{DType, Device, Error, Indices, Result, Tensor};
 use reclip_embed::{patch_embed, resize_pos_embed, token_embed};
 use reclip_mlp::{Activation, mlp};
 use reclip_norm::layer_norm;
@@ -220,7 +220,10 @@ impl Clip {
 
     /// Text features [B, embed_dim] (projected, not normalised) of token ids
     /// [B, L] (u32, L ≤ the context length): the end-of-text token's output,
-    /// found as the largest id of each row (open_clip's `argmax`).
+    /// found as the largest id of each row (open_clip's `argmax`). Ids on the
+    /// host, as the data loader makes them, are checked and their end-of-text
+    /// positions found there, and both go to the device in one transfer each:
+    /// nothing is read back. Ids already on a GPU are read back once.
     pub fn encode_text(&self, tape: &Tape, ids: &Tensor, dtype: DType) -> Result<Var> {
         let t = &self.config.text_cfg;
         let w = &self.weights.text;
@@ -233,19 +236,9 @@ impl Clip {
                 ));
             }
         };
-        let host_ids = ids.to_vec::<u32>()?;
-        if let Some(&bad) = host_ids.iter().find(|&&i| i as usize >= t.vocab_size) {
-            return Err(Error::IndexOutOfRange { op: "encode_text", index: bad as usize, size: t.vocab_size });
-        }
-        let ids = ids.to_device(&self.device)?;
-        let mut x =
-            token_embed(&ids, &param(tape, &w.token_embedding, dtype)?, &param(tape, &w.positional_embedding, dtype)?)?;
-        for b in &w.blocks {
-            x = residual_block(tape, &x, b, t.heads, true, self.activation(), dtype)?;
-        }
-        // LayerNorm is per token, so normalising only the pooled tokens
-        // equals open_clip's ln_final-then-pool.
-        let eot: Vec<u32> = host_ids
+        let tokens = Indices::new("encode_text", ids, t.vocab_size, &self.device)?;
+        let eot: Vec<u32> = tokens
+            .host()
             .chunks(len)
             .enumerate()
             .map(|(b, row)| {
@@ -253,7 +246,17 @@ impl Clip {
                 (b * len + pos) as u32
             })
             .collect();
-        let eot = Tensor::from_vec(eot, [batch], &Device::Cpu)?.to_device(&self.device)?;
+        let eot = Indices::from_vec("encode_text", eot, [batch], batch * len, &self.device)?;
+        let mut x = token_embed(
+            &tokens,
+            &param(tape, &w.token_embedding, dtype)?,
+            &param(tape, &w.positional_embedding, dtype)?,
+        )?;
+        for b in &w.blocks {
+            x = residual_block(tape, &x, b, t.heads, true, self.activation(), dtype)?;
+        }
+        // LayerNorm is per token, so normalising only the pooled tokens
+        // equals open_clip's ln_final-then-pool.
         let pooled = x.reshape([batch * len, t.width])?.index_select(0, &eot)?;
         let pooled = norm(tape, &pooled, &w.ln_final, dtype)?;
         pooled.matmul(&param(tape, &w.text_projection, dtype)?)
@@ -264,16 +267,16 @@ impl Clip {
         tape.param(&self.weights.logit_scale)
     }
 
-    /// Clamps the log-temperature so that exp(t) ≤ 100, as open_clip does
-    /// after each optimizer step.
+    /// Clamps the log-temperature to [0, ln 100], as open_clip does after each
+    /// optimizer step: in place on its device, so that nothing is read back
+    /// and the parameter keeps its storage (the optimizer's table of
+    /// parameters stays valid).
     pub fn clamp_logit_scale(&self) -> Result<()> {
         let p = &self.weights.logit_scale;
-        let t = p.value().to_scalar()?;
-        let max = 100f64.ln();
-        if t > max {
-            p.set_value(Tensor::full(max, [], DType::F32, &self.device)?);
-        }
-        Ok(())
+        let mut t = p.take_value();
+        let clamped = t.clamp_in_place(0.0, 100f64.ln());
+        p.set_value(t);
+        clamped
     }
 
     fn activation(&self) -> Activation {

@@ -35,6 +35,26 @@ fn views_copies_and_casts() {
 }
 
 #[test]
+fn fills_and_in_place_clamp() {
+    for dtype in DTYPES {
+        compare_with_cpu(&format!("full {dtype}"), &[&randn(&[3, 7, 5], dtype, 5)], |t| {
+            Ok(vec![Tensor::full(-2.75, [3, 7, 5], dtype, t[0].device())?, Tensor::ones([1], dtype, t[0].device())?])
+        });
+        compare_with_cpu(&format!("clamp_in_place {dtype}"), &[&randn(&[3, 7, 5], dtype, 6)], |t| {
+            let mut x = t[0].copy()?;
+            let before = x.gpu_ptr().ok();
+            x.clamp_in_place(-0.5, 0.75)?;
+            assert_eq!(x.gpu_ptr().ok(), before, "an owned tensor keeps its storage");
+            Ok(vec![x, t[0].clone()])
+        });
+    }
+    let ids = compare_with_cpu("full u32", &[&randn(&[1], DType::F32, 7)], |t| {
+        Ok(vec![Tensor::full(7.0, [33], DType::U32, t[0].device())?])
+    });
+    assert_eq!(ids[0].to_vec::<u32>().unwrap(), vec![7; 33]);
+}
+
+#[test]
 fn binary_ops_with_broadcast_and_strides() {
     let shapes: [(&[usize], &[usize]); 4] =
         [(&[3, 7, 5], &[3, 7, 5]), (&[3, 7, 5], &[5]), (&[3, 1, 5], &[7, 1]), (&[1], &[3, 7, 5])];

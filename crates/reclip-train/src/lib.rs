@@ -12,6 +12,8 @@ mod plot;
 pub mod report;
 pub mod schedule;
 pub mod state;
+pub mod step;
 pub mod trainer;
 
 pub use optim::{AdamW, AdamWConfig, StepReport};
+pub use step::train_step;

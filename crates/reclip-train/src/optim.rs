@@ -5,8 +5,9 @@
 //!
 //! On the CPU the update runs per parameter with rayon. On a GPU all
 //! parameters are updated by one launch of `adamw_step_f32` over a table of
-//! chunks; the gradient norm and the clipping coefficient are computed on the
-//! device too, so a step never waits for the GPU.
+//! chunks, uploaded once; the gradient norm and the clipping coefficient are
+//! computed on the device too, so a step neither waits for the GPU nor
+//! transfers anything.
 
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
@@ -60,6 +61,8 @@ pub struct AdamW {
     cfg: AdamWConfig,
     slots: Vec<Slot>,
     step: u64,
+    /// The fused GPU step's table of parameters, once built.
+    table: Option<ChunkTable>,
 }
 
 /// Elements per chunk of the fused GPU step: one block each.
@@ -91,7 +94,7 @@ impl AdamW {
                 Ok(Slot { param: p.clone(), decay: decays(p.name(), v.rank()), m: v.zeros_like()?, v: v.zeros_like()? })
             })
             .collect::<Result<_>>()?;
-        Ok(AdamW { cfg, slots, step: 0 })
+        Ok(AdamW { cfg, slots, step: 0, table: None })
     }
 
     pub fn config(&self) -> &AdamWConfig {
@@ -223,64 +226,53 @@ impl AdamW {
     }
 
     fn step_gpu(&mut self, lr: f32, device: &Device) -> Result<StepReport> {
-        let g = device.gpu().expect("a GPU device");
-        // The updated tensors must own their storage: they are written in place.
-        let mut params: Vec<Tensor> = Vec::new();
-        let mut grads: Vec<Tensor> = Vec::new();
-        let mut table: Vec<AdamChunk> = Vec::new();
-        let mut updated: Vec<usize> = Vec::new();
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            let Some(grad) = s.param.take_grad() else { continue };
-            let grad = grad.to_dtype(DType::F32)?.contiguous()?;
-            let mut p = s.param.take_value();
-            let (pp, mp, vp, gp) = (p.gpu_ptr_mut()?, s.m.gpu_ptr_mut()?, s.v.gpu_ptr_mut()?, grad.gpu_ptr()?);
-            let n = p.elem_count();
-            for start in (0..n).step_by(CHUNK) {
-                let off = (start * 4) as u64;
-                table.push(AdamChunk {
-                    param: pp + off,
-                    grad: gp + off,
-                    m: mp + off,
-                    v: vp + off,
-                    n: (CHUNK.min(n - start)) as i64,
-                    decay: s.decay as i32,
-                    pad: 0,
-                });
-            }
-            params.push(p);
-            grads.push(grad);
-            updated.push(i);
-        }
-        let result = self.launch_step(g, device, &table, lr);
+        let mut taken: Vec<(usize, Tensor)> = Vec::new();
+        let result = self.fused_step(device, lr, &mut taken);
         // Give the values back whatever happened, so that a failed step leaves
         // the model usable.
-        for (i, p) in updated.into_iter().zip(params) {
-            self.slots[i].param.set_value(p);
+        for (slot, value) in taken {
+            self.slots[slot].param.set_value(value);
         }
-        drop(grads);
         result
     }
 
-    fn launch_step(
-        &self,
-        g: &reclip_core::GpuDevice,
-        device: &Device,
-        table: &[AdamChunk],
-        lr: f32,
-    ) -> Result<StepReport> {
-        if table.is_empty() {
+    /// The fused step over every parameter that has a gradient; the values
+    /// it updates in place are moved into `taken` for the caller to return.
+    fn fused_step(&mut self, device: &Device, lr: f32, taken: &mut Vec<(usize, Tensor)>) -> Result<StepReport> {
+        let g = device.gpu().expect("a GPU device");
+        let mut grads: Vec<Tensor> = Vec::new();
+        let mut key: Vec<TableEntry> = Vec::new();
+        for (slot, s) in self.slots.iter_mut().enumerate() {
+            let Some(grad) = s.param.take_grad() else { continue };
+            grads.push(grad.to_dtype(DType::F32)?.contiguous()?);
+            taken.push((slot, s.param.take_value()));
+            // The updated tensors must own their storage: they are written in place.
+            let value = &mut taken.last_mut().expect("just pushed").1;
+            let (param, m, v) = (value.gpu_ptr_mut()?, s.m.gpu_ptr_mut()?, s.v.gpu_ptr_mut()?);
+            key.push(TableEntry { slot, param, m, v, n: value.elem_count(), decay: s.decay });
+        }
+        if key.is_empty() {
             return Ok(StepReport { norm: None });
         }
-        let words: &[u32] = bytemuck::cast_slice(table);
-        let chunks = Tensor::from_slice(words, [words.len()], device)?;
-        let n = i32::try_from(table.len()).map_err(|_| Error::invalid("AdamW", "too many parameter chunks"))?;
-        let partial = Tensor::empty([table.len()], DType::F32, device)?;
+        if self.table.as_ref().is_none_or(|t| t.key != key) {
+            self.table = Some(ChunkTable::upload(key, device)?);
+        }
+        let table = self.table.as_ref().expect("built above");
+        for (grad, &offset) in grads.iter().zip(&table.offsets) {
+            let dst = table.grads.gpu_ptr()? + (offset * 4) as u64;
+            g.backend().copy(grad.gpu_ptr()?, dst, grad.elem_count() * 4)?;
+        }
+        drop(grads);
+
+        let n = i32::try_from(table.rows).map_err(|_| Error::invalid("AdamW", "too many parameter chunks"))?;
+        let chunks = table.chunks.gpu_ptr()?;
+        let partial = Tensor::empty([table.rows], DType::F32, device)?;
         let clip = Tensor::empty([2], DType::F32, device)?;
         g.launch(&Launch::linear(
             "grad_sq_partials_f32",
             n as u32,
             256,
-            &[KernelArg::Ptr(chunks.gpu_ptr()?), KernelArg::Ptr(partial.gpu_ptr()?)],
+            &[KernelArg::Ptr(chunks), KernelArg::Ptr(partial.gpu_ptr()?)],
         ))?;
         g.launch(&Launch::linear(
             "clip_coefficient_f32",
@@ -299,7 +291,7 @@ impl AdamW {
             n as u32,
             256,
             &[
-                KernelArg::Ptr(chunks.gpu_ptr()?),
+                KernelArg::Ptr(chunks),
                 KernelArg::Ptr(clip.gpu_ptr()?),
                 KernelArg::F32(lr),
                 KernelArg::F32(self.cfg.beta1),
@@ -311,5 +303,62 @@ impl AdamW {
             ],
         ))?;
         Ok(StepReport { norm: Some(clip.narrow(0, 0, 1)?) })
+    }
+}
+
+/// What one parameter contributes to the chunk table: where its value and
+/// moments live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TableEntry {
+    slot: usize,
+    param: u64,
+    m: u64,
+    v: u64,
+    n: usize,
+    decay: bool,
+}
+
+/// The fused step's chunk table on the device, uploaded once and reused
+/// while every parameter and moment keeps its storage; a resized parameter,
+/// restored moments or another set of parameters with gradients builds a new
+/// one. The autograd hands over fresh gradient buffers each step, so the
+/// table points at a gradient arena of its own instead, and each step copies
+/// the gradients there on the device (4 bytes read and 4 written per
+/// parameter, beside the step's 28): a device copy instead of an upload,
+/// which would wait for the host.
+struct ChunkTable {
+    key: Vec<TableEntry>,
+    chunks: Tensor,
+    rows: usize,
+    grads: Tensor,
+    /// Each entry's first element in `grads`.
+    offsets: Vec<usize>,
+}
+
+impl ChunkTable {
+    fn upload(key: Vec<TableEntry>, device: &Device) -> Result<Self> {
+        let total = key.iter().map(|e| e.n).sum::<usize>();
+        let grads = Tensor::empty([total], DType::F32, device)?;
+        let arena = grads.gpu_ptr()?;
+        let (mut rows, mut offsets, mut offset) = (Vec::new(), Vec::new(), 0usize);
+        for e in &key {
+            offsets.push(offset);
+            for start in (0..e.n).step_by(CHUNK) {
+                let at = (start * 4) as u64;
+                rows.push(AdamChunk {
+                    param: e.param + at,
+                    grad: arena + ((offset + start) * 4) as u64,
+                    m: e.m + at,
+                    v: e.v + at,
+                    n: CHUNK.min(e.n - start) as i64,
+                    decay: e.decay as i32,
+                    pad: 0,
+                });
+            }
+            offset += e.n;
+        }
+        let words: &[u32] = bytemuck::cast_slice(&rows);
+        let chunks = Tensor::from_slice(words, [words.len()], device)?;
+        Ok(ChunkTable { key, chunks, rows: rows.len(), grads, offsets })
     }
 }

@@ -9,16 +9,14 @@ use crate::phases::{Phase, ScheduleKind, ScheduleSpec, plan};
 use crate::report::{BaselineEstimate, PhaseReport, Ratios, Report, Totals};
 use crate::schedule::RunSchedule;
 use crate::state::{self, PhaseStats, TrainState};
-use crate::{AdamW, AdamWConfig};
+use crate::{AdamW, AdamWConfig, train_step};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use reclip_autograd::{Tape, Var};
 use reclip_core::{DType, Device};
 use reclip_data::{
     BatchSpec, CsvDataset, CsvOptions, Dataset, Loader, LoaderConfig, Synthetic, SyntheticConfig, WebDataset,
     ZeroShotSet,
 };
-use reclip_loss::clip_loss;
 use reclip_model::clip::Clip;
 use reclip_model::{ModelConfig, flops};
 use reclip_tokenizer::ClipTokenizer;
@@ -154,25 +152,6 @@ pub fn plan_run(opts: &TrainOptions, batches_per_epoch: usize) -> anyhow::Result
     Ok((phases, total))
 }
 
-/// One training step: forward both towers, the loss, backward, the optimizer.
-/// Returns the loss (a device scalar, not yet read back).
-fn train_step(
-    clip: &Clip,
-    optimizer: &mut AdamW,
-    batch: &reclip_data::Batch,
-    dtype: DType,
-    lr: f32,
-) -> anyhow::Result<(Var, crate::StepReport)> {
-    let tape = Tape::new();
-    let image = clip.encode_image(&tape, &batch.images, dtype)?;
-    let text = clip.encode_text(&tape, &batch.tokens, dtype)?;
-    let loss = clip_loss(&image, &text, &clip.log_scale(&tape))?;
-    loss.backward()?;
-    let report = optimizer.step(lr)?;
-    clip.clamp_logit_scale()?;
-    Ok((loss.detach(), report))
-}
-
 struct Run<'a> {
     opts: &'a TrainOptions,
     encoder: Arc<TokenizerEncoder>,
@@ -223,7 +202,7 @@ fn probe(opts: &TrainOptions, encoder: Arc<TokenizerEncoder>, phase: &Phase, ste
     for i in 0..steps + 2 {
         let batch = loader.next_batch(spec)?;
         let t0 = Instant::now();
-        train_step(&clip, &mut optimizer, &batch, opts.precision, opts.lr)?;
+        train_step(&clip, &mut optimizer, &batch.images, &batch.tokens, opts.precision, opts.lr)?;
         opts.device.synchronize()?;
         if i >= 2 {
             timed += t0.elapsed().as_secs_f64();
@@ -301,7 +280,8 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
         for step in state.step..phase.end_step().min(stop_at) {
             let batch = loader.next_batch(spec)?;
             let lr = schedule.lr(step);
-            let (loss, step_report) = train_step(&clip, &mut optimizer, &batch, opts.precision, lr)?;
+            let (loss, step_report) =
+                train_step(&clip, &mut optimizer, &batch.images, &batch.tokens, opts.precision, lr)?;
             let n = batch.len() as u64;
             state.step = step + 1;
             state.phases[pi].steps += 1;

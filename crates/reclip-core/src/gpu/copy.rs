@@ -67,3 +67,20 @@ pub fn cast(t: &Tensor, dtype: DType) -> Result<Tensor> {
     }
     Ok(out)
 }
+
+/// Sets every element of the new, contiguous tensor `t` to `value`, on the
+/// device (no host transfer).
+pub fn fill(t: &Tensor, value: f64) -> Result<()> {
+    let n = t.elem_count();
+    if n == 0 {
+        return Ok(());
+    }
+    let (kernel, value) = match t.dtype() {
+        DType::F32 => ("fill_f32", KernelArg::F32(value as f32)),
+        DType::BF16 => ("fill_bf16", KernelArg::F32(value as f32)),
+        DType::U32 => ("fill_u32", KernelArg::U32(value as u32)),
+        other => return Err(Error::DType { op: "full", got: other, expected: "f32, bf16 or u32 on a GPU device" }),
+    };
+    let args = [KernelArg::Ptr(t.gpu_ptr()?), KernelArg::I64(n as i64), value];
+    device_of(t)?.launch(&Launch::linear(kernel, blocks_for(n), THREADS, &args))
+}

@@ -88,3 +88,14 @@ pub fn affine(t: &Tensor, mul: f32, add: f32) -> Result<Tensor> {
 pub fn powf(t: &Tensor, e: f32) -> Result<Tensor> {
     map(kernel_name!("powf", t.dtype(), "powf")?, t, &[], &[KernelArg::F32(e)])
 }
+
+/// Clamps a contiguous tensor that owns its storage to [lo, hi], in place.
+pub fn clamp_in_place(t: &Tensor, lo: f32, hi: f32) -> Result<()> {
+    let n = t.elem_count();
+    if n == 0 {
+        return Ok(());
+    }
+    let args = [KernelArg::Ptr(t.gpu_ptr()?), KernelArg::I64(n as i64), KernelArg::F32(lo), KernelArg::F32(hi)];
+    let kernel = kernel_name!("clamp_in_place", t.dtype(), "clamp_in_place")?;
+    device_of(t)?.launch(&Launch::linear(kernel, blocks_for(n), THREADS, &args))
+}

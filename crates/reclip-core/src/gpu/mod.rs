@@ -8,9 +8,9 @@ mod index;
 mod matmul;
 mod reduce;
 
-pub use copy::{cast, copy_into, strided_copy};
-pub use elementwise::{affine, binary, powf, unary};
-pub use index::{gather, group_by_row, index_add, index_select, scatter_add};
+pub use copy::{cast, copy_into, fill, strided_copy};
+pub use elementwise::{affine, binary, clamp_in_place, powf, unary};
+pub use index::{gather, index_add, index_select, scatter_add};
 pub use matmul::matmul;
 pub use reduce::{max, softmax, sum};
 

@@ -1,6 +1,6 @@
 use crate::cpu::elementwise as cpu;
 use crate::ops::{BinaryOp, UnaryOp, check_same};
-use crate::{Device, Element, Result, Shape, Tensor, with_real};
+use crate::{DType, Device, Element, Error, Result, Shape, Tensor, bf16, with_real};
 
 impl Tensor {
     /// `op(self, rhs)` elementwise with NumPy broadcasting.
@@ -120,6 +120,33 @@ impl Tensor {
                 Ok(Tensor::from_real(cpu::powf(&x, T::from_f64(e)), self.shape().clone(), self.dtype()))
             }),
             Device::Gpu(_) => crate::gpu::powf(self, e as f32),
+        }
+    }
+
+    /// Clamps every element to [lo, hi] in place: like the optimizer's
+    /// update, an explicit exception to tensors being values. Shared storage
+    /// is copied first, so other handles keep their values; storage this
+    /// tensor owns alone keeps its address (and no host transfer happens).
+    pub fn clamp_in_place(&mut self, lo: f64, hi: f64) -> Result<()> {
+        match (self.device().clone(), self.dtype()) {
+            (Device::Gpu(_), _) => {
+                self.gpu_ptr_mut()?;
+                crate::gpu::clamp_in_place(self, lo as f32, hi as f32)
+            }
+            (Device::Cpu, DType::F32) => {
+                self.cpu_data_mut::<f32>()?.iter_mut().for_each(|x| *x = x.clamp(lo as f32, hi as f32));
+                Ok(())
+            }
+            (Device::Cpu, DType::F64) => {
+                self.cpu_data_mut::<f64>()?.iter_mut().for_each(|x| *x = x.clamp(lo, hi));
+                Ok(())
+            }
+            (Device::Cpu, DType::BF16) => {
+                let (lo, hi) = (lo as f32, hi as f32);
+                self.cpu_data_mut::<bf16>()?.iter_mut().for_each(|x| *x = bf16::from_f32(x.to_f32().clamp(lo, hi)));
+                Ok(())
+            }
+            (Device::Cpu, other) => Err(Error::DType { op: "clamp_in_place", got: other, expected: "a float dtype" }),
         }
     }
 }

@@ -1,24 +1,31 @@
 use crate::cpu::index as cpu;
 use crate::cpu::reduce::ReduceShape;
 use crate::ops::check_same;
-use crate::{Device, Error, Result, Tensor, with_real};
+use crate::{Device, Error, Indices, Result, Tensor, with_real};
 
 impl Tensor {
     /// Rows of dimension `dim` picked by a 1-D u32 `ids` tensor (an embedding
-    /// lookup when `dim` is 0).
+    /// lookup when `dim` is 0). On a GPU, ids on the host are checked there
+    /// and uploaded; ids on the GPU are read back to be checked.
     pub fn index_select(&self, dim: isize, ids: &Tensor) -> Result<Tensor> {
-        ids.check_index("index_select")?;
-        if ids.rank() != 1 {
+        let d = self.shape().dim_index("index_select", dim)?;
+        self.index_select_with(dim, &Indices::new("index_select", ids, self.dims()[d], self.device())?)
+    }
+
+    /// [`Tensor::index_select`] with indices checked already: no transfer.
+    pub fn index_select_with(&self, dim: isize, ids: &Indices) -> Result<Tensor> {
+        let d = self.shape().dim_index("index_select", dim)?;
+        ids.check_for("index_select", self.dims()[d], self.device())?;
+        if ids.dims().len() != 1 {
             return Err(Error::invalid("index_select", format!("ids must be 1-D, got {}", ids.shape())));
         }
-        let d = self.shape().dim_index("index_select", dim)?;
         let rs = ReduceShape::new(self.dims(), d);
         let mut dims = self.dims().to_vec();
-        dims[d] = ids.elem_count();
+        dims[d] = ids.len();
         match self.device() {
             Device::Cpu => with_real!(self.dtype(), "index_select", T => {
                 let x = self.cpu_real::<T>("index_select")?;
-                let out = cpu::index_select(&x, rs, &ids.to_vec::<u32>()?)?;
+                let out = cpu::index_select(&x, rs, ids.host())?;
                 Ok(Tensor::from_real(out, dims, self.dtype()))
             }),
             Device::Gpu(_) => crate::gpu::index_select(self, rs, ids, dims),
@@ -28,12 +35,18 @@ impl Tensor {
     /// `self` with `src` rows added at positions `ids` of dimension `dim`; the
     /// gradient of `index_select`. Deterministic: each row sums in index order.
     pub fn index_add(&self, dim: isize, ids: &Tensor, src: &Tensor) -> Result<Tensor> {
-        ids.check_index("index_add")?;
+        let d = self.shape().dim_index("index_add", dim)?;
+        self.index_add_with(dim, &Indices::new("index_add", ids, self.dims()[d], self.device())?, src)
+    }
+
+    /// [`Tensor::index_add`] with indices checked (and grouped) already: no transfer.
+    pub fn index_add_with(&self, dim: isize, ids: &Indices, src: &Tensor) -> Result<Tensor> {
         check_same("index_add", &[self, src])?;
         let d = self.shape().dim_index("index_add", dim)?;
+        ids.check_for("index_add", self.dims()[d], self.device())?;
         let mut expected = self.dims().to_vec();
-        expected[d] = ids.elem_count();
-        if ids.rank() != 1 || src.dims() != expected.as_slice() {
+        expected[d] = ids.len();
+        if ids.dims().len() != 1 || src.dims() != expected.as_slice() {
             return Err(Error::ShapeMismatch { op: "index_add", lhs: self.shape().clone(), rhs: src.shape().clone() });
         }
         let rs = ReduceShape::new(self.dims(), d);
@@ -41,7 +54,7 @@ impl Tensor {
             Device::Cpu => with_real!(self.dtype(), "index_add", T => {
                 let base = self.cpu_real::<T>("index_add")?;
                 let s = src.cpu_real::<T>("index_add")?;
-                let out = cpu::index_add(&base, rs, &ids.to_vec::<u32>()?, &s)?;
+                let out = cpu::index_add(&base, rs, ids.host(), &s)?;
                 Ok(Tensor::from_real(out, self.shape().clone(), self.dtype()))
             }),
             Device::Gpu(_) => crate::gpu::index_add(self, rs, ids, src),

@@ -1,0 +1,30 @@
+//! One training step, as open_clip's loop does it: both towers forward, the
+//! contrastive loss, backward, the optimizer, the temperature clamp.
+
+use crate::{AdamW, StepReport};
+use reclip_autograd::{Tape, Var};
+use reclip_core::{DType, Result, Tensor};
+use reclip_loss::clip_loss;
+use reclip_model::Clip;
+
+/// One step on `images` [B, 3, S, S] and token ids [B, L], both on the host
+/// as the loader makes them. On a GPU it queues work and returns: the only
+/// transfers are the batch's uploads, and the loss (a device scalar) and the
+/// step report's gradient norm stay on the device until read.
+pub fn train_step(
+    clip: &Clip,
+    optimizer: &mut AdamW,
+    images: &Tensor,
+    tokens: &Tensor,
+    dtype: DType,
+    lr: f32,
+) -> Result<(Var, StepReport)> {
+    let tape = Tape::new();
+    let image = clip.encode_image(&tape, images, dtype)?;
+    let text = clip.encode_text(&tape, tokens, dtype)?;
+    let loss = clip_loss(&image, &text, &clip.log_scale(&tape))?;
+    loss.backward()?;
+    let report = optimizer.step(lr)?;
+    clip.clamp_logit_scale()?;
+    Ok((loss.detach(), report))
+}
