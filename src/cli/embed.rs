@@ -2,11 +2,11 @@
 //! safetensors file (`image_features`, `text_features`: projected, before
 //! normalisation), images preprocessed as for evaluation at the model's size.
 
+use super::device::DeviceArgs;
 use anyhow::Context;
 use clap::Args;
 use reclip_autograd::Tape;
 use reclip_core::{Device, Tensor};
-use reclip_cuda::{DeviceChoice, select_device};
 use reclip_data::{View, decode_view};
 use reclip_model::{Clip, ModelConfig};
 use reclip_tokenizer::ClipTokenizer;
@@ -29,8 +29,8 @@ pub struct EmbedArgs {
     /// The safetensors file to write.
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// f32 or bf16 (default: bf16 on a GPU, f32 on the CPU).
     #[arg(long)]
     precision: Option<String>,
@@ -60,8 +60,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     if args.images.is_none() && args.texts.is_none() {
         anyhow::bail!("nothing to embed: give --images, --texts or both");
     }
-    let choice: DeviceChoice = args.device.parse().map_err(anyhow::Error::msg).context("--device")?;
-    let device = select_device(choice).context("--device")?;
+    let device = args.device.open()?;
     let dtype = super::train::precision(&args.precision, &device)?;
     let config = args.model.as_deref().map(ModelConfig::load).transpose().context("--model")?;
     let clip = Clip::load(&args.checkpoint, config, &device).context("--checkpoint")?;

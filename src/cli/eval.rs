@@ -1,9 +1,9 @@
 //! `reclip eval`: zero-shot top-1/top-5 and retrieval recall of a checkpoint.
 
+use super::device::DeviceArgs;
 use super::train::{CsvArgs, EvalSetArgs, eval_sets, precision};
 use anyhow::Context;
 use clap::Args;
-use reclip_cuda::{DeviceChoice, select_device};
 use reclip_model::{Clip, ModelConfig};
 use reclip_tokenizer::ClipTokenizer;
 use reclip_train::encoder::TokenizerEncoder;
@@ -30,8 +30,8 @@ pub struct EvalArgs {
     /// Text length (default: the model's context length).
     #[arg(long)]
     text_len: Option<usize>,
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// f32 or bf16 (default: bf16 on a GPU, f32 on the CPU).
     #[arg(long)]
     precision: Option<String>,
@@ -43,8 +43,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let choice: DeviceChoice = args.device.parse().map_err(anyhow::Error::msg).context("--device")?;
-    let device = select_device(choice).context("--device")?;
+    let device = args.device.open()?;
     let config = args.model.as_deref().map(ModelConfig::load).transpose().context("--model")?;
     let clip = Clip::load(&args.checkpoint, config, &device).context("--checkpoint")?;
     let image_size = args.image_size.unwrap_or(clip.image_size());

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and one module per subcommand.
 
 mod compare;
+mod device;
 mod embed;
 mod eval;
 mod flops;
@@ -30,6 +31,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Training throughput and model FLOPs utilisation at several image sizes (random inputs).
     Speed(speed::SpeedArgs),
+    /// Check in seconds that a device runs reclip's kernels and GEMMs and agrees with the CPU.
+    Device(device::DeviceCheckArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -40,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare(args) => compare::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Speed(args) => speed::run(args),
+        Command::Device(args) => device::run(args),
     }
 }
 

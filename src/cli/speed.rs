@@ -4,14 +4,12 @@
 //! device's peak. Inputs are random images and token ids: this measures the
 //! model, not data loading (`cargo bench --bench data_decode` does that).
 
+use super::device::DeviceArgs;
 use anyhow::Context;
 use clap::Args;
-use reclip_autograd::Tape;
 use reclip_core::{DType, Device, Tensor, rng};
-use reclip_cuda::{DeviceChoice, select_device};
-use reclip_loss::clip_loss;
 use reclip_model::{Clip, ModelConfig, flops};
-use reclip_train::{AdamW, AdamWConfig};
+use reclip_train::{AdamW, AdamWConfig, train_step};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -30,8 +28,8 @@ pub struct SpeedArgs {
     /// Timed steps per size, after three warm-up steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// f32 or bf16 (default: bf16 on a GPU, f32 on the CPU).
     #[arg(long)]
     precision: Option<String>,
@@ -50,8 +48,7 @@ fn known_peak(device_name: &str) -> Option<f64> {
 }
 
 pub fn run(args: SpeedArgs) -> anyhow::Result<()> {
-    let choice: DeviceChoice = args.device.parse().map_err(anyhow::Error::msg).context("--device")?;
-    let device = select_device(choice).context("--device")?;
+    let device = args.device.open()?;
     let dtype = super::train::precision(&args.precision, &device)?;
     let cfg = ModelConfig::load(&args.model).with_context(|| format!("--model {}", args.model))?;
     let text_len = args.text_len.unwrap_or(cfg.text_cfg.context_length);
@@ -66,16 +63,13 @@ pub fn run(args: SpeedArgs) -> anyhow::Result<()> {
         let images = Tensor::randn([args.batch_size, 3, size, size], 0.0, 1.0, DType::F32, &Device::Cpu, &mut r)?;
         let ids: Vec<u32> = (0..args.batch_size * text_len).map(|i| 1 + (i as u32 * 7919) % 49000).collect();
         let ids = Tensor::from_vec(ids, [args.batch_size, text_len], &Device::Cpu)?;
-        let (images, ids) = (images.to_device(&device)?, ids.to_device(&device)?);
+        // The batch stays on the host, as the loader's does: each step
+        // uploads it, as training does.
         let mut timed = 0.0;
         for step in 0..args.steps + 3 {
             device.synchronize()?;
             let t0 = Instant::now();
-            let tape = Tape::new();
-            let image = clip.encode_image(&tape, &images, dtype)?;
-            let text = clip.encode_text(&tape, &ids, dtype)?;
-            clip_loss(&image, &text, &clip.log_scale(&tape))?.backward()?;
-            optimizer.step(1e-4)?;
+            train_step(&clip, &mut optimizer, &images, &ids, dtype, 1e-4)?;
             device.synchronize()?;
             if step >= 3 {
                 timed += t0.elapsed().as_secs_f64();

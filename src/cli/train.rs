@@ -1,9 +1,9 @@
 //! `reclip train` and the options it shares with `reclip compare`.
 
+use super::device::DeviceArgs;
 use anyhow::{Context, bail};
 use clap::Args;
 use reclip_core::{DType, Device};
-use reclip_cuda::{DeviceChoice, select_device};
 use reclip_data::{CsvOptions, ImageFolder, Synthetic, SyntheticConfig, ZeroShotSet, parse_separator, read_templates};
 use reclip_model::ModelConfig;
 use reclip_train::phases::ScheduleKind;
@@ -48,9 +48,8 @@ pub struct TrainArgs {
     pub grad_clip: f32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// cpu, cuda or auto (the GPU if there is one).
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// f32 or bf16 (default: bf16 on a GPU, f32 on the CPU).
     #[arg(long)]
     pub precision: Option<String>,
@@ -206,8 +205,7 @@ pub fn precision(arg: &Option<String>, device: &Device) -> anyhow::Result<DType>
 /// Resolves the options into a run.
 pub fn options(args: &TrainArgs, schedule: ScheduleKind, out: &Path, resume: bool) -> anyhow::Result<TrainOptions> {
     let model = ModelConfig::load(&args.model).with_context(|| format!("--model {}", args.model))?;
-    let choice: DeviceChoice = args.device.parse().map_err(anyhow::Error::msg).context("--device")?;
-    let device = select_device(choice).context("--device")?;
+    let device = args.device.open()?;
     let precision = precision(&args.precision, &device)?;
     let patch = model.vision_cfg.patch_size;
     let high_res = args.high_res.unwrap_or(model.vision_cfg.image_size);

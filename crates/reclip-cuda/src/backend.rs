@@ -19,6 +19,21 @@ struct Function {
     shared_limit: u32,
 }
 
+/// How a [`CudaBackend`] runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CudaOptions {
+    /// f32 GEMMs on the tensor cores in TF32 (inputs rounded to 10-bit
+    /// mantissas, f32 accumulation): several times faster, and about 1e-3
+    /// relative error instead of f32's 1e-6. Off unless asked (`--tf32`).
+    pub tf32: bool,
+    /// Fill every allocation with NaN bytes, so that output elements a kernel
+    /// fails to write show up (tests).
+    pub poison: bool,
+}
+
+/// The environment switch that makes every launch and GEMM synchronous.
+pub const SYNC_VAR: &str = "RECLIP_CUDA_SYNC";
+
 /// A CUDA GPU: one context, one stream on which all work is ordered, the
 /// embedded kernel modules, and a cuBLAS handle on that stream.
 pub struct CudaBackend {
@@ -27,7 +42,11 @@ pub struct CudaBackend {
     modules: Vec<cu::CUmodule>,
     functions: Mutex<HashMap<&'static str, Function>>,
     cublas: cublas::cublasHandle_t,
-    poison: bool,
+    options: CudaOptions,
+    /// `RECLIP_CUDA_SYNC=1`: wait for each launch and GEMM and name the
+    /// failing one, as CUDA_LAUNCH_BLOCKING does for other programs. An
+    /// asynchronous fault otherwise surfaces at a later, unrelated call.
+    sync: bool,
     name: String,
 }
 
@@ -36,22 +55,42 @@ pub struct CudaBackend {
 unsafe impl Send for CudaBackend {}
 unsafe impl Sync for CudaBackend {}
 
+/// Whether a CUDA driver library (libcuda) can be loaded here.
+pub fn driver_installed() -> bool {
+    // SAFETY: only probes whether the library can be loaded.
+    unsafe { cu::is_culib_present() }
+}
+
+/// The installed driver's CUDA version, e.g. "13.0".
+pub fn driver_version() -> Result<String> {
+    let mut v = 0;
+    // SAFETY: writes one int; callable before cuInit.
+    unsafe { cu::cuDriverGetVersion(&mut v).result() }.map_err(|e| driver("cuDriverGetVersion", e))?;
+    Ok(format!("{}.{}", v / 1000, (v % 1000) / 10))
+}
+
 impl CudaBackend {
-    /// Opens CUDA device `ordinal`. With `poison`, every allocation is filled
-    /// with NaN bytes, so that output elements a kernel fails to write show
-    /// up in tests.
-    pub fn new(ordinal: usize, poison: bool) -> Result<Self> {
+    /// Opens CUDA device `ordinal`. Errors say why: "no CUDA device: …" when
+    /// no driver is installed, "CUDA device N cannot be used: …" when one is
+    /// but the device does not open.
+    pub fn new(ordinal: usize, options: CudaOptions) -> Result<Self> {
         // cudarc panics when libcuda is missing; check first.
-        // SAFETY: only probes whether the library can be loaded.
-        if !unsafe { cu::is_culib_present() } {
+        if !driver_installed() {
             return Err(Error::Device("no CUDA device: the CUDA driver library (libcuda) is not installed".into()));
         }
-        let count = result::device::get_count().map_err(|e| Error::Device(format!("no CUDA device: {e}")))?;
+        let unusable =
+            |what: &str, e: DriverError| Error::Device(format!("CUDA device {ordinal} cannot be used: {what}: {e}"));
+        // Every other driver call answers CUDA_ERROR_NOT_INITIALIZED before this.
+        result::init().map_err(|e| unusable("cuInit", e))?;
+        let count = result::device::get_count().map_err(|e| unusable("counting devices", e))?;
         if ordinal >= count as usize {
-            return Err(Error::Device(format!("no CUDA device: device {ordinal} requested, {count} present")));
+            return Err(Error::Device(format!(
+                "CUDA device {ordinal} cannot be used: the driver sees {count} device{}",
+                if count == 1 { "" } else { "s" }
+            )));
         }
-        let ctx = CudaContext::new(ordinal).map_err(|e| Error::Device(format!("no CUDA device: {e}")))?;
-        let stream = ctx.new_stream().map_err(|e| driver("stream creation", e))?;
+        let ctx = CudaContext::new(ordinal).map_err(|e| unusable("creating its context", e))?;
+        let stream = ctx.new_stream().map_err(|e| unusable("creating a stream", e))?;
         let gpu_name = result::device::get_name(ctx.cu_device()).unwrap_or_else(|_| "unknown GPU".into());
 
         // Keep freed memory in the pool instead of returning it to the driver
@@ -70,16 +109,19 @@ impl CudaBackend {
 
         let mut modules = Vec::new();
         for (file, image) in crate::kernels::FATBINS {
-            // SAFETY: the image is a fatbin produced by nvcc at build time.
-            let module = unsafe { result::module::load_data(image.as_ptr() as *const c_void) }
-                .map_err(|e| driver(&format!("loading the kernels of {file}.cu"), e))?;
+            // SAFETY: the image is a fatbin produced by nvcc at build time,
+            // embedded 8-byte aligned as the driver reads it.
+            let module = unsafe { result::module::load_data(image.0.as_ptr() as *const c_void) }
+                .map_err(|e| unusable(&format!("loading the kernels of {file}.cu"), e))?;
             modules.push(module);
         }
 
         // SAFETY: probing and creating a cuBLAS handle on the bound context.
         let handle = unsafe {
             if !cublas::is_culib_present() {
-                return Err(Error::Device("CUDA device found but cuBLAS (libcublas) is not installed".into()));
+                return Err(Error::Device(format!(
+                    "CUDA device {ordinal} cannot be used: cuBLAS (libcublas) is not installed"
+                )));
             }
             let handle = cudarc::cublas::result::create_handle().map_err(|e| Error::Device(format!("cuBLAS: {e}")))?;
             cudarc::cublas::result::set_stream(handle, stream.cu_stream() as _)
@@ -93,9 +135,21 @@ impl CudaBackend {
             modules,
             functions: Mutex::new(HashMap::new()),
             cublas: handle,
-            poison,
-            name: format!("cuda:{ordinal} ({gpu_name})"),
+            options,
+            sync: std::env::var(SYNC_VAR).is_ok_and(|v| v == "1"),
+            name: format!("cuda:{ordinal} ({gpu_name}{})", if options.tf32 { ", TF32 f32 GEMMs" } else { "" }),
         })
+    }
+
+    /// In `RECLIP_CUDA_SYNC=1` mode, waits for the work just queued and
+    /// names it in the error.
+    fn checked(&self, what: impl FnOnce() -> String) -> Result<()> {
+        if !self.sync {
+            return Ok(());
+        }
+        // SAFETY: our stream.
+        unsafe { result::stream::synchronize(self.stream.cu_stream()) }
+            .map_err(|e| Error::Device(format!("CUDA error in {}: {e}", what())))
     }
 
     fn bind(&self) -> Result<()> {
@@ -146,13 +200,30 @@ impl Drop for CudaBackend {
     }
 }
 
-fn data_type(dtype: DType) -> Result<(cublas::cudaDataType, cublas::cublasComputeType_t)> {
+/// Element type and compute type of a GEMM in `dtype`: f32 is computed in
+/// full f32 unless TF32 was asked for; bf16 accumulates in f32.
+fn data_type(dtype: DType, tf32: bool) -> Result<(cublas::cudaDataType, cublas::cublasComputeType_t)> {
+    use cublas::cublasComputeType_t::{CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32};
     match dtype {
-        // f32 GEMMs run on tensor cores in TF32 with f32 accumulation.
-        DType::F32 => Ok((cublas::cudaDataType::CUDA_R_32F, cublas::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32)),
-        DType::BF16 => Ok((cublas::cudaDataType::CUDA_R_16BF, cublas::cublasComputeType_t::CUBLAS_COMPUTE_32F)),
+        DType::F32 => {
+            Ok((cublas::cudaDataType::CUDA_R_32F, if tf32 { CUBLAS_COMPUTE_32F_FAST_TF32 } else { CUBLAS_COMPUTE_32F }))
+        }
+        DType::BF16 => Ok((cublas::cudaDataType::CUDA_R_16BF, CUBLAS_COMPUTE_32F)),
         other => Err(Error::DType { op: "gemm", got: other, expected: "f32 or bf16" }),
     }
+}
+
+fn describe(l: &Launch) -> String {
+    let [gx, gy, gz] = l.grid;
+    let [bx, by, bz] = l.block;
+    format!(
+        "kernel {} (grid {gx}x{gy}x{gz}, block {bx}x{by}x{bz}, {} B dynamic shared memory)",
+        l.kernel, l.shared_bytes
+    )
+}
+
+fn describe_gemm(c: &GemmCall) -> String {
+    format!("cuBLAS GEMM {}x{}x{} (batch {}, {})", c.m, c.n, c.k, c.batch, c.dtype)
 }
 
 impl KernelBackend for CudaBackend {
@@ -165,7 +236,7 @@ impl KernelBackend for CudaBackend {
         // SAFETY: stream-ordered allocation on our stream.
         let ptr = unsafe { result::malloc_async(self.stream.cu_stream(), bytes.max(1)) }
             .map_err(|e| driver(&format!("allocating {bytes} bytes"), e))?;
-        if self.poison {
+        if self.options.poison {
             // SAFETY: ptr covers `bytes` bytes.
             unsafe { result::memset_d8_async(ptr, 0xff, bytes, self.stream.cu_stream()) }
                 .map_err(|e| driver("memset", e))?;
@@ -233,12 +304,13 @@ impl KernelBackend for CudaBackend {
                 &mut params,
             )
         }
-        .map_err(|e| driver(&format!("launching {}", launch.kernel), e))
+        .map_err(|e| driver(&format!("launching {}", describe(launch)), e))?;
+        self.checked(|| describe(launch))
     }
 
     fn gemm(&self, call: &GemmCall) -> Result<()> {
         self.bind()?;
-        let (dtype, compute) = data_type(call.dtype)?;
+        let (dtype, compute) = data_type(call.dtype, self.options.tf32)?;
         let op =
             |t: bool| if t { cublas::cublasOperation_t::CUBLAS_OP_T } else { cublas::cublasOperation_t::CUBLAS_OP_N };
         let int = |v: usize, what: &str| {
@@ -277,7 +349,8 @@ impl KernelBackend for CudaBackend {
                 cublas::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
             )
         }
-        .map_err(|e| Error::Device(format!("cuBLAS GEMM {}x{}x{} (batch {}): {e}", call.m, call.n, call.k, call.batch)))
+        .map_err(|e| Error::Device(format!("{}: {e}", describe_gemm(call))))?;
+        self.checked(|| describe_gemm(call))
     }
 
     fn synchronize(&self) -> Result<()> {

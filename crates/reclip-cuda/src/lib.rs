@@ -14,11 +14,16 @@ pub mod ptxas;
 mod select;
 
 #[cfg(feature = "cuda")]
-pub use backend::CudaBackend;
-pub use select::{DeviceChoice, cuda_device, select_device};
+pub use backend::{CudaBackend, CudaOptions, SYNC_VAR, driver_version};
+pub use select::{DeviceChoice, Selection, cuda_device, driver_installed, select_device};
 
 /// The fatbins (one per kernel file) and the ptxas report of the build.
 #[cfg(feature = "cuda")]
 pub mod kernels {
+    /// An embedded fatbin. The driver reads its header as 8-byte words, and
+    /// `include_bytes!` alone promises no alignment.
+    #[repr(C, align(8))]
+    pub struct Fatbin<T: ?Sized>(pub T);
+
     include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 }

@@ -23,29 +23,57 @@ impl FromStr for DeviceChoice {
     }
 }
 
-/// CUDA device `ordinal`, or an error that starts with "no CUDA device" and
-/// says why (no driver, no GPU, or a build without the `cuda` feature).
-pub fn cuda_device(ordinal: usize) -> Result<Device> {
+/// What a device choice resolved to.
+pub struct Selection {
+    pub device: Device,
+    /// Set when `auto` chose the CPU although a CUDA driver is installed:
+    /// why the GPU could not be used (the CLI prints it).
+    pub cpu_fallback: Option<String>,
+}
+
+/// Whether a CUDA driver library is installed (always false in a build
+/// without the `cuda` feature, which cannot use one).
+pub fn driver_installed() -> bool {
     #[cfg(feature = "cuda")]
     {
-        let backend = crate::CudaBackend::new(ordinal, false)?;
+        crate::backend::driver_installed()
+    }
+    #[cfg(not(feature = "cuda"))]
+    false
+}
+
+/// CUDA device `ordinal`, or an error saying why not: "no CUDA device: …"
+/// (no driver, or a build without the `cuda` feature) or "CUDA device N
+/// cannot be used: …" (a driver, but the device does not open).
+pub fn cuda_device(ordinal: usize, tf32: bool) -> Result<Device> {
+    #[cfg(feature = "cuda")]
+    {
+        let backend = crate::CudaBackend::new(ordinal, crate::CudaOptions { tf32, poison: false })?;
         Ok(Device::Gpu(reclip_core::GpuDevice::new(std::sync::Arc::new(backend))))
     }
     #[cfg(not(feature = "cuda"))]
     {
-        let _ = ordinal;
+        let _ = (ordinal, tf32);
         Err(reclip_core::Error::Device("no CUDA device: reclip was built without the `cuda` feature".into()))
     }
 }
 
-/// Resolves a device choice. `Auto` falls back to the CPU when no CUDA device
-/// can be opened; `Cuda` reports why it cannot.
-pub fn select_device(choice: DeviceChoice) -> Result<Device> {
-    match choice {
-        DeviceChoice::Cpu => Ok(Device::Cpu),
-        DeviceChoice::Cuda => cuda_device(0),
-        DeviceChoice::Auto => Ok(cuda_device(0).unwrap_or(Device::Cpu)),
-    }
+/// Resolves a device choice. `Cuda` is an error when the device cannot be
+/// opened; `Auto` then uses the CPU, saying why when a driver is installed
+/// (a GPU that should work but does not must not go unnoticed).
+pub fn select_device(choice: DeviceChoice, tf32: bool) -> Result<Selection> {
+    let device = match choice {
+        DeviceChoice::Cpu => Device::Cpu,
+        DeviceChoice::Cuda => cuda_device(0, tf32)?,
+        DeviceChoice::Auto => match cuda_device(0, tf32) {
+            Ok(gpu) => gpu,
+            Err(e) => {
+                let cpu_fallback = driver_installed().then(|| e.to_string());
+                return Ok(Selection { device: Device::Cpu, cpu_fallback });
+            }
+        },
+    };
+    Ok(Selection { device, cpu_fallback: None })
 }
 
 #[cfg(test)]

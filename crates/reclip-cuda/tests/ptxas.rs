@@ -1,9 +1,10 @@
 //! Every kernel keeps its data in registers on every target: no spills, no
-//! local-memory stack frame. Runs in builds with the `cuda` feature (CI
-//! builds them with the pinned nvcc).
+//! local-memory stack frame; the fatbins are embedded as the driver reads
+//! them. Runs in builds with the `cuda` feature (CI builds them with the
+//! pinned nvcc).
 #![cfg(feature = "cuda")]
 
-use reclip_cuda::kernels::PTXAS_REPORT;
+use reclip_cuda::kernels::{FATBINS, PTXAS_REPORT};
 use reclip_cuda::ptxas::parse;
 
 #[test]
@@ -23,4 +24,13 @@ fn no_kernel_spills_or_uses_a_stack_frame() {
         })
         .collect();
     assert!(dirty.is_empty(), "kernels with spills or a stack frame:\n{}", dirty.join("\n"));
+}
+
+#[test]
+fn fatbins_are_embedded_eight_byte_aligned() {
+    assert!(!FATBINS.is_empty());
+    for (file, image) in FATBINS {
+        assert_eq!(image.0.as_ptr() as usize % 8, 0, "{file}.fatbin is not 8-byte aligned");
+        assert!(image.0.len() > 16, "{file}.fatbin is empty");
+    }
 }

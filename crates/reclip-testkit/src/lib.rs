@@ -31,7 +31,8 @@ fn cuda_test_device() -> Device {
         use std::sync::{Arc, OnceLock};
         static CUDA: OnceLock<Device> = OnceLock::new();
         CUDA.get_or_init(|| {
-            let backend = reclip_cuda::CudaBackend::new(0, true)
+            let options = reclip_cuda::CudaOptions { tf32: false, poison: true };
+            let backend = reclip_cuda::CudaBackend::new(0, options)
                 .unwrap_or_else(|e| panic!("RECLIP_TEST_DEVICE=cuda but the GPU cannot be used: {e}"));
             Device::Gpu(GpuDevice::new(Arc::new(backend)))
         })
@@ -157,7 +158,8 @@ pub fn randn(dims: &[usize], dtype: DType, seed: u64) -> Tensor {
 /// `cuda`, or `all` (both). The emulator is never benched: it measures
 /// nothing about a GPU.
 pub fn bench_devices() -> Vec<Device> {
-    let cuda = || reclip_cuda::cuda_device(0).unwrap_or_else(|e| panic!("RECLIP_BENCH_DEVICE asks for CUDA: {e}"));
+    let cuda =
+        || reclip_cuda::cuda_device(0, false).unwrap_or_else(|e| panic!("RECLIP_BENCH_DEVICE asks for CUDA: {e}"));
     match std::env::var("RECLIP_BENCH_DEVICE").as_deref() {
         Ok("cuda") => vec![cuda()],
         Ok("all") => vec![Device::Cpu, cuda()],
