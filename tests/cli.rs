@@ -111,4 +111,13 @@ fn cuda_without_a_gpu_is_an_error_not_a_fallback() {
         return;
     }
     fails_with(&["speed", "--model", "reclip-tiny", "--device", "cuda", "--steps", "1"], &["--device", "CUDA"]);
+    fails_with(&["device", "--device", "cuda"], &["--device cuda", "CUDA"]);
+}
+
+#[test]
+fn the_device_check_compares_kernels_and_gemms_with_the_cpu() {
+    let out = reclip(&["device", "--device", "cpu"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("cpu: agrees with the CPU") && stdout.contains("GEMM bf16"), "{stdout}");
 }
