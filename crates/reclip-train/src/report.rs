@@ -57,6 +57,21 @@ pub struct Ratios {
     pub wall_time: f64,
 }
 
+/// Zero-shot top-1 (the first set) around a switch of image size: the
+/// previous phase's model at its own size and at the new one, right before
+/// the switch, and the new phase's model at the new size at its end.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SwitchReport {
+    pub step: u64,
+    pub from_size: usize,
+    pub to_size: usize,
+    pub before_at_from: Option<f64>,
+    pub before_at_to: Option<f64>,
+    /// After the new phase's steps.
+    pub after_at_to: Option<f64>,
+    pub after_step: u64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub model: String,
@@ -71,6 +86,8 @@ pub struct Report {
     pub ratios: Option<Ratios>,
     pub zero_shot: Vec<ZeroShotResult>,
     pub retrieval: Vec<RetrievalResult>,
+    /// One per change of image size, in order.
+    pub switches: Vec<SwitchReport>,
     /// Data problems met during the run (skipped samples), one line per kind.
     pub data_problems: Vec<String>,
 }
@@ -183,6 +200,23 @@ impl Report {
                 z.images,
                 pct(z.top1),
                 pct(z.top5)
+            );
+        }
+        let maybe = |x: Option<f64>| x.map_or("-".to_string(), pct);
+        for w in &self.switches {
+            let _ = writeln!(
+                s,
+                "switch at step {} ({} → {} px): zero-shot top-1 before {} at {} px, {} at {} px; after {} at {} px (step {})",
+                w.step,
+                w.from_size,
+                w.to_size,
+                maybe(w.before_at_from),
+                w.from_size,
+                maybe(w.before_at_to),
+                w.to_size,
+                maybe(w.after_at_to),
+                w.to_size,
+                w.after_step
             );
         }
         for r in &self.retrieval {

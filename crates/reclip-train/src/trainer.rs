@@ -6,7 +6,7 @@ use crate::encoder::TokenizerEncoder;
 use crate::eval::{Evaluator, RetrievalResult, ZeroShotResult};
 use crate::metrics::{EvalMetrics, Line, MetricsLog, StepMetrics};
 use crate::phases::{Phase, ScheduleKind, ScheduleSpec, plan};
-use crate::report::{BaselineEstimate, PhaseReport, Ratios, Report, Totals};
+use crate::report::{BaselineEstimate, PhaseReport, Ratios, Report, SwitchReport, Totals};
 use crate::schedule::RunSchedule;
 use crate::state::{self, PhaseStats, TrainState};
 use crate::{AdamW, AdamWConfig, train_step};
@@ -187,6 +187,45 @@ impl Run<'_> {
         };
         Ok((zero_shot, retrieval))
     }
+
+    /// Evaluates the first zero-shot set at `image_size` into the metrics,
+    /// unless they hold that evaluation of `step` already (a resumed run).
+    fn evaluate_once(&mut self, clip: &Clip, step: u64, image_size: usize, text_len: usize) -> anyhow::Result<()> {
+        let done = self
+            .metrics
+            .lines
+            .iter()
+            .any(|l| matches!(l, Line::Eval(e) if e.step == step && e.image_size == image_size));
+        if done || self.opts.zero_shot.is_empty() {
+            return Ok(());
+        }
+        let (zero_shot, retrieval) = self.evaluate(clip, image_size, text_len, false)?;
+        self.metrics.push(Line::Eval(EvalMetrics { step, train_pflops: self.pflops, image_size, zero_shot, retrieval }))
+    }
+}
+
+/// Zero-shot top-1 of the first set around each change of image size, from
+/// the evaluations in the metrics.
+fn switch_reports(phases: &[Phase], lines: &[Line]) -> Vec<SwitchReport> {
+    let top1 = |step: u64, size: usize| {
+        lines.iter().rev().find_map(|l| match l {
+            Line::Eval(e) if e.step == step && e.image_size == size => e.zero_shot.first().map(|z| z.top1),
+            _ => None,
+        })
+    };
+    phases
+        .windows(2)
+        .filter(|w| w[0].image_size != w[1].image_size)
+        .map(|w| SwitchReport {
+            step: w[1].start_step,
+            from_size: w[0].image_size,
+            to_size: w[1].image_size,
+            before_at_from: top1(w[1].start_step, w[0].image_size),
+            before_at_to: top1(w[1].start_step, w[1].image_size),
+            after_at_to: top1(w[1].end_step(), w[1].image_size),
+            after_step: w[1].end_step(),
+        })
+        .collect()
 }
 
 /// Measures training throughput at `phase`'s size on a scratch copy of the
@@ -267,6 +306,13 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
         if state.step >= stop_at {
             break;
         }
+        if pi > 0 && state.step == phase.start_step {
+            // The previous phase's model, at its own size and at the new one.
+            let prev = &phases[pi - 1];
+            for (size, text_len) in [(prev.image_size, prev.text_len), (phase.image_size, phase.text_len)] {
+                run.evaluate_once(&clip, state.step, size, text_len)?;
+            }
+        }
         if clip.set_image_size(phase.image_size)? {
             // The grid changed: Adam's moments of the old grid describe other
             // positions, so that parameter starts its moments afresh.
@@ -319,15 +365,8 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
                 state.phases[pi].wall_seconds += phase_clock.elapsed().as_secs_f64();
                 let position = loader.position();
                 (state.loader_epoch, state.loader_batch) = (position.epoch, position.batch);
-                if every(opts.eval_every) && !opts.zero_shot.is_empty() {
-                    let (zero_shot, retrieval) = run.evaluate(&clip, phase.image_size, phase.text_len, false)?;
-                    run.metrics.push(Line::Eval(EvalMetrics {
-                        step: state.step,
-                        train_pflops: run.pflops,
-                        image_size: phase.image_size,
-                        zero_shot,
-                        retrieval,
-                    }))?;
+                if every(opts.eval_every) {
+                    run.evaluate_once(&clip, state.step, phase.image_size, phase.text_len)?;
                 }
                 if every(opts.checkpoint_every) {
                     state::save(&opts.out, &clip, &optimizer, &state)?;
@@ -439,6 +478,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
         ratios,
         zero_shot,
         retrieval,
+        switches: switch_reports(&phases, &run.metrics.lines),
         data_problems,
     };
     reclip_model::checkpoint::write_atomic(
@@ -447,4 +487,36 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
     )?;
     crate::plot::curves(&run.metrics.lines, &phases, &opts.out.join("curves.png"))?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(step: u64, image_size: usize, top1: f64) -> Line {
+        let z = ZeroShotResult { name: "set".into(), top1, top5: 1.0, images: 10, classes: 2 };
+        Line::Eval(EvalMetrics { step, train_pflops: 0.0, image_size, zero_shot: vec![z], retrieval: Vec::new() })
+    }
+
+    #[test]
+    fn switches_report_the_evaluations_around_them() {
+        let phase = |name, image_size, start_step, steps| Phase { name, image_size, text_len: 8, start_step, steps };
+        let phases = [phase("main", 32, 0, 90), phase("finetune", 64, 90, 10)];
+        let lines = [eval(90, 32, 0.8), eval(90, 64, 0.5), eval(100, 64, 0.85)];
+        let s = switch_reports(&phases, &lines);
+        assert_eq!(
+            s,
+            vec![SwitchReport {
+                step: 90,
+                from_size: 32,
+                to_size: 64,
+                before_at_from: Some(0.8),
+                before_at_to: Some(0.5),
+                after_at_to: Some(0.85),
+                after_step: 100
+            }]
+        );
+        assert!(switch_reports(&phases[..1], &lines).is_empty());
+        assert_eq!(switch_reports(&phases, &lines[2..])[0].before_at_to, None);
+    }
 }
