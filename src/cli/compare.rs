@@ -3,12 +3,35 @@
 
 use super::train::{TrainArgs, options};
 use reclip_train::phases::ScheduleKind;
-use reclip_train::report::Report;
+use reclip_train::plot;
+use reclip_train::report::{EqualCompute, Report};
 use reclip_train::trainer;
 use serde_json::json;
 
 fn accuracy(r: &Report) -> Option<f64> {
     r.zero_shot.first().map(|z| z.top1)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+/// The table's rows for the comparison at equal compute.
+fn equal_compute_rows(e: &EqualCompute) -> [(String, String, String, String); 2] {
+    [
+        (
+            format!("zero-shot top-1 at RECLIP's FLOPs ({:.4} PFLOPs)", e.run_pflops),
+            pct(e.baseline_top1),
+            pct(e.run_top1),
+            String::new(),
+        ),
+        (
+            format!("PFLOPs to reach RECLIP's top-1 ({})", pct(e.run_top1)),
+            e.baseline_pflops_to_reach.map_or("not reached".into(), |p| format!("{p:.4}")),
+            format!("{:.4}", e.run_pflops),
+            e.baseline_flops_ratio_to_reach.map_or(String::new(), |r| format!("{r:.2}x")),
+        ),
+    ]
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -29,6 +52,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let flops_ratio = base.total.total_pflops / reclip.total.total_pflops.max(1e-30);
     let wall_ratio = base.total.wall_seconds / reclip.total.wall_seconds.max(1e-9);
     let (ab, ar) = (accuracy(base), accuracy(reclip));
+    let equal = EqualCompute::of(base, reclip);
     let summary = json!({
         "baseline": base,
         "reclip": reclip,
@@ -37,12 +61,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "flops_saving": 1.0 - 1.0 / flops_ratio,
         "wall_time_saving": 1.0 - 1.0 / wall_ratio,
         "zero_shot_top1_difference": ab.zip(ar).map(|(b, r)| r - b),
+        "equal_compute": equal,
     });
     std::fs::create_dir_all(&args.out)?;
     reclip_model::checkpoint::write_atomic(
         &args.out.join("compare.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
+    plot::comparison(&[("baseline", base), ("reclip", reclip)], &args.out.join("compare.png"))?;
     let mut rows: Vec<(String, String, String, String)> = vec![
         (
             "training PFLOPs".into(),
@@ -59,17 +85,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     ];
     for (zb, zr) in base.zero_shot.iter().zip(&reclip.zero_shot) {
         let name = format!("zero-shot top-1, {}", zb.name);
-        rows.push((name, format!("{:.1}%", 100.0 * zb.top1), format!("{:.1}%", 100.0 * zr.top1), String::new()));
+        rows.push((name, pct(zb.top1), pct(zr.top1), String::new()));
     }
+    rows.extend(equal.iter().flat_map(equal_compute_rows));
     for (rb, rr) in base.retrieval.iter().zip(&reclip.retrieval) {
         let name = format!("retrieval image→text R@1, {}", rb.name);
         let (b, r) = (100.0 * rb.image_to_text[0], 100.0 * rr.image_to_text[0]);
         rows.push((name, format!("{b:.1}%"), format!("{r:.1}%"), String::new()));
     }
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
-    println!("{:<width$} {:>10} {:>10} {:>8}", "", "baseline", "reclip", "ratio");
+    println!("{:<width$} {:>11} {:>10} {:>8}", "", "baseline", "reclip", "ratio");
     for (name, b, r, ratio) in &rows {
-        println!("{name:<width$} {b:>10} {r:>10} {ratio:>8}");
+        println!("{name:<width$} {b:>11} {r:>10} {ratio:>8}");
     }
     println!(
         "RECLIP saves {:.0}% of the training FLOPs and {:.0}% of the wall time ({:.0}% of the FLOPs saving)",
@@ -77,6 +104,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         100.0 * (1.0 - 1.0 / wall_ratio),
         100.0 * (1.0 - 1.0 / wall_ratio) / (1.0f64 - 1.0 / flops_ratio).max(1e-9)
     );
-    println!("details: {}", args.out.join("compare.json").display());
+    println!("details: {}, plot: {}", args.out.join("compare.json").display(), args.out.join("compare.png").display());
     Ok(())
 }

@@ -8,7 +8,7 @@ pub mod eval;
 pub mod metrics;
 pub mod optim;
 pub mod phases;
-mod plot;
+pub mod plot;
 pub mod report;
 pub mod schedule;
 pub mod state;

@@ -27,6 +27,10 @@ pub struct StepMetrics {
 pub struct EvalMetrics {
     pub step: u64,
     pub train_pflops: f64,
+    /// Training wall time up to this evaluation (evaluations and checkpoints
+    /// excluded). Metrics written before it was recorded read as 0.
+    #[serde(default)]
+    pub wall_seconds: f64,
     pub image_size: usize,
     pub zero_shot: Vec<ZeroShotResult>,
     pub retrieval: Vec<RetrievalResult>,
@@ -90,5 +94,19 @@ impl MetricsLog {
         writeln!(f, "{}", serde_json::to_string(&line)?)?;
         self.lines.push(line);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluation_lines_without_wall_time_still_parse() {
+        let old = r#"{"step":20,"train_pflops":0.5,"image_size":32,"zero_shot":[],"retrieval":[]}"#;
+        match serde_json::from_str::<Line>(old).unwrap() {
+            Line::Eval(e) => assert_eq!((e.step, e.wall_seconds), (20, 0.0)),
+            Line::Step(_) => panic!("an evaluation line read as a step line"),
+        }
     }
 }

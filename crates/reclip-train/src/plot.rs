@@ -1,29 +1,46 @@
 //! `<out>/curves.png`: the training loss and the zero-shot accuracy against
 //! cumulative training FLOPs, each phase in its own colour — the picture of
-//! what RECLIP saves.
+//! what RECLIP saves. `<out>/compare.png` (`reclip compare`): the accuracy of
+//! several runs against their FLOPs and their wall time.
 
 use crate::metrics::Line;
 use crate::phases::Phase;
+use crate::report::{EvalPoint, PhaseReport, Report};
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
+use std::error::Error;
 use std::path::Path;
 use std::sync::Once;
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
 static REGISTER: Once = Once::new();
 
-const PHASE_COLOURS: [RGBColor; 3] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44)];
+const COLOURS: [RGBColor; 3] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44)];
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
 fn colour(phases: &[Phase], name: &str) -> RGBColor {
-    PHASE_COLOURS[phases.iter().position(|p| p.name == name).unwrap_or(0) % PHASE_COLOURS.len()]
+    COLOURS[phases.iter().position(|p| p.name == name).unwrap_or(0) % COLOURS.len()]
 }
 
-fn draw(lines: &[Line], phases: &[Phase], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+fn canvas(path: &Path) -> Result<Area<'_>, Box<dyn Error>> {
     REGISTER.call_once(|| {
         // The font is embedded and known to parse; a failure leaves plots without labels.
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
     let root = BitMapBackend::new(path, (1000, 800)).into_drawing_area();
     root.fill(&WHITE)?;
+    Ok(root)
+}
+
+/// A plot that cannot be drawn is an error naming the file.
+fn named(path: &Path, drawn: Result<(), Box<dyn Error>>) -> anyhow::Result<()> {
+    drawn.map_err(|e| anyhow::anyhow!("{}: cannot draw the plot: {e}", path.display()))
+}
+
+fn draw(lines: &[Line], phases: &[Phase], path: &Path) -> Result<(), Box<dyn Error>> {
+    let root = canvas(path)?;
     let (top, bottom) = root.split_vertically(400);
     let steps: Vec<_> = lines
         .iter()
@@ -82,7 +99,110 @@ fn draw(lines: &[Line], phases: &[Phase], path: &Path) -> Result<(), Box<dyn std
     Ok(())
 }
 
-/// Writes the plot. A plot that cannot be drawn is an error naming the file.
+/// Writes the plot of one run's loss and accuracy.
 pub fn curves(lines: &[Line], phases: &[Phase], path: &Path) -> anyhow::Result<()> {
-    draw(lines, phases, path).map_err(|e| anyhow::anyhow!("{}: cannot draw the plot: {e}", path.display()))
+    named(path, draw(lines, phases, path))
+}
+
+/// What a comparison panel puts on its x axis, for an evaluation and for a
+/// phase's whole length.
+struct Axis {
+    caption: &'static str,
+    desc: &'static str,
+    at: fn(&EvalPoint) -> f64,
+    spent: fn(&PhaseReport) -> f64,
+}
+
+const AXES: [Axis; 2] = [
+    Axis {
+        caption: "zero-shot top-1 against training compute",
+        desc: "training PFLOPs",
+        at: |e| e.train_pflops,
+        spent: |p| p.total_pflops,
+    },
+    Axis {
+        caption: "zero-shot top-1 against training time",
+        desc: "training wall seconds",
+        at: |e| e.wall_seconds,
+        spent: |p| p.wall_seconds,
+    },
+];
+
+/// Where on `axis` a run changes image size, and the new size.
+fn switches(report: &Report, axis: &Axis) -> Vec<(f64, usize)> {
+    let mut before = 0.0;
+    let mut out = Vec::new();
+    for w in report.phases.windows(2) {
+        before += (axis.spent)(&w[0]);
+        if w[0].image_size != w[1].image_size {
+            out.push((before, w[1].image_size));
+        }
+    }
+    out
+}
+
+fn panel(area: &Area, runs: &[(&str, &Report)], axis: &Axis) -> Result<(), Box<dyn Error>> {
+    let max_x = runs
+        .iter()
+        .flat_map(|(_, r)| r.evaluations.iter().map(axis.at).chain([r.phases.iter().map(axis.spent).sum()]))
+        .fold(1e-12, f64::max);
+    // Room for the last markers.
+    let max_x = 1.02 * max_x;
+    let mut chart = ChartBuilder::on(area)
+        .caption(axis.caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..max_x, 0.0..100.0)?;
+    chart.configure_mesh().x_desc(axis.desc).y_desc("top-1 (%)").y_label_formatter(&|y| format!("{y:.0}")).draw()?;
+    for (i, &(name, report)) in runs.iter().enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let pts: Vec<(f64, f64)> = report.evaluations.iter().map(|e| ((axis.at)(e), 100.0 * e.top1)).collect();
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
+        for (x, size) in switches(report, axis) {
+            chart.draw_series(DashedLineSeries::new([(x, 0.0), (x, 100.0)], 6, 4, c.stroke_width(1)))?;
+            let label = Text::new(format!("→ {size}px"), (4, 4), ("sans-serif", 15).into_font().color(&c));
+            chart.draw_series([EmptyElement::at((x, 100.0)) + label])?;
+        }
+    }
+    // The line the others are read against: where they reach the last run's accuracy.
+    if let Some(&(name, last)) = runs.last()
+        && let Some(z) = last.zero_shot.first()
+    {
+        let (c, y) = (COLOURS[(runs.len() - 1) % COLOURS.len()], 100.0 * z.top1);
+        chart
+            .draw_series(DashedLineSeries::new([(0.0, y), (max_x, y)], 2, 4, c.stroke_width(1)))?
+            .label(format!("{name}, final top-1"))
+            .legend(move |(x, y)| DashedPathElement::new(vec![(x, y), (x + 20, y)], 2, 4, c.stroke_width(1)));
+    }
+    // The curves end on the right; the legend takes the corner they leave free.
+    let high = runs.iter().any(|(_, r)| r.evaluations.last().is_some_and(|e| e.top1 > 0.5));
+    chart
+        .configure_series_labels()
+        .position(if high { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight })
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+fn draw_comparison(runs: &[(&str, &Report)], path: &Path) -> Result<(), Box<dyn Error>> {
+    let root = canvas(path)?;
+    let (top, bottom) = root.split_vertically(400);
+    for (area, axis) in [top, bottom].iter().zip(&AXES) {
+        panel(area, runs, axis)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Writes the comparison of `runs` (named): zero-shot top-1 against training
+/// PFLOPs and against training wall time, each change of image size dashed,
+/// the last run's final accuracy dotted.
+pub fn comparison(runs: &[(&str, &Report)], path: &Path) -> anyhow::Result<()> {
+    named(path, draw_comparison(runs, path))
 }

@@ -6,7 +6,7 @@ use crate::encoder::TokenizerEncoder;
 use crate::eval::{Evaluator, RetrievalResult, ZeroShotResult};
 use crate::metrics::{EvalMetrics, Line, MetricsLog, StepMetrics};
 use crate::phases::{Phase, ScheduleKind, ScheduleSpec, plan};
-use crate::report::{BaselineEstimate, PhaseReport, Ratios, Report, SwitchReport, Totals};
+use crate::report::{self, BaselineEstimate, PhaseReport, Ratios, Report, SwitchReport, Totals};
 use crate::schedule::RunSchedule;
 use crate::state::{self, PhaseStats, TrainState};
 use crate::{AdamW, AdamWConfig, train_step};
@@ -190,7 +190,15 @@ impl Run<'_> {
 
     /// Evaluates the first zero-shot set at `image_size` into the metrics,
     /// unless they hold that evaluation of `step` already (a resumed run).
-    fn evaluate_once(&mut self, clip: &Clip, step: u64, image_size: usize, text_len: usize) -> anyhow::Result<()> {
+    /// `wall_seconds`: the training time spent so far.
+    fn evaluate_once(
+        &mut self,
+        clip: &Clip,
+        step: u64,
+        image_size: usize,
+        text_len: usize,
+        wall_seconds: f64,
+    ) -> anyhow::Result<()> {
         let done = self
             .metrics
             .lines
@@ -200,8 +208,14 @@ impl Run<'_> {
             return Ok(());
         }
         let (zero_shot, retrieval) = self.evaluate(clip, image_size, text_len, false)?;
-        self.metrics.push(Line::Eval(EvalMetrics { step, train_pflops: self.pflops, image_size, zero_shot, retrieval }))
+        let line = EvalMetrics { step, train_pflops: self.pflops, wall_seconds, image_size, zero_shot, retrieval };
+        self.metrics.push(Line::Eval(line))
     }
+}
+
+/// Training time so far: the phases' time up to their clocks' last reading.
+fn training_seconds(phases: &[PhaseStats]) -> f64 {
+    phases.iter().map(|p| p.wall_seconds).sum()
 }
 
 /// Zero-shot top-1 of the first set around each change of image size, from
@@ -310,7 +324,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
             // The previous phase's model, at its own size and at the new one.
             let prev = &phases[pi - 1];
             for (size, text_len) in [(prev.image_size, prev.text_len), (phase.image_size, phase.text_len)] {
-                run.evaluate_once(&clip, state.step, size, text_len)?;
+                run.evaluate_once(&clip, state.step, size, text_len, training_seconds(&state.phases))?;
             }
         }
         if clip.set_image_size(phase.image_size)? {
@@ -366,7 +380,8 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
                 let position = loader.position();
                 (state.loader_epoch, state.loader_batch) = (position.epoch, position.batch);
                 if every(opts.eval_every) {
-                    run.evaluate_once(&clip, state.step, phase.image_size, phase.text_len)?;
+                    let wall = training_seconds(&state.phases);
+                    run.evaluate_once(&clip, state.step, phase.image_size, phase.text_len, wall)?;
                 }
                 if every(opts.checkpoint_every) {
                     state::save(&opts.out, &clip, &optimizer, &state)?;
@@ -398,6 +413,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
     run.metrics.push(Line::Eval(EvalMetrics {
         step: state.step,
         train_pflops: run.pflops,
+        wall_seconds: training_seconds(&state.phases),
         image_size: last.image_size,
         zero_shot: zero_shot.clone(),
         retrieval: retrieval.clone(),
@@ -479,6 +495,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
         zero_shot,
         retrieval,
         switches: switch_reports(&phases, &run.metrics.lines),
+        evaluations: report::evaluations(&run.metrics.lines),
         data_problems,
     };
     reclip_model::checkpoint::write_atomic(
@@ -495,7 +512,14 @@ mod tests {
 
     fn eval(step: u64, image_size: usize, top1: f64) -> Line {
         let z = ZeroShotResult { name: "set".into(), top1, top5: 1.0, images: 10, classes: 2 };
-        Line::Eval(EvalMetrics { step, train_pflops: 0.0, image_size, zero_shot: vec![z], retrieval: Vec::new() })
+        Line::Eval(EvalMetrics {
+            step,
+            train_pflops: 0.0,
+            wall_seconds: 0.0,
+            image_size,
+            zero_shot: vec![z],
+            retrieval: Vec::new(),
+        })
     }
 
     #[test]
