@@ -34,7 +34,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 2e-3)]
     pub lr: f32,
     /// Peak learning rate of the finetune, which warms up over a tenth of its
-    /// steps and decays to zero at the end (default: half of --lr).
+    /// steps and decays to zero at the end (default: --lr; a lower one
+    /// leaves the image tower short of adapting to the new patch grid).
     #[arg(long)]
     pub finetune_lr: Option<f32>,
     /// AdamW weight decay (not applied to gains, biases, embeddings, logit scale).
@@ -225,7 +226,7 @@ pub fn options(args: &TrainArgs, schedule: ScheduleKind, out: &Path, resume: boo
         length,
         lr: args.lr,
         warmup: args.warmup,
-        finetune_lr: args.finetune_lr.unwrap_or(args.lr / 2.0),
+        finetune_lr: args.finetune_lr.unwrap_or(args.lr),
         adam: AdamWConfig {
             weight_decay: args.wd,
             max_grad_norm: (args.grad_clip > 0.0).then_some(args.grad_clip),
