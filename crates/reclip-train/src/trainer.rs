@@ -6,7 +6,7 @@ use crate::encoder::TokenizerEncoder;
 use crate::eval::{Evaluator, RetrievalResult, ZeroShotResult};
 use crate::metrics::{EvalMetrics, Line, MetricsLog, StepMetrics};
 use crate::phases::{Phase, ScheduleKind, ScheduleSpec, plan};
-use crate::report::{self, BaselineEstimate, PhaseReport, Ratios, Report, SwitchReport, Totals};
+use crate::report::{self, BaselineEstimate, EvalPoint, PhaseReport, Ratios, Report, SwitchReport, Totals};
 use crate::schedule::RunSchedule;
 use crate::state::{self, PhaseStats, TrainState};
 use crate::{AdamW, AdamWConfig, train_step};
@@ -219,13 +219,10 @@ fn training_seconds(phases: &[PhaseStats]) -> f64 {
 }
 
 /// Zero-shot top-1 of the first set around each change of image size, from
-/// the evaluations in the metrics.
-fn switch_reports(phases: &[Phase], lines: &[Line]) -> Vec<SwitchReport> {
+/// the run's evaluations.
+fn switch_reports(phases: &[Phase], evaluations: &[EvalPoint]) -> Vec<SwitchReport> {
     let top1 = |step: u64, size: usize| {
-        lines.iter().rev().find_map(|l| match l {
-            Line::Eval(e) if e.step == step && e.image_size == size => e.zero_shot.first().map(|z| z.top1),
-            _ => None,
-        })
+        evaluations.iter().rev().find(|e| e.step == step && e.image_size == size).map(|e| e.top1)
     };
     phases
         .windows(2)
@@ -482,6 +479,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
     };
     let data = loader.report();
     let data_problems = if data.is_clean() { Vec::new() } else { data.to_string().lines().map(String::from).collect() };
+    let evaluations = report::evaluations(&run.metrics.lines);
     let report = Report {
         model: opts.model_name.clone(),
         device: opts.device.name(),
@@ -494,8 +492,8 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
         ratios,
         zero_shot,
         retrieval,
-        switches: switch_reports(&phases, &run.metrics.lines),
-        evaluations: report::evaluations(&run.metrics.lines),
+        switches: switch_reports(&phases, &evaluations),
+        evaluations,
         data_problems,
     };
     reclip_model::checkpoint::write_atomic(
@@ -527,7 +525,8 @@ mod tests {
         let phase = |name, image_size, start_step, steps| Phase { name, image_size, text_len: 8, start_step, steps };
         let phases = [phase("main", 32, 0, 90), phase("finetune", 64, 90, 10)];
         let lines = [eval(90, 32, 0.8), eval(90, 64, 0.5), eval(100, 64, 0.85)];
-        let s = switch_reports(&phases, &lines);
+        let evaluations = report::evaluations(&lines);
+        let s = switch_reports(&phases, &evaluations);
         assert_eq!(
             s,
             vec![SwitchReport {
@@ -540,7 +539,7 @@ mod tests {
                 after_step: 100
             }]
         );
-        assert!(switch_reports(&phases[..1], &lines).is_empty());
-        assert_eq!(switch_reports(&phases, &lines[2..])[0].before_at_to, None);
+        assert!(switch_reports(&phases[..1], &evaluations).is_empty());
+        assert_eq!(switch_reports(&phases, &evaluations[2..])[0].before_at_to, None);
     }
 }
