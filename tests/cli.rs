@@ -66,6 +66,9 @@ fn user_errors_are_one_line_and_exit_code_2() {
     fails_with(&["train", "--device", "tpu", "--out", out], &["--device", "tpu"]);
     fails_with(&["eval", "--checkpoint", "no/such/model.safetensors"], &["no/such/model.safetensors"]);
     fails_with(&["train", "--resume", "no/such/run"], &["no/such/run"]);
+    fails_with(&["train", "--stages", "32:0.5,64:0.4", "--out", out], &["--stages 32:0.5,64:0.4", "add up to 0.9"]);
+    fails_with(&["train", "--stages", "32:0.5,60:0.5", "--out", out], &["stage2", "60", "patch size 8"]);
+    fails_with(&["train", "--switch-moments", "keep", "--out", out], &["--switch-moments", "keep"]);
     // A file that is not a checkpoint.
     let bogus = dir.path().join("bogus.safetensors");
     std::fs::write(&bogus, b"not a safetensors file").unwrap();

@@ -1,6 +1,7 @@
 //! End to end: a tiny model trained by the `reclip` binary, killed after a
 //! checkpoint, resumed, and evaluated — the resumed run's loss curve and final
-//! weights equal those of a run that was never interrupted.
+//! weights equal those of a run that was never interrupted; the same for a
+//! three-stage run stopped at and between its switches.
 
 use reclip::core::Tensor;
 use reclip::model::checkpoint;
@@ -22,7 +23,14 @@ fn reclip() -> Command {
     Command::new(env!("CARGO_BIN_EXE_reclip"))
 }
 
+/// RECLIP's two phases: 45 steps at 8 px, 15 at 16 px.
+const TWO_PHASES: [&str; 6] = ["--low-res", "8", "--high-res", "16", "--finetune-fraction", "0.25"];
+
 fn train_args(model: &Path, out: &Path) -> Vec<String> {
+    staged_train_args(model, out, &TWO_PHASES)
+}
+
+fn staged_train_args(model: &Path, out: &Path, schedule: &[&str]) -> Vec<String> {
     let args = [
         "train",
         "--model",
@@ -31,14 +39,8 @@ fn train_args(model: &Path, out: &Path) -> Vec<String> {
         "60",
         "--batch-size",
         "8",
-        "--low-res",
-        "8",
-        "--high-res",
-        "16",
         "--text-len",
         "8",
-        "--finetune-fraction",
-        "0.25",
         "--log-every",
         "1",
         "--eval-every",
@@ -53,9 +55,9 @@ fn train_args(model: &Path, out: &Path) -> Vec<String> {
         "--out",
         "",
     ];
-    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = args.iter().chain(schedule).map(|s| s.to_string()).collect();
     v[2] = model.display().to_string();
-    let n = v.len();
+    let n = args.len();
     v[n - 1] = out.display().to_string();
     v
 }
@@ -133,4 +135,66 @@ fn a_killed_run_resumes_exactly() {
         v["zero_shot"].clone()
     };
     assert_eq!(eval(&a), eval(&b));
+}
+
+#[test]
+fn a_staged_run_resumes_exactly_at_and_between_its_switches() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.json");
+    std::fs::write(&model, TINY).unwrap();
+    let (a, b): (PathBuf, PathBuf) = (dir.path().join("a"), dir.path().join("b"));
+    // 30 steps at 8 px, 15 at 16 px, 15 at 24 px; moments resized at the switches.
+    let schedule = ["--stages", "8:0.5,16:0.25,24:0.25", "--switch-moments", "resize"];
+
+    let status = reclip().args(staged_train_args(&model, &a, &schedule)).status().unwrap();
+    assert!(status.success(), "the uninterrupted run failed");
+
+    // Stopped right at the first switch, in the middle of the second stage,
+    // right at the second switch, then to the end.
+    let first = reclip().args(staged_train_args(&model, &b, &schedule)).args(["--stop-after", "30"]).output().unwrap();
+    assert_eq!(first.status.code(), Some(2), "{}", String::from_utf8_lossy(&first.stderr));
+    for stop_after in [Some("7"), Some("8"), None] {
+        let mut resume = reclip();
+        resume.args(["train", "--resume", b.to_str().unwrap(), "--quiet"]);
+        if let Some(n) = stop_after {
+            resume.args(["--stop-after", n]);
+        }
+        let o = resume.output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(if stop_after.is_some() { 2 } else { 0 }),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert_eq!(latest_step(&b), Some(STEPS));
+
+    let (la, lb) = (losses(&a), losses(&b));
+    assert_eq!(la.len() as u64, STEPS);
+    assert_eq!(la, lb, "the loss curves differ");
+    assert!(weights(&a.join("model.safetensors")) == weights(&b.join("model.safetensors")), "final weights differ");
+
+    // The report has the three stages, each with its accuracy, and both switches.
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(b.join("report.json")).unwrap()).unwrap();
+    let stages: Vec<(String, u64, u64)> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (p["name"].as_str().unwrap().to_string(), p["image_size"].as_u64().unwrap(), p["steps"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(stages, [("stage1".into(), 8, 30), ("stage2".into(), 16, 15), ("stage3".into(), 24, 15)]);
+    assert!(report["phases"].as_array().unwrap().iter().all(|p| p["zero_shot_top1"].is_f64()), "{report}");
+    let switches: Vec<(u64, u64, u64)> = report["switches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["step"].as_u64().unwrap(), w["from_size"].as_u64().unwrap(), w["to_size"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(switches, [(30, 8, 16), (45, 16, 24)]);
+    assert!(
+        report["switches"].as_array().unwrap().iter().all(|w| w["before_at_to"].is_f64() && w["after_at_to"].is_f64())
+    );
+    assert_eq!(report["baseline"]["image_size"].as_u64(), Some(24));
 }

@@ -1,8 +1,8 @@
 //! `reclip compare`: the baseline (every step at high resolution) and RECLIP
-//! trained for the same steps on the same data, side by side.
+//! (or the stages `--stages` names) trained for the same steps on the same
+//! data, side by side.
 
 use super::train::{TrainArgs, options};
-use reclip_train::phases::ScheduleKind;
 use reclip_train::plot;
 use reclip_train::report::{EqualCompute, Report};
 use reclip_train::trainer;
@@ -39,10 +39,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         anyhow::bail!("--resume and --stop-after apply to `reclip train`, not to `reclip compare`");
     }
     let mut reports = Vec::new();
-    for schedule in [ScheduleKind::Baseline, ScheduleKind::Reclip] {
-        let name = if schedule == ScheduleKind::Baseline { "baseline" } else { "reclip" };
+    for (name, baseline) in [("baseline", true), ("reclip", false)] {
         let out = args.out.join(name);
-        let mut opts = options(&args, schedule, &out, false)?;
+        let mut opts = options(&args, baseline, &out, false)?;
         // RECLIP's report would price the baseline with a probe; here it is measured.
         opts.probe_steps = opts.probe_steps.min(2);
         eprintln!("== training the {name} schedule into {}", out.display());

@@ -19,7 +19,7 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a CLIP model with the RECLIP schedule (or the baseline); ends with the savings report.
+    /// Train a CLIP model with the RECLIP schedule (or the baseline, or any stages); ends with the savings report.
     Train(train::TrainArgs),
     /// Zero-shot accuracy and retrieval recall of a checkpoint.
     Eval(eval::EvalArgs),

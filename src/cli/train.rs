@@ -6,8 +6,8 @@ use clap::Args;
 use reclip_core::{DType, Device};
 use reclip_data::{CsvOptions, ImageFolder, Synthetic, SyntheticConfig, ZeroShotSet, parse_separator, read_templates};
 use reclip_model::ModelConfig;
-use reclip_train::phases::ScheduleKind;
-use reclip_train::trainer::{DataSource, Finetune, RetrievalSet, RunLength, TrainOptions};
+use reclip_train::phases::{Finetune, Schedule, parse_stages};
+use reclip_train::trainer::{DataSource, RetrievalSet, RunLength, SwitchMoments, TrainOptions};
 use reclip_train::{AdamWConfig, trainer};
 use std::path::{Path, PathBuf};
 
@@ -33,9 +33,10 @@ pub struct TrainArgs {
     /// the main phase, or of the run for the baseline).
     #[arg(long, default_value_t = 2e-3)]
     pub lr: f32,
-    /// Peak learning rate of the finetune, which warms up over a tenth of its
-    /// steps and decays to zero at the end (default: --lr; a lower one
-    /// leaves the image tower short of adapting to the new patch grid).
+    /// Peak learning rate of the finetune (and of each stage after the first),
+    /// which warms up over a tenth of its steps and decays to zero at its end
+    /// (default: --lr; a lower one leaves the image tower short of adapting
+    /// to the new patch grid).
     #[arg(long)]
     pub finetune_lr: Option<f32>,
     /// AdamW weight decay (not applied to gains, biases, embeddings, logit scale).
@@ -81,6 +82,19 @@ pub struct TrainArgs {
     /// Steps of the high-resolution finetune, instead of --finetune-fraction.
     #[arg(long)]
     pub finetune_steps: Option<u64>,
+    /// Stages instead of RECLIP's two phases: `size[:text_len]:share,...`, the
+    /// shares adding up to 1 (e.g. `64:0.8,160:0.15,224:0.05`; text length
+    /// default: --text-len). The baseline trains at the last stage's shape.
+    #[arg(
+        long,
+        conflicts_with_all = ["schedule", "low_res", "high_res", "low_text_len", "finetune_fraction", "finetune_steps"]
+    )]
+    pub stages: Option<String>,
+    /// What Adam's moments of the positional embedding do when a switch of
+    /// image size resizes it: restart (zeroed) or resize (interpolated as
+    /// the embedding is).
+    #[arg(long, default_value = "restart")]
+    pub switch_moments: String,
     /// Write metrics every this many steps.
     #[arg(long, default_value_t = 10)]
     pub log_every: u64,
@@ -203,15 +217,48 @@ pub fn precision(arg: &Option<String>, device: &Device) -> anyhow::Result<DType>
     }
 }
 
-/// Resolves the options into a run.
-pub fn options(args: &TrainArgs, schedule: ScheduleKind, out: &Path, resume: bool) -> anyhow::Result<TrainOptions> {
+/// The schedule the options describe — `--stages`, or RECLIP's two phases —
+/// or, when `baseline`, its baseline.
+fn schedule(args: &TrainArgs, model: &ModelConfig, baseline: bool) -> anyhow::Result<Schedule> {
+    let text_len = args.text_len.unwrap_or(model.text_cfg.context_length);
+    let schedule = match &args.stages {
+        Some(spec) => {
+            Schedule::Stages(parse_stages(spec, text_len).map_err(|e| anyhow::anyhow!("--stages {spec}: {e}"))?)
+        }
+        None => {
+            let high_res = args.high_res.unwrap_or(model.vision_cfg.image_size);
+            Schedule::Reclip {
+                low_res: args.low_res.unwrap_or((4 * model.vision_cfg.patch_size).min(high_res)),
+                low_text_len: args.low_text_len.unwrap_or(text_len),
+                high_res,
+                high_text_len: text_len,
+                finetune: match args.finetune_steps {
+                    Some(s) => Finetune::Steps(s),
+                    None => Finetune::Fraction(args.finetune_fraction),
+                },
+            }
+        }
+    };
+    Ok(if baseline { schedule.baseline() } else { schedule })
+}
+
+/// Whether `--schedule` names the baseline.
+pub fn is_baseline(args: &TrainArgs) -> anyhow::Result<bool> {
+    match args.schedule.as_str() {
+        "reclip" => Ok(false),
+        "baseline" => Ok(true),
+        other => bail!("--schedule {other}: expected reclip or baseline"),
+    }
+}
+
+/// Resolves the options into a run: the baseline of their schedule when `baseline`.
+pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> anyhow::Result<TrainOptions> {
     let model = ModelConfig::load(&args.model).with_context(|| format!("--model {}", args.model))?;
     let device = args.device.open()?;
     let precision = precision(&args.precision, &device)?;
-    let patch = model.vision_cfg.patch_size;
-    let high_res = args.high_res.unwrap_or(model.vision_cfg.image_size);
-    let low_res = args.low_res.unwrap_or((4 * patch).min(high_res));
-    let text_len = args.text_len.unwrap_or(model.text_cfg.context_length);
+    let schedule = schedule(args, &model, baseline)?;
+    let switch_moments: SwitchMoments =
+        args.switch_moments.parse().map_err(|e| anyhow::anyhow!("--switch-moments: {e}"))?;
     let (zero_shot, retrieval) = eval_sets(&args.eval, &args.csv, args.data == "builtin", args.seed)?;
     let length = match (args.steps, args.epochs) {
         (_, Some(e)) => RunLength::Epochs(e),
@@ -239,14 +286,7 @@ pub fn options(args: &TrainArgs, schedule: ScheduleKind, out: &Path, resume: boo
         zero_shot,
         retrieval,
         schedule,
-        low_res,
-        high_res,
-        low_text_len: args.low_text_len.unwrap_or(text_len),
-        high_text_len: text_len,
-        finetune: match args.finetune_steps {
-            Some(s) => Finetune::Steps(s),
-            None => Finetune::Fraction(args.finetune_fraction),
-        },
+        switch_moments,
         log_every: args.log_every.max(1),
         eval_every: (args.eval_every > 0).then_some(args.eval_every),
         checkpoint_every: (args.checkpoint_every > 0).then_some(args.checkpoint_every),
@@ -293,8 +333,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             (args, out, false)
         }
     };
-    let schedule: ScheduleKind = args.schedule.parse().map_err(anyhow::Error::msg).context("--schedule")?;
-    let opts = options(&args, schedule, &out, resume)?;
+    let opts = options(&args, is_baseline(&args)?, &out, resume)?;
     let report = trainer::train(&opts)?;
     print!("{}", report.table());
     println!(

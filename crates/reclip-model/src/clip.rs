@@ -180,6 +180,13 @@ impl Clip {
         Ok(true)
     }
 
+    /// `t`, shaped like the positional embedding before its last resize,
+    /// resized as it was (bicubic) to the current grid: for state that
+    /// follows the embedding, such as the optimizer's moments.
+    pub fn resize_like_positional_embedding(&self, t: &Tensor) -> Result<Tensor> {
+        resize_pos_embed(t, self.grid(self.image_size)?)
+    }
+
     /// Image features [B, embed_dim] (projected, not normalised) of images
     /// [B, 3, H, W] with H = W a multiple of the patch size.
     pub fn encode_image(&self, tape: &Tape, images: &Tensor, dtype: DType) -> Result<Var> {

@@ -147,6 +147,33 @@ impl AdamW {
         Ok(())
     }
 
+    /// Resizes `param`'s moments with `resize`, the map its value was just
+    /// resized with: each new position starts from the statistics of the old
+    /// positions it was interpolated from. Interpolation can overshoot below
+    /// zero, which a second moment cannot be; those are clamped to zero.
+    pub fn resize_moments(&mut self, param: &Param, resize: impl Fn(&Tensor) -> Result<Tensor>) -> Result<()> {
+        let s = self
+            .slots
+            .iter_mut()
+            .find(|s| s.param.same(param))
+            .ok_or_else(|| Error::invalid("AdamW", format!("{} is not optimized", param.name())))?;
+        let (m, mut v) = (resize(&s.m)?, resize(&s.v)?);
+        v.clamp_in_place(0.0, f64::from(f32::MAX))?;
+        if m.dims() != param.value().dims() {
+            return Err(Error::invalid(
+                "AdamW",
+                format!(
+                    "{}'s moments resized to {:?}, the parameter is {:?}",
+                    param.name(),
+                    m.dims(),
+                    param.value().dims()
+                ),
+            ));
+        }
+        (s.m, s.v) = (m, v);
+        Ok(())
+    }
+
     /// One update with learning rate `lr`, consuming the parameters'
     /// gradients. Parameters without a gradient are left alone.
     pub fn step(&mut self, lr: f32) -> Result<StepReport> {

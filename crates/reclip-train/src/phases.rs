@@ -1,34 +1,102 @@
 //! The training schedule as phases. RECLIP trains most steps at a low image
 //! resolution (and optionally a shorter text length), then finetunes the last
 //! steps at high resolution; the baseline trains every step at high
-//! resolution. One learning-rate curve spans the whole run either way.
+//! resolution; a staged schedule (CLIPA-v2's 84 → 224 → 336 px) is any list
+//! of sizes, each for a share of the steps. The first two are the named
+//! cases of the third.
 
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScheduleKind {
-    Reclip,
-    Baseline,
+/// One stage of a staged schedule, as `--stages` gives it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stage {
+    pub image_size: usize,
+    pub text_len: usize,
+    /// Its share of the run's steps.
+    pub share: f64,
 }
 
-impl std::str::FromStr for ScheduleKind {
-    type Err = String;
+/// The stages `size[:text_len]:share,...` name (`64:0.8,160:0.15,224:0.05`);
+/// a stage without a text length gets `default_text_len`. The shares must
+/// add up to 1.
+pub fn parse_stages(spec: &str, default_text_len: usize) -> Result<Vec<Stage>, String> {
+    let stages = spec
+        .split(',')
+        .map(|s| {
+            let fields: Vec<&str> = s.trim().split(':').collect();
+            let number = |f: &str, what: &str| {
+                f.trim().parse::<usize>().map_err(|_| format!("'{s}': {what} '{f}' is not a whole number"))
+            };
+            let (size, text_len, share) = match fields[..] {
+                [size, share] => (number(size, "image size")?, default_text_len, share),
+                [size, text, share] => (number(size, "image size")?, number(text, "text length")?, share),
+                _ => return Err(format!("'{s}' is not size:share or size:text_len:share")),
+            };
+            let share: f64 = share.trim().parse().map_err(|_| format!("'{s}': share '{share}' is not a number"))?;
+            if !(share > 0.0 && share <= 1.0) {
+                return Err(format!("'{s}': share {share} is not in (0, 1]"));
+            }
+            Ok(Stage { image_size: size, text_len, share })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let total: f64 = stages.iter().map(|s| s.share).sum();
+    if (total - 1.0).abs() > 1e-3 {
+        return Err(format!("the shares add up to {total}, not 1"));
+    }
+    Ok(stages)
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "reclip" => Ok(ScheduleKind::Reclip),
-            "baseline" => Ok(ScheduleKind::Baseline),
-            other => Err(format!("unknown schedule '{other}' (expected reclip or baseline)")),
+/// How many of a RECLIP run's steps the high-resolution finetune takes.
+#[derive(Clone, Copy, Debug)]
+pub enum Finetune {
+    /// This fraction of the run's steps (rounded).
+    Fraction(f64),
+    Steps(u64),
+}
+
+/// A run's schedule, resolved from the options.
+#[derive(Clone, Debug)]
+pub enum Schedule {
+    /// Every step at one size.
+    Baseline { image_size: usize, text_len: usize },
+    /// A main phase at low resolution, then a high-resolution finetune.
+    Reclip { low_res: usize, low_text_len: usize, high_res: usize, high_text_len: usize, finetune: Finetune },
+    /// Stages in order, each for its share of the steps.
+    Stages(Vec<Stage>),
+}
+
+impl Schedule {
+    /// The name reports use.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Schedule::Baseline { .. } => "baseline",
+            Schedule::Reclip { .. } => "reclip",
+            Schedule::Stages(_) => "stages",
         }
+    }
+
+    /// The size and text length the run ends at: those of the baseline it
+    /// is measured against.
+    pub fn final_shape(&self) -> (usize, usize) {
+        match self {
+            Schedule::Baseline { image_size, text_len } => (*image_size, *text_len),
+            Schedule::Reclip { high_res, high_text_len, .. } => (*high_res, *high_text_len),
+            Schedule::Stages(stages) => stages.last().map_or((0, 0), |s| (s.image_size, s.text_len)),
+        }
+    }
+
+    /// The baseline for this schedule: every step at its final shape.
+    pub fn baseline(&self) -> Schedule {
+        let (image_size, text_len) = self.final_shape();
+        Schedule::Baseline { image_size, text_len }
     }
 }
 
 /// One phase of a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Phase {
-    /// "main" and "finetune" (RECLIP), or "baseline".
-    pub name: &'static str,
+    /// "main" and "finetune" (RECLIP), "baseline", or "stage1", "stage2", ….
+    pub name: String,
     pub image_size: usize,
     pub text_len: usize,
     /// Global index of the phase's first step.
@@ -42,102 +110,149 @@ impl Phase {
     }
 }
 
-/// What a schedule needs to be laid out.
-#[derive(Clone, Debug)]
-pub struct ScheduleSpec {
-    pub kind: ScheduleKind,
-    pub total_steps: u64,
-    /// Steps at high resolution at the end of a RECLIP run.
-    pub finetune_steps: u64,
-    pub low_res: usize,
-    pub high_res: usize,
-    pub low_text_len: usize,
-    pub high_text_len: usize,
+/// Phases of these names, shapes and step counts, back to back; empty ones
+/// are left out.
+fn consecutive(parts: Vec<(String, usize, usize, u64)>) -> Vec<Phase> {
+    let mut start_step = 0;
+    let mut phases = Vec::new();
+    for (name, image_size, text_len, steps) in parts {
+        if steps > 0 {
+            phases.push(Phase { name, image_size, text_len, start_step, steps });
+        }
+        start_step += steps;
+    }
+    phases
 }
 
-/// The phases of a run, in order; empty phases are left out.
-pub fn plan(spec: &ScheduleSpec) -> Result<Vec<Phase>, String> {
-    if spec.total_steps == 0 {
+/// The phases of a run of `total_steps`, in order; empty phases are left out.
+pub fn plan(schedule: &Schedule, total_steps: u64) -> Result<Vec<Phase>, String> {
+    if total_steps == 0 {
         return Err("the run has no steps".into());
     }
-    match spec.kind {
-        ScheduleKind::Baseline => Ok(vec![Phase {
-            name: "baseline",
-            image_size: spec.high_res,
-            text_len: spec.high_text_len,
-            start_step: 0,
-            steps: spec.total_steps,
-        }]),
-        ScheduleKind::Reclip => {
-            if spec.finetune_steps > spec.total_steps {
-                return Err(format!(
-                    "{} finetune steps exceed the run's {} steps",
-                    spec.finetune_steps, spec.total_steps
-                ));
-            }
-            let main = spec.total_steps - spec.finetune_steps;
-            let phases = [
-                Phase {
-                    name: "main",
-                    image_size: spec.low_res,
-                    text_len: spec.low_text_len,
-                    start_step: 0,
-                    steps: main,
-                },
-                Phase {
-                    name: "finetune",
-                    image_size: spec.high_res,
-                    text_len: spec.high_text_len,
-                    start_step: main,
-                    steps: spec.finetune_steps,
-                },
-            ];
-            Ok(phases.into_iter().filter(|p| p.steps > 0).collect())
+    Ok(match schedule {
+        Schedule::Baseline { image_size, text_len } => {
+            consecutive(vec![("baseline".into(), *image_size, *text_len, total_steps)])
         }
-    }
+        Schedule::Reclip { low_res, low_text_len, high_res, high_text_len, finetune } => {
+            let finetune_steps = match *finetune {
+                Finetune::Fraction(f) if !(0.0..=1.0).contains(&f) => {
+                    return Err(format!("--finetune-fraction {f} is not between 0 and 1"));
+                }
+                Finetune::Fraction(f) => (total_steps as f64 * f).round() as u64,
+                Finetune::Steps(s) if s > total_steps => {
+                    return Err(format!("{s} finetune steps exceed the run's {total_steps} steps"));
+                }
+                Finetune::Steps(s) => s,
+            };
+            consecutive(vec![
+                ("main".into(), *low_res, *low_text_len, total_steps - finetune_steps),
+                ("finetune".into(), *high_res, *high_text_len, finetune_steps),
+            ])
+        }
+        Schedule::Stages(stages) => {
+            // Each stage ends where its cumulative share of the run does, rounded,
+            // so the steps add up to the run's whatever the rounding.
+            let sum: f64 = stages.iter().map(|s| s.share).sum();
+            let mut cumulative = 0.0;
+            let mut start = 0;
+            let mut parts = Vec::new();
+            for (i, s) in stages.iter().enumerate() {
+                cumulative += s.share;
+                let end = if i + 1 == stages.len() {
+                    total_steps
+                } else {
+                    ((total_steps as f64 * cumulative / sum).round() as u64).min(total_steps)
+                };
+                let steps = end.saturating_sub(start);
+                if steps == 0 {
+                    return Err(format!(
+                        "--stages: stage {} ({} px, share {}) gets none of the run's {total_steps} steps",
+                        i + 1,
+                        s.image_size,
+                        s.share
+                    ));
+                }
+                start = end;
+                parts.push((format!("stage{}", i + 1), s.image_size, s.text_len, steps));
+            }
+            consecutive(parts)
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(kind: ScheduleKind, total: u64, finetune: u64) -> ScheduleSpec {
-        ScheduleSpec {
-            kind,
-            total_steps: total,
-            finetune_steps: finetune,
-            low_res: 32,
-            high_res: 64,
-            low_text_len: 16,
-            high_text_len: 24,
-        }
+    fn reclip(finetune: Finetune) -> Schedule {
+        Schedule::Reclip { low_res: 32, low_text_len: 16, high_res: 64, high_text_len: 24, finetune }
+    }
+
+    fn shape(p: &Phase) -> (&str, usize, usize, u64, u64) {
+        (&p.name, p.image_size, p.text_len, p.start_step, p.steps)
     }
 
     #[test]
     fn reclip_ends_with_the_high_resolution_finetune() {
-        let p = plan(&spec(ScheduleKind::Reclip, 100, 10)).unwrap();
-        assert_eq!(p.len(), 2);
-        assert_eq!((p[0].name, p[0].image_size, p[0].text_len, p[0].start_step, p[0].steps), ("main", 32, 16, 0, 90));
-        assert_eq!(
-            (p[1].name, p[1].image_size, p[1].text_len, p[1].start_step, p[1].steps),
-            ("finetune", 64, 24, 90, 10)
-        );
+        let p = plan(&reclip(Finetune::Fraction(0.1)), 100).unwrap();
+        assert_eq!(p.iter().map(shape).collect::<Vec<_>>(), [("main", 32, 16, 0, 90), ("finetune", 64, 24, 90, 10)]);
         assert_eq!(p[1].end_step(), 100);
+        assert_eq!(plan(&reclip(Finetune::Steps(7)), 100).unwrap()[1].steps, 7);
     }
 
     #[test]
-    fn baseline_is_one_high_resolution_phase() {
-        let p = plan(&spec(ScheduleKind::Baseline, 100, 10)).unwrap();
-        assert_eq!(p.len(), 1);
-        assert_eq!((p[0].image_size, p[0].text_len, p[0].steps), (64, 24, 100));
+    fn the_baseline_is_one_phase_at_the_final_shape() {
+        let p = plan(&reclip(Finetune::Steps(10)).baseline(), 100).unwrap();
+        assert_eq!(p.iter().map(shape).collect::<Vec<_>>(), [("baseline", 64, 24, 0, 100)]);
+        let stages = Schedule::Stages(parse_stages("16:0.5,32:8:0.5", 77).unwrap());
+        assert_eq!(stages.final_shape(), (32, 8));
+    }
+
+    #[test]
+    fn stages_take_their_shares_and_every_step() {
+        let stages = parse_stages("64:0.8, 160:0.15,224:32:0.05", 77).unwrap();
+        assert_eq!(stages[0], Stage { image_size: 64, text_len: 77, share: 0.8 });
+        assert_eq!(stages[2].text_len, 32);
+        let p = plan(&Schedule::Stages(stages.clone()), 1000).unwrap();
+        assert_eq!(
+            p.iter().map(shape).collect::<Vec<_>>(),
+            [("stage1", 64, 77, 0, 800), ("stage2", 160, 77, 800, 150), ("stage3", 224, 32, 950, 50)]
+        );
+        // Rounding never loses or adds a step.
+        for total in 3..60 {
+            let p = plan(&Schedule::Stages(parse_stages("8:0.34,16:0.33,24:0.33", 8).unwrap()), total).unwrap();
+            assert_eq!(p.iter().map(|p| p.steps).sum::<u64>(), total);
+            assert_eq!(p.last().unwrap().end_step(), total);
+            assert!(p.windows(2).all(|w| w[0].end_step() == w[1].start_step));
+        }
+    }
+
+    #[test]
+    fn bad_stages_say_what_is_wrong() {
+        for (spec, needle) in [
+            ("64:0.5,128:0.4", "add up to 0.9"),
+            ("64", "size:share"),
+            ("64:8:16:0.5", "size:share"),
+            ("sixty:1", "image size 'sixty'"),
+            ("64:x:1", "text length 'x'"),
+            ("64:lots", "share 'lots'"),
+            ("64:0,128:1", "not in (0, 1]"),
+            ("64:1.5,128:-0.5", "not in (0, 1]"),
+        ] {
+            let err = parse_stages(spec, 16).unwrap_err();
+            assert!(err.contains(needle), "{spec}: {err}");
+        }
     }
 
     #[test]
     fn degenerate_schedules() {
-        assert_eq!(plan(&spec(ScheduleKind::Reclip, 10, 0)).unwrap().len(), 1);
-        assert_eq!(plan(&spec(ScheduleKind::Reclip, 10, 10)).unwrap()[0].name, "finetune");
-        assert!(plan(&spec(ScheduleKind::Reclip, 10, 11)).unwrap_err().contains("exceed"));
-        assert!(plan(&spec(ScheduleKind::Reclip, 0, 0)).is_err());
-        assert!("fast".parse::<ScheduleKind>().is_err());
+        assert_eq!(plan(&reclip(Finetune::Steps(0)), 10).unwrap().len(), 1);
+        assert_eq!(plan(&reclip(Finetune::Steps(10)), 10).unwrap()[0].name, "finetune");
+        assert!(plan(&reclip(Finetune::Steps(11)), 10).unwrap_err().contains("exceed"));
+        assert!(plan(&reclip(Finetune::Fraction(1.5)), 10).unwrap_err().contains("--finetune-fraction 1.5"));
+        assert!(plan(&reclip(Finetune::Steps(0)), 0).is_err());
+        // A stage too short for a step of the run is an error, not left out.
+        let err = plan(&Schedule::Stages(parse_stages("8:0.95,16:0.05", 8).unwrap()), 5).unwrap_err();
+        assert!(err.contains("stage 2 (16 px, share 0.05) gets none of the run's 5 steps"), "{err}");
     }
 }

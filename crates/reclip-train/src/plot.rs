@@ -16,7 +16,14 @@ use std::sync::Once;
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
 static REGISTER: Once = Once::new();
 
-const COLOURS: [RGBColor; 3] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44)];
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
@@ -66,7 +73,7 @@ fn draw(lines: &[Line], phases: &[Phase], path: &Path) -> Result<(), Box<dyn Err
         .build_cartesian_2d(0.0..max_x, 0.0..max_loss)?;
     chart.configure_mesh().x_desc("training PFLOPs").y_desc("loss").draw()?;
     for phase in phases {
-        let c = colour(phases, phase.name);
+        let c = colour(phases, &phase.name);
         let pts: Vec<(f64, f64)> =
             steps.iter().filter(|s| s.phase == phase.name).map(|s| (s.train_pflops, s.loss)).collect();
         chart
@@ -92,7 +99,7 @@ fn draw(lines: &[Line], phases: &[Phase], path: &Path) -> Result<(), Box<dyn Err
         .collect();
     chart.draw_series(LineSeries::new(evals.iter().map(|&(x, y, _)| (x, y)), BLACK.stroke_width(1)))?;
     chart.draw_series(evals.iter().map(|&(x, y, size)| {
-        let phase = phases.iter().find(|p| p.image_size == size).map_or("", |p| p.name);
+        let phase = phases.iter().find(|p| p.image_size == size).map_or("", |p| p.name.as_str());
         Circle::new((x, y), 4, colour(phases, phase).filled())
     }))?;
     root.present()?;

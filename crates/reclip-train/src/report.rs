@@ -25,6 +25,8 @@ pub struct PhaseReport {
     pub total_pflops: f64,
     pub wall_seconds: f64,
     pub images_per_second: f64,
+    /// Zero-shot top-1 (first set) at the phase's end, at its image size.
+    pub zero_shot_top1: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -224,7 +226,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "{:<9} {:>5} {:>5} {:>7} {:>7} {:>9} {:>10} {:>10} {:>9} {:>8} {:>9}",
+            "{:<9} {:>5} {:>5} {:>7} {:>7} {:>9} {:>10} {:>10} {:>9} {:>8} {:>9} {:>6}",
             "phase",
             "image",
             "text",
@@ -235,7 +237,8 @@ impl Report {
             "GF train",
             "PFLOPs",
             "wall s",
-            "images/s"
+            "images/s",
+            "top-1"
         );
         let line = |s: &mut String,
                     name: &str,
@@ -248,10 +251,12 @@ impl Report {
                     train: String,
                     pf: f64,
                     wall: f64,
-                    ips: f64| {
+                    ips: f64,
+                    top1: Option<f64>| {
+            let top1 = top1.map_or(String::new(), pct);
             let _ = writeln!(
                 s,
-                "{name:<9} {size:>5} {text:>5} {tokens:>7} {steps:>7} {samples:>9} {fwd:>10} {train:>10} {pf:>9.4} {wall:>8.1} {ips:>9.1}"
+                "{name:<9} {size:>5} {text:>5} {tokens:>7} {steps:>7} {samples:>9} {fwd:>10} {train:>10} {pf:>9.4} {wall:>8.1} {ips:>9.1} {top1:>6}"
             );
         };
         for p in &self.phases {
@@ -268,6 +273,7 @@ impl Report {
                 p.total_pflops,
                 p.wall_seconds,
                 p.images_per_second,
+                p.zero_shot_top1,
             );
         }
         let t = &self.total;
@@ -284,6 +290,7 @@ impl Report {
             t.total_pflops,
             t.wall_seconds,
             t.images_per_second,
+            None,
         );
         if let (Some(b), Some(r)) = (&self.baseline, &self.ratios) {
             line(
@@ -299,6 +306,7 @@ impl Report {
                 b.total_pflops,
                 b.estimated_wall_seconds,
                 b.probe_images_per_second,
+                None,
             );
             let _ = writeln!(
                 s,
@@ -307,6 +315,9 @@ impl Report {
             );
             let _ = writeln!(s, "GF = GFLOPs per sample, both towers (2 per multiply-add); training = 3x forward");
             let _ = writeln!(s, "savings: {:.2}x fewer training FLOPs, {:.2}x less wall time", r.flops, r.wall_time);
+        }
+        if self.phases.iter().any(|p| p.zero_shot_top1.is_some()) {
+            let _ = writeln!(s, "top-1 = zero-shot top-1 of the first set at the phase's end, at its image size");
         }
         for z in &self.zero_shot {
             let _ = writeln!(

@@ -2,7 +2,8 @@
 //! `cosine_lr`: linear warmup, then cosine decay to zero at the phase's end.
 //! The baseline is one cycle over the whole run. RECLIP's main phase is one
 //! cycle at the peak learning rate; its high-resolution finetune is a second,
-//! shorter cycle at `finetune_lr` with a warmup of a tenth of its steps. A
+//! shorter cycle at `finetune_lr` with a warmup of a tenth of its steps, and
+//! so is every later stage of a staged schedule. A
 //! single curve across both phases would leave the finetune the tail of the
 //! cosine, too small a learning rate for the image tower to adapt to four
 //! times as many, four times finer patches — on the built-in data that tail
@@ -41,13 +42,14 @@ pub struct RunSchedule {
 }
 
 impl RunSchedule {
-    /// `warmup` applies to the first phase; a finetune warms up over a tenth of its steps.
+    /// `lr` and `warmup` apply to the first phase; each later one peaks at
+    /// `finetune_lr` and warms up over a tenth of its steps.
     pub fn new(phases: &[Phase], lr: f32, warmup: u64, finetune_lr: f32) -> Self {
         let cycles = phases
             .iter()
-            .map(|p| {
-                let (base_lr, warmup_steps) =
-                    if p.name == "finetune" { (finetune_lr, p.steps.div_ceil(10)) } else { (lr, warmup) };
+            .enumerate()
+            .map(|(i, p)| {
+                let (base_lr, warmup_steps) = if i > 0 { (finetune_lr, p.steps.div_ceil(10)) } else { (lr, warmup) };
                 (p.start_step, CosineSchedule { base_lr, warmup_steps, total_steps: p.steps })
             })
             .collect();
@@ -69,7 +71,7 @@ impl RunSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::phases::{ScheduleKind, ScheduleSpec, plan};
+    use crate::phases::{Finetune, Schedule, plan};
 
     #[test]
     fn warms_up_linearly_then_decays_to_zero() {
@@ -85,22 +87,23 @@ mod tests {
         }
     }
 
-    fn phases(kind: ScheduleKind) -> Vec<Phase> {
-        let spec = ScheduleSpec {
-            kind,
-            total_steps: 1000,
-            finetune_steps: 100,
+    fn reclip() -> Schedule {
+        Schedule::Reclip {
             low_res: 32,
-            high_res: 64,
             low_text_len: 24,
+            high_res: 64,
             high_text_len: 24,
-        };
-        plan(&spec).unwrap()
+            finetune: Finetune::Steps(100),
+        }
+    }
+
+    fn phases(schedule: &Schedule) -> Vec<Phase> {
+        plan(schedule, 1000).unwrap()
     }
 
     #[test]
     fn the_finetune_is_a_second_cycle_at_its_own_peak() {
-        let s = RunSchedule::new(&phases(ScheduleKind::Reclip), 2e-3, 50, 1e-3);
+        let s = RunSchedule::new(&phases(&reclip()), 2e-3, 50, 1e-3);
         let close = |a: f32, b: f32| (a - b).abs() <= 1e-6 * b;
         assert!(close(s.lr(49), 2e-3));
         assert!(s.lr(899) < 1e-7, "the main phase decays to zero at its end");
@@ -112,10 +115,21 @@ mod tests {
 
     #[test]
     fn the_baseline_is_one_cycle() {
-        let s = RunSchedule::new(&phases(ScheduleKind::Baseline), 2e-3, 50, 1e-3);
+        let s = RunSchedule::new(&phases(&reclip().baseline()), 2e-3, 50, 1e-3);
         let one = CosineSchedule { base_lr: 2e-3, warmup_steps: 50, total_steps: 1000 };
         for step in [0, 49, 50, 500, 900, 999] {
             assert_eq!(s.lr(step), one.lr(step));
+        }
+    }
+
+    #[test]
+    fn every_later_stage_is_a_cycle_at_the_finetune_peak() {
+        let stages = Schedule::Stages(crate::phases::parse_stages("16:0.8,24:0.1,32:0.1", 16).unwrap());
+        let s = RunSchedule::new(&phases(&stages), 2e-3, 50, 1e-3);
+        for start in [800, 900] {
+            assert!(s.lr(start - 1) < 1e-6, "the stage before {start} decays to zero");
+            assert!((s.lr(start) - 1e-4).abs() < 1e-9, "a tenth of the peak after one of ten warmup steps");
+            assert!((s.lr(start + 9) - 1e-3).abs() < 1e-9);
         }
     }
 }

@@ -1,11 +1,12 @@
-//! The training loop: RECLIP's phases (or the all-high-resolution baseline),
-//! a cosine learning-rate cycle each, with periodic metrics, evaluation and
-//! checkpoints, resumable exactly, ending with the report.
+//! The training loop: RECLIP's phases (or the all-high-resolution baseline,
+//! or any list of stages), a cosine learning-rate cycle each, with periodic
+//! metrics, evaluation and checkpoints, resumable exactly at any step,
+//! ending with the report.
 
 use crate::encoder::TokenizerEncoder;
 use crate::eval::{Evaluator, RetrievalResult, ZeroShotResult};
 use crate::metrics::{EvalMetrics, Line, MetricsLog, StepMetrics};
-use crate::phases::{Phase, ScheduleKind, ScheduleSpec, plan};
+use crate::phases::{Phase, Schedule, plan};
 use crate::report::{self, BaselineEstimate, EvalPoint, PhaseReport, Ratios, Report, SwitchReport, Totals};
 use crate::schedule::RunSchedule;
 use crate::state::{self, PhaseStats, TrainState};
@@ -60,11 +61,26 @@ pub enum RunLength {
     Epochs(u64),
 }
 
-#[derive(Clone, Copy, Debug)]
-pub enum Finetune {
-    /// This fraction of the run's steps (rounded).
-    Fraction(f64),
-    Steps(u64),
+/// What happens to Adam's moments of the positional embedding when a switch
+/// of image size resizes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchMoments {
+    /// Zeroed: the new grid's positions start without statistics.
+    Restart,
+    /// Resized like the embedding itself.
+    Resize,
+}
+
+impl std::str::FromStr for SwitchMoments {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "restart" => Ok(SwitchMoments::Restart),
+            "resize" => Ok(SwitchMoments::Resize),
+            other => Err(format!("'{other}' is not restart or resize")),
+        }
+    }
 }
 
 /// Everything a run needs, resolved (the CLI builds it from the options).
@@ -78,7 +94,8 @@ pub struct TrainOptions {
     /// Peak learning rate of the main phase (and of the baseline).
     pub lr: f32,
     pub warmup: u64,
-    /// Peak learning rate of the finetune's own cosine cycle.
+    /// Peak learning rate of the finetune's own cosine cycle (and of every
+    /// later stage's).
     pub finetune_lr: f32,
     pub adam: AdamWConfig,
     pub seed: u64,
@@ -87,12 +104,8 @@ pub struct TrainOptions {
     pub out: PathBuf,
     pub zero_shot: Vec<ZeroShotSet>,
     pub retrieval: Vec<RetrievalSet>,
-    pub schedule: ScheduleKind,
-    pub low_res: usize,
-    pub high_res: usize,
-    pub low_text_len: usize,
-    pub high_text_len: usize,
-    pub finetune: Finetune,
+    pub schedule: Schedule,
+    pub switch_moments: SwitchMoments,
     pub log_every: u64,
     /// Evaluate (the first zero-shot set) every this many steps.
     pub eval_every: Option<u64>,
@@ -119,25 +132,7 @@ pub fn plan_run(opts: &TrainOptions, batches_per_epoch: usize) -> anyhow::Result
         RunLength::Steps(n) => n,
         RunLength::Epochs(e) => e * batches_per_epoch as u64,
     };
-    let finetune = match opts.finetune {
-        Finetune::Fraction(f) => {
-            if !(0.0..=1.0).contains(&f) {
-                anyhow::bail!("--finetune-fraction {f} is not between 0 and 1");
-            }
-            (total as f64 * f).round() as u64
-        }
-        Finetune::Steps(s) => s,
-    };
-    let spec = ScheduleSpec {
-        kind: opts.schedule,
-        total_steps: total,
-        finetune_steps: finetune,
-        low_res: opts.low_res,
-        high_res: opts.high_res,
-        low_text_len: opts.low_text_len,
-        high_text_len: opts.high_text_len,
-    };
-    let phases = plan(&spec).map_err(anyhow::Error::msg)?;
+    let phases = plan(&opts.schedule, total).map_err(anyhow::Error::msg)?;
     for p in &phases {
         opts.model.vision_cfg.grid_size(p.image_size).with_context(|| format!("{} phase", p.name))?;
         if p.text_len == 0 || p.text_len > opts.model.text_cfg.context_length {
@@ -325,9 +320,14 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
             }
         }
         if clip.set_image_size(phase.image_size)? {
-            // The grid changed: Adam's moments of the old grid describe other
-            // positions, so that parameter starts its moments afresh.
-            optimizer.reset_moments(&clip.weights().visual.positional_embedding)?;
+            // The grid changed: Adam's moments of the old grid describe other positions.
+            let pos = &clip.weights().visual.positional_embedding;
+            match opts.switch_moments {
+                SwitchMoments::Restart => optimizer.reset_moments(pos)?,
+                SwitchMoments::Resize => {
+                    optimizer.resize_moments(pos, |t| Ok(clip.resize_like_positional_embedding(t)?))?
+                }
+            }
         }
         bar.set_prefix(format!("{} {}px", phase.name, phase.image_size));
         let spec = BatchSpec { image_size: phase.image_size, context_length: phase.text_len };
@@ -353,7 +353,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
                 let elapsed = window_start.elapsed().as_secs_f64();
                 let line = StepMetrics {
                     step: state.step,
-                    phase: phase.name.to_string(),
+                    phase: phase.name.clone(),
                     image_size: phase.image_size,
                     text_len: phase.text_len,
                     loss,
@@ -416,14 +416,16 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
         retrieval: retrieval.clone(),
     }))?;
 
+    let evaluations = report::evaluations(&run.metrics.lines);
     let phase_reports: Vec<PhaseReport> = phases
         .iter()
         .zip(&state.phases)
         .zip(&per_sample)
         .map(|((p, s), &train)| {
             let f = flops::model(&opts.model, p.image_size, p.text_len)?;
+            let end = evaluations.iter().rev().find(|e| e.step == p.end_step() && e.image_size == p.image_size);
             Ok(PhaseReport {
-                name: p.name.to_string(),
+                name: p.name.clone(),
                 image_size: p.image_size,
                 text_len: p.text_len,
                 tokens_per_image: f.image.tokens,
@@ -435,6 +437,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
                 total_pflops: s.samples as f64 * train / 1e6,
                 wall_seconds: s.wall_seconds,
                 images_per_second: s.samples as f64 / s.wall_seconds.max(1e-9),
+                zero_shot_top1: end.map(|e| e.top1),
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -447,16 +450,10 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
     };
     let total = Totals { images_per_second: total.samples as f64 / total.wall_seconds.max(1e-9), ..total };
 
-    let (baseline, ratios) = if opts.schedule == ScheduleKind::Baseline {
+    let (baseline, ratios) = if matches!(opts.schedule, Schedule::Baseline { .. }) {
         (None, None)
     } else {
-        let high = Phase {
-            name: "baseline",
-            image_size: opts.high_res,
-            text_len: opts.high_text_len,
-            start_step: 0,
-            steps: total_steps,
-        };
+        let high = plan(&opts.schedule.baseline(), total_steps).map_err(anyhow::Error::msg)?.remove(0);
         let train = flops::model(&opts.model, high.image_size, high.text_len)?.training_gflops;
         let ips = probe(opts, encoder.clone(), &high, opts.probe_steps)?;
         let samples = total.samples;
@@ -479,12 +476,11 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
     };
     let data = loader.report();
     let data_problems = if data.is_clean() { Vec::new() } else { data.to_string().lines().map(String::from).collect() };
-    let evaluations = report::evaluations(&run.metrics.lines);
     let report = Report {
         model: opts.model_name.clone(),
         device: opts.device.name(),
         precision: dtype_name(opts.precision).to_string(),
-        schedule: format!("{:?}", opts.schedule).to_lowercase(),
+        schedule: opts.schedule.name().to_string(),
         batch_size: opts.batch_size,
         phases: phase_reports,
         total,
@@ -522,7 +518,13 @@ mod tests {
 
     #[test]
     fn switches_report_the_evaluations_around_them() {
-        let phase = |name, image_size, start_step, steps| Phase { name, image_size, text_len: 8, start_step, steps };
+        let phase = |name: &str, image_size, start_step, steps| Phase {
+            name: name.into(),
+            image_size,
+            text_len: 8,
+            start_step,
+            steps,
+        };
         let phases = [phase("main", 32, 0, 90), phase("finetune", 64, 90, 10)];
         let lines = [eval(90, 32, 0.8), eval(90, 64, 0.5), eval(100, 64, 0.85)];
         let evaluations = report::evaluations(&lines);

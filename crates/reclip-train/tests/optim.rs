@@ -113,3 +113,37 @@ fn a_resized_parameter_needs_fresh_moments() {
     adam.step(0.1).unwrap();
     assert_eq!(adam.steps(), 1, "the refused step does not count");
 }
+
+/// Or its moments resized with it: the map is applied to both, second
+/// moments are never negative, and a map to the wrong shape is refused.
+#[test]
+fn a_resized_parameter_can_keep_resized_moments() {
+    let w = Param::new("visual.positional_embedding", randn(&[5, 4], DType::F32, 5));
+    let mut adam = AdamW::new(std::slice::from_ref(&w), AdamWConfig::default()).unwrap();
+    w.set_grad(Some(randn(&[5, 4], DType::F32, 8)));
+    adam.step(0.1).unwrap();
+    let (m0, v0): (Vec<f32>, Vec<f32>) =
+        adam.moments().map(|(_, m, v)| (m.to_vec_f32().unwrap(), v.to_vec_f32().unwrap())).next().unwrap();
+    assert!(m0.iter().any(|&x| x != 0.0) && v0.iter().all(|&x| x > 0.0));
+
+    // A stand-in for the resize: the first rows again, then minus the rest.
+    let resize = |t: &Tensor| {
+        let x = t.to_vec_f32().unwrap();
+        let extra: Vec<f32> = x[..8].iter().map(|&a| -a).collect();
+        Ok(Tensor::from_vec([&x[..20], &extra[..]].concat(), [7, 4], &Device::Cpu).unwrap())
+    };
+    w.set_value(randn(&[7, 4], DType::F32, 6));
+    adam.resize_moments(&w, resize).unwrap();
+    let (m, v): (Vec<f32>, Vec<f32>) =
+        adam.moments().map(|(_, m, v)| (m.to_vec_f32().unwrap(), v.to_vec_f32().unwrap())).next().unwrap();
+    assert_eq!(m[..20], m0[..]);
+    assert_eq!(m[20..], m0[..8].iter().map(|&a| -a).collect::<Vec<_>>()[..]);
+    assert_eq!(v[..20], v0[..]);
+    assert!(v[20..].iter().all(|&x| x == 0.0), "negative second moments clamp to zero: {:?}", &v[20..]);
+    w.set_grad(Some(randn(&[7, 4], DType::F32, 9)));
+    adam.step(0.1).unwrap();
+
+    w.set_value(randn(&[9, 4], DType::F32, 6));
+    let err = adam.resize_moments(&w, resize).unwrap_err().to_string();
+    assert!(err.contains("[7, 4]") && err.contains("[9, 4]"), "{err}");
+}
