@@ -324,9 +324,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
             let pos = &clip.weights().visual.positional_embedding;
             match opts.switch_moments {
                 SwitchMoments::Restart => optimizer.reset_moments(pos)?,
-                SwitchMoments::Resize => {
-                    optimizer.resize_moments(pos, |t| Ok(clip.resize_like_positional_embedding(t)?))?
-                }
+                SwitchMoments::Resize => optimizer.resize_moments(pos, |t| clip.resize_like_positional_embedding(t))?,
             }
         }
         bar.set_prefix(format!("{} {}px", phase.name, phase.image_size));
