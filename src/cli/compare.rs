@@ -95,7 +95,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     println!("{:<width$} {:>11} {:>10} {:>8}", "", "baseline", "reclip", "ratio");
     for (name, b, r, ratio) in &rows {
-        println!("{name:<width$} {b:>11} {r:>10} {ratio:>8}");
+        println!("{}", format!("{name:<width$} {b:>11} {r:>10} {ratio:>8}").trim_end());
     }
     println!(
         "RECLIP saves {:.0}% of the training FLOPs and {:.0}% of the wall time ({:.0}% of the FLOPs saving)",

@@ -254,10 +254,10 @@ impl Report {
                     ips: f64,
                     top1: Option<f64>| {
             let top1 = top1.map_or(String::new(), pct);
-            let _ = writeln!(
-                s,
+            let row = format!(
                 "{name:<9} {size:>5} {text:>5} {tokens:>7} {steps:>7} {samples:>9} {fwd:>10} {train:>10} {pf:>9.4} {wall:>8.1} {ips:>9.1} {top1:>6}"
             );
+            let _ = writeln!(s, "{}", row.trim_end());
         };
         for p in &self.phases {
             line(
