@@ -243,7 +243,7 @@ fn schedule(args: &TrainArgs, model: &ModelConfig, baseline: bool) -> anyhow::Re
 }
 
 /// Whether `--schedule` names the baseline.
-pub fn is_baseline(args: &TrainArgs) -> anyhow::Result<bool> {
+fn is_baseline(args: &TrainArgs) -> anyhow::Result<bool> {
     match args.schedule.as_str() {
         "reclip" => Ok(false),
         "baseline" => Ok(true),
