@@ -39,6 +39,10 @@ pub struct TrainArgs {
     /// to the new patch grid).
     #[arg(long)]
     pub finetune_lr: Option<f32>,
+    /// Warmup steps of the finetune (and of each stage after the first);
+    /// default: a tenth of its steps.
+    #[arg(long)]
+    pub finetune_warmup: Option<u64>,
     /// AdamW weight decay (not applied to gains, biases, embeddings, logit scale).
     #[arg(long, default_value_t = 0.1)]
     pub wd: f32,
@@ -274,6 +278,7 @@ pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> an
         lr: args.lr,
         warmup: args.warmup,
         finetune_lr: args.finetune_lr.unwrap_or(args.lr),
+        finetune_warmup: args.finetune_warmup,
         adam: AdamWConfig {
             weight_decay: args.wd,
             max_grad_norm: (args.grad_clip > 0.0).then_some(args.grad_clip),

@@ -43,13 +43,15 @@ pub struct RunSchedule {
 
 impl RunSchedule {
     /// `lr` and `warmup` apply to the first phase; each later one peaks at
-    /// `finetune_lr` and warms up over a tenth of its steps.
-    pub fn new(phases: &[Phase], lr: f32, warmup: u64, finetune_lr: f32) -> Self {
+    /// `finetune_lr` and warms up over `finetune_warmup` steps (default: a
+    /// tenth of its steps).
+    pub fn new(phases: &[Phase], lr: f32, warmup: u64, finetune_lr: f32, finetune_warmup: Option<u64>) -> Self {
         let cycles = phases
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let (base_lr, warmup_steps) = if i > 0 { (finetune_lr, p.steps.div_ceil(10)) } else { (lr, warmup) };
+                let (base_lr, warmup_steps) =
+                    if i > 0 { (finetune_lr, finetune_warmup.unwrap_or(p.steps.div_ceil(10))) } else { (lr, warmup) };
                 (p.start_step, CosineSchedule { base_lr, warmup_steps, total_steps: p.steps })
             })
             .collect();
@@ -103,7 +105,7 @@ mod tests {
 
     #[test]
     fn the_finetune_is_a_second_cycle_at_its_own_peak() {
-        let s = RunSchedule::new(&phases(&reclip()), 2e-3, 50, 1e-3);
+        let s = RunSchedule::new(&phases(&reclip()), 2e-3, 50, 1e-3, None);
         let close = |a: f32, b: f32| (a - b).abs() <= 1e-6 * b;
         assert!(close(s.lr(49), 2e-3));
         assert!(s.lr(899) < 1e-7, "the main phase decays to zero at its end");
@@ -115,7 +117,7 @@ mod tests {
 
     #[test]
     fn the_baseline_is_one_cycle() {
-        let s = RunSchedule::new(&phases(&reclip().baseline()), 2e-3, 50, 1e-3);
+        let s = RunSchedule::new(&phases(&reclip().baseline()), 2e-3, 50, 1e-3, None);
         let one = CosineSchedule { base_lr: 2e-3, warmup_steps: 50, total_steps: 1000 };
         for step in [0, 49, 50, 500, 900, 999] {
             assert_eq!(s.lr(step), one.lr(step));
@@ -125,11 +127,21 @@ mod tests {
     #[test]
     fn every_later_stage_is_a_cycle_at_the_finetune_peak() {
         let stages = Schedule::Stages(crate::phases::parse_stages("16:0.8,24:0.1,32:0.1", 16).unwrap());
-        let s = RunSchedule::new(&phases(&stages), 2e-3, 50, 1e-3);
+        let s = RunSchedule::new(&phases(&stages), 2e-3, 50, 1e-3, None);
         for start in [800, 900] {
             assert!(s.lr(start - 1) < 1e-6, "the stage before {start} decays to zero");
             assert!((s.lr(start) - 1e-4).abs() < 1e-9, "a tenth of the peak after one of ten warmup steps");
             assert!((s.lr(start + 9) - 1e-3).abs() < 1e-9);
         }
+    }
+
+    #[test]
+    fn the_finetune_warmup_can_be_set() {
+        let s = RunSchedule::new(&phases(&reclip()), 2e-3, 50, 1e-3, Some(0));
+        assert_eq!(s.lr(900), 1e-3, "no warmup: the peak at once");
+        let s = RunSchedule::new(&phases(&reclip()), 2e-3, 50, 1e-3, Some(40));
+        assert!((s.lr(900) - 2.5e-5).abs() < 1e-9);
+        assert!((s.lr(939) - 1e-3).abs() < 1e-9);
+        assert!(s.lr(941) < 1e-3 && s.lr(941) > 0.99e-3, "then the decay");
     }
 }

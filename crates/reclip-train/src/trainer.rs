@@ -97,6 +97,8 @@ pub struct TrainOptions {
     /// Peak learning rate of the finetune's own cosine cycle (and of every
     /// later stage's).
     pub finetune_lr: f32,
+    /// Warmup steps of each phase after the first (default: a tenth of its steps).
+    pub finetune_warmup: Option<u64>,
     pub adam: AdamWConfig,
     pub seed: u64,
     pub device: Device,
@@ -265,7 +267,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
     let loader_cfg = LoaderConfig { workers: opts.workers, ..LoaderConfig::train(opts.batch_size, opts.seed) };
     let mut loader = Loader::new(dataset, encoder.clone(), loader_cfg)?;
     let (phases, total_steps) = plan_run(opts, loader.batches_per_epoch())?;
-    let schedule = RunSchedule::new(&phases, opts.lr, opts.warmup, opts.finetune_lr);
+    let schedule = RunSchedule::new(&phases, opts.lr, opts.warmup, opts.finetune_lr, opts.finetune_warmup);
 
     let (mut clip, mut optimizer, mut state) = if opts.resume {
         let state::Checkpoint { clip, moments, optimizer_steps, state } = state::load(&opts.out, &opts.device)?;
