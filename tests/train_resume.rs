@@ -86,12 +86,27 @@ fn latest_step(out: &Path) -> Option<u64> {
     name.trim().strip_prefix("step-")?.parse().ok()
 }
 
-#[test]
-fn a_killed_run_resumes_exactly() {
+/// A scratch folder with the tiny model's config, and where runs a and b go.
+fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny.json");
     std::fs::write(&model, TINY).unwrap();
-    let (a, b): (PathBuf, PathBuf) = (dir.path().join("a"), dir.path().join("b"));
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    (dir, model, a, b)
+}
+
+/// Runs a and b logged the same loss at every one of the run's steps and
+/// ended with bit-identical weights.
+fn assert_same_run(a: &Path, b: &Path, how: &str) {
+    let (la, lb) = (losses(a), losses(b));
+    assert_eq!(la.len() as u64, STEPS);
+    assert_eq!(la, lb, "the loss curves differ ({how})");
+    assert!(weights(&a.join("model.safetensors")) == weights(&b.join("model.safetensors")), "final weights differ");
+}
+
+#[test]
+fn a_killed_run_resumes_exactly() {
+    let (_dir, model, a, b) = scratch();
 
     let status = reclip().args(train_args(&model, &a)).status().unwrap();
     assert!(status.success(), "the uninterrupted run failed");
@@ -112,10 +127,7 @@ fn a_killed_run_resumes_exactly() {
     let status = reclip().args(["train", "--resume", b.to_str().unwrap(), "--quiet"]).status().unwrap();
     assert!(status.success(), "the resumed run failed");
 
-    let (la, lb) = (losses(&a), losses(&b));
-    assert_eq!(la.len() as u64, STEPS);
-    assert_eq!(la, lb, "the loss curves differ (killed after step {killed_at})");
-    assert!(weights(&a.join("model.safetensors")) == weights(&b.join("model.safetensors")), "final weights differ");
+    assert_same_run(&a, &b, &format!("killed after step {killed_at}"));
 
     // The resumed run's model evaluates, and as the uninterrupted one does.
     let eval = |out: &Path| {
@@ -139,10 +151,7 @@ fn a_killed_run_resumes_exactly() {
 
 #[test]
 fn a_staged_run_resumes_exactly_at_and_between_its_switches() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("tiny.json");
-    std::fs::write(&model, TINY).unwrap();
-    let (a, b): (PathBuf, PathBuf) = (dir.path().join("a"), dir.path().join("b"));
+    let (_dir, model, a, b) = scratch();
     // 30 steps at 8 px, 15 at 16 px, 15 at 24 px; moments resized at the switches.
     let schedule = ["--stages", "8:0.5,16:0.25,24:0.25", "--switch-moments", "resize"];
 
@@ -169,10 +178,7 @@ fn a_staged_run_resumes_exactly_at_and_between_its_switches() {
     }
     assert_eq!(latest_step(&b), Some(STEPS));
 
-    let (la, lb) = (losses(&a), losses(&b));
-    assert_eq!(la.len() as u64, STEPS);
-    assert_eq!(la, lb, "the loss curves differ");
-    assert!(weights(&a.join("model.safetensors")) == weights(&b.join("model.safetensors")), "final weights differ");
+    assert_same_run(&a, &b, "stopped at steps 30, 37 and 45");
 
     // The report has the three stages, each with its accuracy, and both switches.
     let report: Value = serde_json::from_str(&std::fs::read_to_string(b.join("report.json")).unwrap()).unwrap();

@@ -135,13 +135,16 @@ impl AdamW {
         Ok(())
     }
 
-    /// Replaces a parameter's moments (e.g. zeroed after its shape changed).
-    pub fn reset_moments(&mut self, param: &Param) -> Result<()> {
-        let s = self
-            .slots
+    fn slot_mut(&mut self, param: &Param) -> Result<&mut Slot> {
+        self.slots
             .iter_mut()
             .find(|s| s.param.same(param))
-            .ok_or_else(|| Error::invalid("AdamW", format!("{} is not optimized", param.name())))?;
+            .ok_or_else(|| Error::invalid("AdamW", format!("{} is not optimized", param.name())))
+    }
+
+    /// Replaces a parameter's moments (e.g. zeroed after its shape changed).
+    pub fn reset_moments(&mut self, param: &Param) -> Result<()> {
+        let s = self.slot_mut(param)?;
         s.m = param.value().zeros_like()?;
         s.v = param.value().zeros_like()?;
         Ok(())
@@ -152,11 +155,7 @@ impl AdamW {
     /// positions it was interpolated from. Interpolation can overshoot below
     /// zero, which a second moment cannot be; those are clamped to zero.
     pub fn resize_moments(&mut self, param: &Param, resize: impl Fn(&Tensor) -> Result<Tensor>) -> Result<()> {
-        let s = self
-            .slots
-            .iter_mut()
-            .find(|s| s.param.same(param))
-            .ok_or_else(|| Error::invalid("AdamW", format!("{} is not optimized", param.name())))?;
+        let s = self.slot_mut(param)?;
         let (m, mut v) = (resize(&s.m)?, resize(&s.v)?);
         v.clamp_in_place(0.0, f64::from(f32::MAX))?;
         if m.dims() != param.value().dims() {

@@ -108,6 +108,11 @@ pub struct EvalPoint {
     pub top1: f64,
 }
 
+/// Top-1 of the last evaluation of `step` at `image_size`, if there was one.
+pub fn top1_at(evaluations: &[EvalPoint], step: u64, image_size: usize) -> Option<f64> {
+    evaluations.iter().rev().find(|e| e.step == step && e.image_size == image_size).map(|e| e.top1)
+}
+
 /// The evaluations in a run's metrics that have a zero-shot result.
 pub fn evaluations(lines: &[Line]) -> Vec<EvalPoint> {
     lines

@@ -218,9 +218,7 @@ fn training_seconds(phases: &[PhaseStats]) -> f64 {
 /// Zero-shot top-1 of the first set around each change of image size, from
 /// the run's evaluations.
 fn switch_reports(phases: &[Phase], evaluations: &[EvalPoint]) -> Vec<SwitchReport> {
-    let top1 = |step: u64, size: usize| {
-        evaluations.iter().rev().find(|e| e.step == step && e.image_size == size).map(|e| e.top1)
-    };
+    let top1 = |step, size| report::top1_at(evaluations, step, size);
     phases
         .windows(2)
         .filter(|w| w[0].image_size != w[1].image_size)
@@ -423,7 +421,6 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
         .zip(&per_sample)
         .map(|((p, s), &train)| {
             let f = flops::model(&opts.model, p.image_size, p.text_len)?;
-            let end = evaluations.iter().rev().find(|e| e.step == p.end_step() && e.image_size == p.image_size);
             Ok(PhaseReport {
                 name: p.name.clone(),
                 image_size: p.image_size,
@@ -437,7 +434,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
                 total_pflops: s.samples as f64 * train / 1e6,
                 wall_seconds: s.wall_seconds,
                 images_per_second: s.samples as f64 / s.wall_seconds.max(1e-9),
-                zero_shot_top1: end.map(|e| e.top1),
+                zero_shot_top1: report::top1_at(&evaluations, p.end_step(), p.image_size),
             })
         })
         .collect::<anyhow::Result<_>>()?;

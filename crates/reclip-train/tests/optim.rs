@@ -122,11 +122,13 @@ fn a_resized_parameter_can_keep_resized_moments() {
     let mut adam = AdamW::new(std::slice::from_ref(&w), AdamWConfig::default()).unwrap();
     w.set_grad(Some(randn(&[5, 4], DType::F32, 8)));
     adam.step(0.1).unwrap();
-    let (m0, v0): (Vec<f32>, Vec<f32>) =
-        adam.moments().map(|(_, m, v)| (m.to_vec_f32().unwrap(), v.to_vec_f32().unwrap())).next().unwrap();
+    let moments = |adam: &AdamW| -> (Vec<f32>, Vec<f32>) {
+        adam.moments().map(|(_, m, v)| (m.to_vec_f32().unwrap(), v.to_vec_f32().unwrap())).next().unwrap()
+    };
+    let (m0, v0) = moments(&adam);
     assert!(m0.iter().any(|&x| x != 0.0) && v0.iter().all(|&x| x > 0.0));
 
-    // A stand-in for the resize: the first rows again, then minus the rest.
+    // A stand-in for the resize: the five rows again, then the first two negated.
     let resize = |t: &Tensor| {
         let x = t.to_vec_f32().unwrap();
         let extra: Vec<f32> = x[..8].iter().map(|&a| -a).collect();
@@ -134,8 +136,7 @@ fn a_resized_parameter_can_keep_resized_moments() {
     };
     w.set_value(randn(&[7, 4], DType::F32, 6));
     adam.resize_moments(&w, resize).unwrap();
-    let (m, v): (Vec<f32>, Vec<f32>) =
-        adam.moments().map(|(_, m, v)| (m.to_vec_f32().unwrap(), v.to_vec_f32().unwrap())).next().unwrap();
+    let (m, v) = moments(&adam);
     assert_eq!(m[..20], m0[..]);
     assert_eq!(m[20..], m0[..8].iter().map(|&a| -a).collect::<Vec<_>>()[..]);
     assert_eq!(v[..20], v0[..]);
