@@ -4,8 +4,10 @@
 
 pub mod cpu;
 mod device;
+mod device_op;
 mod dtype;
 mod error;
+pub mod fs;
 pub mod gpu;
 mod indices;
 mod layout;
@@ -14,6 +16,7 @@ mod storage;
 mod tensor;
 
 pub use device::{Device, GemmCall, GemmOperand, GpuDevice, KernelArg, KernelBackend, KernelLayout, Launch};
+pub use device_op::DeviceOp;
 pub use dtype::{DType, Element, Real};
 pub use error::{Error, Result};
 pub use half::bf16;

@@ -1,6 +1,6 @@
 use crate::cpu::{gather_contiguous, read_real, storage_from_real};
 use crate::storage::{CpuStorage, GpuBuffer, Storage};
-use crate::{DType, Device, Element, Error, Layout, Real, Result, Shape};
+use crate::{DType, Device, DeviceOp, Element, Error, GpuDevice, Layout, Real, Result, Shape};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 use std::borrow::Cow;
@@ -312,19 +312,12 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        match self.device() {
-            Device::Cpu => {
-                let s = self.cpu_storage("to_dtype")?;
-                if s.dtype() == DType::F64 || dtype == DType::F64 {
-                    let v = read_real::<f64>(s, &self.layout).into_owned();
-                    Ok(Tensor::from_real(v, self.shape().clone(), dtype))
-                } else {
-                    let v = read_real::<f32>(s, &self.layout).into_owned();
-                    Ok(Tensor::from_real(v, self.shape().clone(), dtype))
-                }
-            }
-            Device::Gpu(_) => crate::gpu::cast(self, dtype),
+        let cast = Cast { x: self, dtype };
+        if self.dtype() == DType::U32 {
+            // u32 has no compute type of its own: it converts through f32.
+            return cast.run_on(self.device(), DType::F32);
         }
+        cast.run(self)
     }
 
     /// The elements in row-major order, converted to `T` (floats convert among
@@ -356,6 +349,27 @@ impl Tensor {
             return Err(Error::invalid("to_scalar", format!("tensor of shape {} is not a scalar", self.shape())));
         }
         Ok(self.to_vec_f64()?[0])
+    }
+}
+
+/// `x` converted to `dtype`. The host reads `x` in its compute type (f32
+/// unless it is f64), from which widening to f64 is exact.
+struct Cast<'a> {
+    x: &'a Tensor,
+    dtype: DType,
+}
+
+impl DeviceOp for Cast<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "to_dtype";
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let v = self.x.cpu_real::<T>(Self::NAME)?.into_owned();
+        Ok(Tensor::from_real(v, self.x.shape().clone(), self.dtype))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        crate::gpu::cast(self.x, self.dtype)
     }
 }
 

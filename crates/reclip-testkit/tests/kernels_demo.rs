@@ -1,10 +1,12 @@
 //! The demonstration kernels (kernels/demo.cu) on the device under test
-//! against CPU references, over several launch shapes.
+//! against CPU references, over several launch shapes. Each kernel is wrapped
+//! as a [`DeviceOp`], its CPU reference beside its launch, as the crates' ops are.
 
-use reclip_core::{DType, Device, KernelArg, Launch, Result, Tensor, bf16};
+use reclip_core::gpu::ptr;
+use reclip_core::{DType, Device, DeviceOp, GpuDevice, KernelArg, Launch, Real, Result, Tensor, bf16};
 use reclip_testkit::{compare_with_cpu, randn, test_device};
 
-fn gpu(t: &Tensor) -> &reclip_core::GpuDevice {
+fn gpu(t: &Tensor) -> &GpuDevice {
     t.device().gpu().expect("device tensor")
 }
 
@@ -12,49 +14,70 @@ fn suffix(dtype: DType) -> &'static str {
     if dtype == DType::BF16 { "bf16" } else { "f32" }
 }
 
-fn vector_add(a: &Tensor, b: &Tensor, blocks: u32, threads: u32) -> Result<Tensor> {
-    match a.device() {
-        Device::Cpu => a.add(b),
-        Device::Gpu(g) => {
-            let out = Tensor::empty(a.shape().clone(), a.dtype(), a.device())?;
-            let kernel = if a.dtype() == DType::BF16 { "vector_add_bf16" } else { "vector_add_f32" };
-            let args = [
-                KernelArg::Ptr(a.gpu_ptr()?),
-                KernelArg::Ptr(b.gpu_ptr()?),
-                KernelArg::Ptr(out.gpu_ptr()?),
-                KernelArg::I32(a.elem_count() as i32),
-            ];
-            g.launch(&Launch::linear(kernel, blocks, threads, &args))?;
-            Ok(out)
-        }
+/// `a + b` by the demo kernel, in a launch of `blocks` × `threads`.
+struct VectorAdd<'a> {
+    a: &'a Tensor,
+    b: &'a Tensor,
+    blocks: u32,
+    threads: u32,
+}
+
+impl DeviceOp for VectorAdd<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "vector_add";
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        self.a.add(self.b)
+    }
+
+    fn gpu(self, device: &GpuDevice) -> Result<Tensor> {
+        let a = self.a;
+        let out = Tensor::empty(a.shape().clone(), a.dtype(), a.device())?;
+        let kernel = if a.dtype() == DType::BF16 { "vector_add_bf16" } else { "vector_add_f32" };
+        let args = [ptr(a)?, ptr(self.b)?, ptr(&out)?, KernelArg::I32(a.elem_count() as i32)];
+        device.launch(&Launch::linear(kernel, self.blocks, self.threads, &args))?;
+        Ok(out)
     }
 }
 
-/// Per-block partial sums of a grid-stride loop, as both reduction kernels compute them.
-fn partial_sums(x: &Tensor, kernel: &str, blocks: u32, threads: u32) -> Result<Tensor> {
-    match x.device() {
-        Device::Cpu => {
-            let v = x.to_vec_f64()?;
-            let mut p = vec![0.0f32; blocks as usize];
-            for (i, &xi) in v.iter().enumerate() {
-                p[(i / threads as usize) % blocks as usize] += xi as f32;
-            }
-            Tensor::from_vec(p, [blocks as usize], &Device::Cpu)
+/// Per-block partial sums of a grid-stride loop, as both reduction kernels
+/// (`kernel` is "block" or "warp") compute them.
+struct PartialSums<'a> {
+    x: &'a Tensor,
+    kernel: &'a str,
+    blocks: u32,
+    threads: u32,
+}
+
+impl DeviceOp for PartialSums<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "partial_sums";
+
+    /// Accumulates in f32 as the kernels do, whatever `T` is.
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let (blocks, threads) = (self.blocks as usize, self.threads as usize);
+        let v = self.x.to_vec_f64()?;
+        let mut p = vec![0.0f32; blocks];
+        for (i, &xi) in v.iter().enumerate() {
+            p[(i / threads) % blocks] += xi as f32;
         }
-        Device::Gpu(_) => {
-            let out = Tensor::empty([blocks as usize], DType::F32, x.device())?;
-            let args =
-                [KernelArg::Ptr(x.gpu_ptr()?), KernelArg::Ptr(out.gpu_ptr()?), KernelArg::I32(x.elem_count() as i32)];
-            let name = match (kernel, x.dtype()) {
-                ("block", DType::BF16) => "block_sum_bf16",
-                ("block", _) => "block_sum_f32",
-                (_, DType::BF16) => "warp_sum_bf16",
-                _ => "warp_sum_f32",
-            };
-            let shared = if kernel == "block" { threads * 4 } else { 0 };
-            gpu(x).launch(&Launch { shared_bytes: shared, ..Launch::linear(name, blocks, threads, &args) })?;
-            Ok(out)
-        }
+        Tensor::from_vec(p, [blocks], &Device::Cpu)
+    }
+
+    fn gpu(self, device: &GpuDevice) -> Result<Tensor> {
+        let x = self.x;
+        let out = Tensor::empty([self.blocks as usize], DType::F32, x.device())?;
+        let args = [ptr(x)?, ptr(&out)?, KernelArg::I32(x.elem_count() as i32)];
+        let name = match (self.kernel, x.dtype()) {
+            ("block", DType::BF16) => "block_sum_bf16",
+            ("block", _) => "block_sum_f32",
+            (_, DType::BF16) => "warp_sum_bf16",
+            _ => "warp_sum_f32",
+        };
+        let shared = if self.kernel == "block" { self.threads * 4 } else { 0 };
+        let launch = Launch { shared_bytes: shared, ..Launch::linear(name, self.blocks, self.threads, &args) };
+        device.launch(&launch)?;
+        Ok(out)
     }
 }
 
@@ -65,7 +88,7 @@ fn vector_add_matches_cpu_for_several_launch_shapes() {
             let a = randn(&[n], dtype, 1);
             let b = randn(&[n], dtype, 2);
             compare_with_cpu(&format!("vector_add_{} n={n} {blocks}x{threads}", suffix(dtype)), &[&a, &b], |t| {
-                Ok(vec![vector_add(&t[0], &t[1], blocks, threads)?])
+                Ok(vec![VectorAdd { a: &t[0], b: &t[1], blocks, threads }.run(&t[0])?])
             });
         }
     }
@@ -78,7 +101,7 @@ fn block_and_warp_reductions_match_cpu() {
             for (n, blocks, threads) in [(5000, 4, 256), (100, 2, 32), (3333, 3, 1024), (1, 1, 64)] {
                 let x = randn(&[n], dtype, 3);
                 compare_with_cpu(&format!("{kernel}_sum_{} n={n} {blocks}x{threads}", suffix(dtype)), &[&x], |t| {
-                    Ok(vec![partial_sums(&t[0], kernel, blocks, threads)?])
+                    Ok(vec![PartialSums { x: &t[0], kernel, blocks, threads }.run(&t[0])?])
                 });
             }
         }

@@ -14,7 +14,7 @@ pub use index::{gather, index_add, index_select, scatter_add};
 pub use matmul::matmul;
 pub use reduce::{max, softmax, sum};
 
-use crate::{Error, GpuDevice, Result, Tensor};
+use crate::{Error, GpuDevice, KernelArg, Result, Tensor};
 
 /// Threads per block of the 1-D grid-stride kernels.
 pub const THREADS: u32 = 256;
@@ -46,4 +46,19 @@ macro_rules! kernel_name {
 /// Converts a size to the 32-bit int a kernel parameter takes.
 pub fn int_arg(op: &'static str, what: &str, v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| Error::invalid(op, format!("{what} = {v} exceeds the kernels' 32-bit limit")))
+}
+
+/// A size as a kernel's 32-bit int argument; `what` names it in the error.
+pub fn i32_arg(op: &'static str, what: &str, v: usize) -> Result<KernelArg> {
+    Ok(KernelArg::I32(int_arg(op, what, v)?))
+}
+
+/// A tensor's device address as a kernel argument.
+pub fn ptr(t: &Tensor) -> Result<KernelArg> {
+    Ok(KernelArg::Ptr(t.gpu_ptr()?))
+}
+
+/// The address of `t`, or null where a kernel takes an optional buffer.
+pub fn optional_ptr(t: Option<&Tensor>) -> Result<KernelArg> {
+    Ok(KernelArg::Ptr(t.map(Tensor::gpu_ptr).transpose()?.unwrap_or(0)))
 }

@@ -1,21 +1,136 @@
 use crate::cpu::elementwise as cpu;
 use crate::ops::{BinaryOp, UnaryOp, check_same};
-use crate::{DType, Device, Element, Error, Result, Shape, Tensor, bf16, with_real};
+use crate::{DType, DeviceOp, GpuDevice, Real, Result, Shape, Tensor, bf16};
+
+/// `op(a, b)` with NumPy broadcasting to `out_shape`.
+struct Binary<'a> {
+    op: BinaryOp,
+    a: &'a Tensor,
+    b: &'a Tensor,
+    out_shape: Shape,
+}
+
+impl DeviceOp for Binary<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "binary";
+
+    fn name(&self) -> &'static str {
+        self.op.name()
+    }
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let a = self.a.cpu_real::<T>(self.op.name())?;
+        let b = self.b.cpu_real::<T>(self.op.name())?;
+        let out = cpu::binary(self.op, &a, self.a.shape(), &b, self.b.shape(), &self.out_shape);
+        Ok(Tensor::from_real(out, self.out_shape.clone(), self.a.dtype()))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        crate::gpu::binary(self.op, self.a, self.b, &self.out_shape)
+    }
+}
+
+struct Unary<'a> {
+    op: UnaryOp,
+    x: &'a Tensor,
+}
+
+impl DeviceOp for Unary<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "unary";
+
+    fn name(&self) -> &'static str {
+        self.op.name()
+    }
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let x = self.x.cpu_real::<T>(self.op.name())?;
+        Ok(Tensor::from_real(cpu::unary(self.op, &x), self.x.shape().clone(), self.x.dtype()))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        crate::gpu::unary(self.op, self.x)
+    }
+}
+
+/// `x * mul + add`, the scalars in the compute type (f32 on a GPU).
+struct Affine<'a> {
+    x: &'a Tensor,
+    mul: f64,
+    add: f64,
+}
+
+impl DeviceOp for Affine<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "affine";
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let x = self.x.cpu_real::<T>(Self::NAME)?;
+        let out = cpu::affine(&x, T::from_f64(self.mul), T::from_f64(self.add));
+        Ok(Tensor::from_real(out, self.x.shape().clone(), self.x.dtype()))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        crate::gpu::affine(self.x, self.mul as f32, self.add as f32)
+    }
+}
+
+struct Powf<'a> {
+    x: &'a Tensor,
+    e: f64,
+}
+
+impl DeviceOp for Powf<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "powf";
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let x = self.x.cpu_real::<T>(Self::NAME)?;
+        Ok(Tensor::from_real(cpu::powf(&x, T::from_f64(self.e)), self.x.shape().clone(), self.x.dtype()))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        crate::gpu::powf(self.x, self.e as f32)
+    }
+}
+
+/// Clamps `t` to [lo, hi] in place.
+struct ClampInPlace<'a> {
+    t: &'a mut Tensor,
+    lo: f64,
+    hi: f64,
+}
+
+impl DeviceOp for ClampInPlace<'_> {
+    type Output = ();
+    const NAME: &'static str = "clamp_in_place";
+
+    fn cpu<T: Real>(self) -> Result<()> {
+        let t = self.t;
+        if t.dtype() == DType::BF16 {
+            // Clamped in f32, bf16's compute type, and rounded back.
+            let (lo, hi) = (self.lo as f32, self.hi as f32);
+            t.cpu_data_mut::<bf16>()?.iter_mut().for_each(|x| *x = bf16::from_f32(x.to_f32().clamp(lo, hi)));
+        } else {
+            let (lo, hi) = (T::from_f64(self.lo), T::from_f64(self.hi));
+            t.cpu_data_mut::<T>()?.iter_mut().for_each(|x| *x = x.clamp(lo, hi));
+        }
+        Ok(())
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<()> {
+        let t = self.t;
+        t.gpu_ptr_mut()?;
+        crate::gpu::clamp_in_place(t, self.lo as f32, self.hi as f32)
+    }
+}
 
 impl Tensor {
     /// `op(self, rhs)` elementwise with NumPy broadcasting.
     pub fn binary(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
         check_same(op.name(), &[self, rhs])?;
         let out_shape = Shape::broadcast(op.name(), self.shape(), rhs.shape())?;
-        match self.device() {
-            Device::Cpu => with_real!(self.dtype(), op.name(), T => {
-                let a = self.cpu_real::<T>(op.name())?;
-                let b = rhs.cpu_real::<T>(op.name())?;
-                let out = cpu::binary(op, &a, self.shape(), &b, rhs.shape(), &out_shape);
-                Ok(Tensor::from_real(out, out_shape, self.dtype()))
-            }),
-            Device::Gpu(_) => crate::gpu::binary(op, self, rhs, &out_shape),
-        }
+        Binary { op, a: self, b: rhs, out_shape }.run(self)
     }
 
     pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
@@ -43,13 +158,7 @@ impl Tensor {
     }
 
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
-        match self.device() {
-            Device::Cpu => with_real!(self.dtype(), op.name(), T => {
-                let x = self.cpu_real::<T>(op.name())?;
-                Ok(Tensor::from_real(cpu::unary(op, &x), self.shape().clone(), self.dtype()))
-            }),
-            Device::Gpu(_) => crate::gpu::unary(op, self),
-        }
+        Unary { op, x: self }.run(self)
     }
 
     pub fn neg(&self) -> Result<Tensor> {
@@ -94,14 +203,7 @@ impl Tensor {
 
     /// `self * mul + add`.
     pub fn affine(&self, mul: f64, add: f64) -> Result<Tensor> {
-        match self.device() {
-            Device::Cpu => with_real!(self.dtype(), "affine", T => {
-                let x = self.cpu_real::<T>("affine")?;
-                let out = cpu::affine(&x, T::from_f64(mul), T::from_f64(add));
-                Ok(Tensor::from_real(out, self.shape().clone(), self.dtype()))
-            }),
-            Device::Gpu(_) => crate::gpu::affine(self, mul as f32, add as f32),
-        }
+        Affine { x: self, mul, add }.run(self)
     }
 
     pub fn scale(&self, s: f64) -> Result<Tensor> {
@@ -114,13 +216,7 @@ impl Tensor {
 
     /// `self ^ e` elementwise.
     pub fn powf(&self, e: f64) -> Result<Tensor> {
-        match self.device() {
-            Device::Cpu => with_real!(self.dtype(), "powf", T => {
-                let x = self.cpu_real::<T>("powf")?;
-                Ok(Tensor::from_real(cpu::powf(&x, T::from_f64(e)), self.shape().clone(), self.dtype()))
-            }),
-            Device::Gpu(_) => crate::gpu::powf(self, e as f32),
-        }
+        Powf { x: self, e }.run(self)
     }
 
     /// Clamps every element to [lo, hi] in place: like the optimizer's
@@ -128,26 +224,10 @@ impl Tensor {
     /// is copied first, so other handles keep their values; storage this
     /// tensor owns alone keeps its address (and no host transfer happens).
     pub fn clamp_in_place(&mut self, lo: f64, hi: f64) -> Result<()> {
-        match (self.device().clone(), self.dtype()) {
-            (Device::Gpu(_), _) => {
-                self.gpu_ptr_mut()?;
-                crate::gpu::clamp_in_place(self, lo as f32, hi as f32)
-            }
-            (Device::Cpu, DType::F32) => {
-                self.cpu_data_mut::<f32>()?.iter_mut().for_each(|x| *x = x.clamp(lo as f32, hi as f32));
-                Ok(())
-            }
-            (Device::Cpu, DType::F64) => {
-                self.cpu_data_mut::<f64>()?.iter_mut().for_each(|x| *x = x.clamp(lo, hi));
-                Ok(())
-            }
-            (Device::Cpu, DType::BF16) => {
-                let (lo, hi) = (lo as f32, hi as f32);
-                self.cpu_data_mut::<bf16>()?.iter_mut().for_each(|x| *x = bf16::from_f32(x.to_f32().clamp(lo, hi)));
-                Ok(())
-            }
-            (Device::Cpu, other) => Err(Error::DType { op: "clamp_in_place", got: other, expected: "a float dtype" }),
-        }
+        // Dispatched on the device and dtype, not on a handle on `self`,
+        // which would share the storage written in place and force a copy.
+        let (device, dtype) = (self.device().clone(), self.dtype());
+        ClampInPlace { t: self, lo, hi }.run_on(&device, dtype)
     }
 }
 

@@ -1,7 +1,102 @@
 use crate::cpu::index as cpu;
 use crate::cpu::reduce::ReduceShape;
 use crate::ops::check_same;
-use crate::{Device, Error, Indices, Result, Tensor, with_real};
+use crate::{DeviceOp, Error, GpuDevice, Indices, Real, Result, Tensor};
+
+/// Rows `ids` of the middle dimension of `x` viewed as `rs`; the result has `dims`.
+struct IndexSelect<'a> {
+    x: &'a Tensor,
+    rs: ReduceShape,
+    ids: &'a Indices,
+    dims: Vec<usize>,
+}
+
+impl DeviceOp for IndexSelect<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "index_select";
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let x = self.x.cpu_real::<T>(Self::NAME)?;
+        let out = cpu::index_select(&x, self.rs, self.ids.host())?;
+        Ok(Tensor::from_real(out, self.dims.clone(), self.x.dtype()))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        crate::gpu::index_select(self.x, self.rs, self.ids, self.dims.clone())
+    }
+}
+
+/// `base` with the rows of `src` added at `ids` of its middle dimension.
+struct IndexAdd<'a> {
+    base: &'a Tensor,
+    rs: ReduceShape,
+    ids: &'a Indices,
+    src: &'a Tensor,
+}
+
+impl DeviceOp for IndexAdd<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "index_add";
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let base = self.base.cpu_real::<T>(Self::NAME)?;
+        let s = self.src.cpu_real::<T>(Self::NAME)?;
+        let out = cpu::index_add(&base, self.rs, self.ids.host(), &s)?;
+        Ok(Tensor::from_real(out, self.base.shape().clone(), self.base.dtype()))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        crate::gpu::index_add(self.base, self.rs, self.ids, self.src)
+    }
+}
+
+/// `x` gathered at `index` along the middle dimension of `rs`; `m` indices per row.
+struct Gather<'a> {
+    x: &'a Tensor,
+    rs: ReduceShape,
+    index: &'a Tensor,
+    m: usize,
+}
+
+impl DeviceOp for Gather<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "gather";
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let x = self.x.cpu_real::<T>(Self::NAME)?;
+        let out = cpu::gather(&x, self.rs, &self.index.to_vec::<u32>()?, self.m)?;
+        Ok(Tensor::from_real(out, self.index.shape().clone(), self.x.dtype()))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        crate::gpu::gather(self.x, self.rs, self.index, self.m)
+    }
+}
+
+/// `base` with `src` added at `index` along the middle dimension of `rs`.
+struct ScatterAdd<'a> {
+    base: &'a Tensor,
+    rs: ReduceShape,
+    index: &'a Tensor,
+    src: &'a Tensor,
+    m: usize,
+}
+
+impl DeviceOp for ScatterAdd<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "scatter_add";
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let base = self.base.cpu_real::<T>(Self::NAME)?;
+        let s = self.src.cpu_real::<T>(Self::NAME)?;
+        let out = cpu::scatter_add(&base, self.rs, &self.index.to_vec::<u32>()?, &s, self.m)?;
+        Ok(Tensor::from_real(out, self.base.shape().clone(), self.base.dtype()))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        crate::gpu::scatter_add(self.base, self.rs, self.index, self.src, self.m)
+    }
+}
 
 impl Tensor {
     /// Rows of dimension `dim` picked by a 1-D u32 `ids` tensor (an embedding
@@ -22,14 +117,7 @@ impl Tensor {
         let rs = ReduceShape::new(self.dims(), d);
         let mut dims = self.dims().to_vec();
         dims[d] = ids.len();
-        match self.device() {
-            Device::Cpu => with_real!(self.dtype(), "index_select", T => {
-                let x = self.cpu_real::<T>("index_select")?;
-                let out = cpu::index_select(&x, rs, ids.host())?;
-                Ok(Tensor::from_real(out, dims, self.dtype()))
-            }),
-            Device::Gpu(_) => crate::gpu::index_select(self, rs, ids, dims),
-        }
+        IndexSelect { x: self, rs, ids, dims }.run(self)
     }
 
     /// `self` with `src` rows added at positions `ids` of dimension `dim`; the
@@ -50,15 +138,7 @@ impl Tensor {
             return Err(Error::ShapeMismatch { op: "index_add", lhs: self.shape().clone(), rhs: src.shape().clone() });
         }
         let rs = ReduceShape::new(self.dims(), d);
-        match self.device() {
-            Device::Cpu => with_real!(self.dtype(), "index_add", T => {
-                let base = self.cpu_real::<T>("index_add")?;
-                let s = src.cpu_real::<T>("index_add")?;
-                let out = cpu::index_add(&base, rs, ids.host(), &s)?;
-                Ok(Tensor::from_real(out, self.shape().clone(), self.dtype()))
-            }),
-            Device::Gpu(_) => crate::gpu::index_add(self, rs, ids, src),
-        }
+        IndexAdd { base: self, rs, ids, src }.run(self)
     }
 
     fn check_gather(&self, op: &'static str, d: usize, index: &Tensor) -> Result<()> {
@@ -78,14 +158,7 @@ impl Tensor {
         self.check_gather("gather", d, index)?;
         let rs = ReduceShape::new(self.dims(), d);
         let m = index.dims()[d];
-        match self.device() {
-            Device::Cpu => with_real!(self.dtype(), "gather", T => {
-                let x = self.cpu_real::<T>("gather")?;
-                let out = cpu::gather(&x, rs, &index.to_vec::<u32>()?, m)?;
-                Ok(Tensor::from_real(out, index.shape().clone(), self.dtype()))
-            }),
-            Device::Gpu(_) => crate::gpu::gather(self, rs, index, m),
-        }
+        Gather { x: self, rs, index, m }.run(self)
     }
 
     /// `self` with `src` added at `index` along `dim` (torch.scatter_add); the
@@ -103,15 +176,7 @@ impl Tensor {
         }
         let rs = ReduceShape::new(self.dims(), d);
         let m = index.dims()[d];
-        match self.device() {
-            Device::Cpu => with_real!(self.dtype(), "scatter_add", T => {
-                let base = self.cpu_real::<T>("scatter_add")?;
-                let s = src.cpu_real::<T>("scatter_add")?;
-                let out = cpu::scatter_add(&base, rs, &index.to_vec::<u32>()?, &s, m)?;
-                Ok(Tensor::from_real(out, self.shape().clone(), self.dtype()))
-            }),
-            Device::Gpu(_) => crate::gpu::scatter_add(self, rs, index, src, m),
-        }
+        ScatterAdd { base: self, rs, index, src, m }.run(self)
     }
 }
 

@@ -1,6 +1,6 @@
 use crate::cpu::gemm::{HostMatrix, gemm_strided};
 use crate::ops::check_same;
-use crate::{Device, Error, Layout, Real, Result, Shape, Tensor, with_real};
+use crate::{DeviceOp, Error, GpuDevice, Layout, Real, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
@@ -128,6 +128,27 @@ unsafe impl<T> Sync for OutPtr<T> {}
 unsafe impl<T: Sync> Send for HostMatrix<T> {}
 unsafe impl<T: Sync> Sync for HostMatrix<T> {}
 
+/// `a · b` of shapes `ms`.
+struct Matmul<'a> {
+    a: &'a Tensor,
+    b: &'a Tensor,
+    ms: MatmulShape,
+}
+
+impl DeviceOp for Matmul<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "matmul";
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let out = matmul_cpu::<T>(self.a, self.b, &self.ms)?;
+        Ok(Tensor::from_real(out, self.ms.out_dims(), self.a.dtype()))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        crate::gpu::matmul(self.a, self.b, &self.ms)
+    }
+}
+
 impl Tensor {
     /// Matrix product over the last two dimensions, batch dimensions
     /// broadcast. Transposed views are read in place, without a copy.
@@ -139,13 +160,7 @@ impl Tensor {
             let rows = self.elem_count() / ms.k.max(1);
             return self.reshape([rows, ms.k])?.matmul(rhs)?.reshape(ms.out_dims());
         }
-        match self.device() {
-            Device::Cpu => with_real!(self.dtype(), "matmul", T => {
-                let out = matmul_cpu::<T>(self, rhs, &ms)?;
-                Ok(Tensor::from_real(out, ms.out_dims(), self.dtype()))
-            }),
-            Device::Gpu(_) => crate::gpu::matmul(self, rhs, &ms),
-        }
+        Matmul { a: self, b: rhs, ms }.run(self)
     }
 }
 

@@ -1,5 +1,6 @@
-//! Tensor operations. Each dispatches by device: the CPU path calls `crate::cpu`,
-//! the GPU path builds kernel launches in `crate::gpu`.
+//! Tensor operations. Each checks its arguments, then runs as a
+//! [`crate::DeviceOp`]: the CPU path calls `crate::cpu`, the GPU path builds
+//! kernel launches in `crate::gpu`.
 
 mod elementwise;
 mod index;

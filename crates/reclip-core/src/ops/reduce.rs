@@ -1,6 +1,6 @@
 use crate::cpu::reduce::{self as cpu, ReduceShape};
 use crate::cpu::softmax as cpu_softmax;
-use crate::{DType, Device, Error, Result, Shape, Tensor, with_real};
+use crate::{DType, Device, DeviceOp, Error, GpuDevice, Real, Result, Shape, Tensor};
 
 fn reduced_dims(dims: &[usize], d: usize, keepdim: bool) -> Vec<usize> {
     let mut out = dims.to_vec();
@@ -12,19 +12,81 @@ fn reduced_dims(dims: &[usize], d: usize, keepdim: bool) -> Vec<usize> {
     out
 }
 
+/// Sum of `x` over the middle dimension of `rs`, shaped `dims`.
+struct Sum<'a> {
+    x: &'a Tensor,
+    rs: ReduceShape,
+    dims: Vec<usize>,
+}
+
+impl DeviceOp for Sum<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "sum";
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let x = self.x.cpu_real::<T>(Self::NAME)?;
+        Ok(Tensor::from_real(cpu::sum(&x, self.rs), self.dims.clone(), self.x.dtype()))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        crate::gpu::sum(self.x, self.rs)?.reshape(self.dims.clone())
+    }
+}
+
+/// Maximum of `x` over the middle dimension of `rs` and its first index, shaped `dims`.
+struct Max<'a> {
+    x: &'a Tensor,
+    rs: ReduceShape,
+    dims: Vec<usize>,
+}
+
+impl DeviceOp for Max<'_> {
+    type Output = (Tensor, Tensor);
+    const NAME: &'static str = "max";
+
+    fn cpu<T: Real>(self) -> Result<(Tensor, Tensor)> {
+        let x = self.x.cpu_real::<T>(Self::NAME)?;
+        let (v, i) = cpu::max(&x, self.rs);
+        Ok((
+            Tensor::from_real(v, self.dims.clone(), self.x.dtype()),
+            Tensor::from_vec(i, self.dims.clone(), &Device::Cpu)?,
+        ))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<(Tensor, Tensor)> {
+        let (v, i) = crate::gpu::max(self.x, self.rs)?;
+        Ok((v.reshape(self.dims.clone())?, i.reshape(self.dims.clone())?))
+    }
+}
+
+/// Softmax, or with `log` log-softmax, of `x` over the middle dimension of `rs`.
+struct Softmax<'a> {
+    x: &'a Tensor,
+    rs: ReduceShape,
+    log: bool,
+}
+
+impl DeviceOp for Softmax<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = "softmax";
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let x = self.x.cpu_real::<T>(Self::NAME)?;
+        Ok(Tensor::from_real(cpu_softmax::softmax(&x, self.rs, self.log), self.x.shape().clone(), self.x.dtype()))
+    }
+
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        crate::gpu::softmax(self.x, self.rs, self.log)
+    }
+}
+
 impl Tensor {
     /// Sum over dimension `dim`.
     pub fn sum_dim(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
         let d = self.shape().dim_index("sum", dim)?;
         let rs = ReduceShape::new(self.dims(), d);
         let dims = reduced_dims(self.dims(), d, keepdim);
-        match self.device() {
-            Device::Cpu => with_real!(self.dtype(), "sum", T => {
-                let x = self.cpu_real::<T>("sum")?;
-                Ok(Tensor::from_real(cpu::sum(&x, rs), dims, self.dtype()))
-            }),
-            Device::Gpu(_) => crate::gpu::sum(self, rs)?.reshape(dims),
-        }
+        Sum { x: self, rs, dims }.run(self)
     }
 
     /// Sum of all elements, as a tensor of shape [].
@@ -49,20 +111,7 @@ impl Tensor {
         }
         let rs = ReduceShape::new(self.dims(), d);
         let dims = reduced_dims(self.dims(), d, keepdim);
-        match self.device() {
-            Device::Cpu => with_real!(self.dtype(), "max", T => {
-                let x = self.cpu_real::<T>("max")?;
-                let (v, i) = cpu::max(&x, rs);
-                Ok((
-                    Tensor::from_real(v, dims.clone(), self.dtype()),
-                    Tensor::from_vec(i, dims, &Device::Cpu)?,
-                ))
-            }),
-            Device::Gpu(_) => {
-                let (v, i) = crate::gpu::max(self, rs)?;
-                Ok((v.reshape(dims.clone())?, i.reshape(dims)?))
-            }
-        }
+        Max { x: self, rs, dims }.run(self)
     }
 
     /// Sums away the dimensions along which `shape` was broadcast to this
@@ -101,13 +150,7 @@ impl Tensor {
     fn softmax_impl(&self, dim: isize, log: bool) -> Result<Tensor> {
         let d = self.shape().dim_index("softmax", dim)?;
         let rs = ReduceShape::new(self.dims(), d);
-        match self.device() {
-            Device::Cpu => with_real!(self.dtype(), "softmax", T => {
-                let x = self.cpu_real::<T>("softmax")?;
-                Ok(Tensor::from_real(cpu_softmax::softmax(&x, rs, log), self.shape().clone(), self.dtype()))
-            }),
-            Device::Gpu(_) => crate::gpu::softmax(self, rs, log),
-        }
+        Softmax { x: self, rs, log }.run(self)
     }
 
     /// Index tensors must be u32.

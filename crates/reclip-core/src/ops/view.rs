@@ -95,6 +95,8 @@ impl Tensor {
             }
         }
         dims[d] = tensors.iter().map(|t| t.dims()[d]).sum();
+        // A copy of any dtype, u32 included, as `Tensor::copy` is: storage
+        // machinery, not a `DeviceOp` (whose paths compute in a float type).
         match first.device() {
             Device::Cpu => {
                 // Row-major concat: interleave the inputs' [outer, size_i*inner] blocks.
