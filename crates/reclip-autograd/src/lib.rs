@@ -8,9 +8,11 @@
 //! single nodes with hand-written backward kernels.
 
 pub mod gradcheck;
+mod op;
 mod ops;
 mod param;
 mod tape;
 
-pub use param::Param;
+pub use op::Op;
+pub use param::{FollowsParams, Param};
 pub use tape::{Backward, Gradients, Tape, Var};

@@ -82,3 +82,11 @@ impl std::fmt::Debug for Param {
         write!(f, "Param({}, {:?})", self.name(), self.value())
     }
 }
+
+/// State kept beside parameters, such as an optimizer's moments, that must
+/// follow when a model replaces a parameter's value with a resized one.
+pub trait FollowsParams {
+    /// `param`'s value was replaced by `resize` of its old value; `resize`
+    /// maps any tensor of the old shape the same way.
+    fn resized(&mut self, param: &Param, resize: &dyn Fn(&Tensor) -> Result<Tensor>) -> Result<()>;
+}

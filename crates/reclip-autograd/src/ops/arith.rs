@@ -1,4 +1,4 @@
-use crate::Var;
+use crate::{Op, Var};
 use reclip_core::ops::{BinaryOp, UnaryOp};
 use reclip_core::{Result, Tensor};
 
@@ -6,35 +6,140 @@ fn reduce_to(g: Tensor, like: &Tensor) -> Result<Tensor> {
     g.sum_to_shape(like.shape())
 }
 
+/// `op(a, b)` with broadcasting; each gradient is summed back to its input's shape.
+struct Binary {
+    op: BinaryOp,
+}
+
+/// The operands and the output (the quotient's gradient reuses it).
+struct BinarySaved {
+    a: Tensor,
+    b: Tensor,
+    out: Tensor,
+}
+
+impl Op<2> for Binary {
+    const NAME: &'static str = "binary";
+
+    fn name(&self) -> &'static str {
+        self.op.name()
+    }
+    type Saved = BinarySaved;
+
+    fn forward(&self, [a, b]: [&Tensor; 2], _: [bool; 2]) -> Result<(Tensor, BinarySaved)> {
+        let out = a.binary(self.op, b)?;
+        Ok((out.clone(), BinarySaved { a: a.clone(), b: b.clone(), out }))
+    }
+
+    fn backward(self, s: BinarySaved, g: &Tensor, needs: [bool; 2]) -> Result<[Option<Tensor>; 2]> {
+        let BinarySaved { a, b, out } = s;
+        let (da, db) = match self.op {
+            BinaryOp::Add => (needs[0].then(|| g.clone()), needs[1].then(|| g.clone())),
+            BinaryOp::Sub => (needs[0].then(|| g.clone()), needs[1].then(|| g.neg()).transpose()?),
+            BinaryOp::Mul => (needs[0].then(|| g.mul(&b)).transpose()?, needs[1].then(|| g.mul(&a)).transpose()?),
+            BinaryOp::Div => {
+                (needs[0].then(|| g.div(&b)).transpose()?, needs[1].then(|| g.mul(&out)?.div(&b)?.neg()).transpose()?)
+            }
+            op @ (BinaryOp::Max | BinaryOp::Min) => {
+                // The gradient goes to the selected side; ties go to the left.
+                // Left wins when a >= b (max) or a <= b (min): 1 - step(loser - winner).
+                let left_wins = match op {
+                    BinaryOp::Max => b.sub(&a)?,
+                    _ => a.sub(&b)?,
+                }
+                .unary(UnaryOp::Step)?
+                .affine(-1.0, 1.0)?;
+                let ga = g.mul(&left_wins)?;
+                (needs[0].then(|| ga.clone()), needs[1].then(|| g.sub(&ga)).transpose()?)
+            }
+        };
+        Ok([da.map(|d| reduce_to(d, &a)).transpose()?, db.map(|d| reduce_to(d, &b)).transpose()?])
+    }
+}
+
+/// `op(x)` elementwise.
+struct Unary {
+    op: UnaryOp,
+}
+
+/// The input and the output, whichever the derivative is written in.
+struct UnarySaved {
+    x: Tensor,
+    y: Tensor,
+}
+
+impl Op<1> for Unary {
+    const NAME: &'static str = "unary";
+
+    fn name(&self) -> &'static str {
+        self.op.name()
+    }
+    type Saved = UnarySaved;
+
+    fn forward(&self, [x]: [&Tensor; 1], _: [bool; 1]) -> Result<(Tensor, UnarySaved)> {
+        let y = x.unary(self.op)?;
+        Ok((y.clone(), UnarySaved { x: x.clone(), y }))
+    }
+
+    fn backward(self, s: UnarySaved, g: &Tensor, _: [bool; 1]) -> Result<[Option<Tensor>; 1]> {
+        let UnarySaved { x, y } = s;
+        let dx = match self.op {
+            UnaryOp::Neg => g.neg()?,
+            UnaryOp::Exp => g.mul(&y)?,
+            UnaryOp::Log => g.div(&x)?,
+            UnaryOp::Sqrt => g.div(&y)?.scale(0.5)?,
+            UnaryOp::Recip => g.mul(&y.sqr()?)?.neg()?,
+            UnaryOp::Sqr => g.mul(&x)?.scale(2.0)?,
+            UnaryOp::Tanh => g.mul(&y.sqr()?.affine(-1.0, 1.0)?)?,
+            UnaryOp::Sigmoid => g.mul(&y.mul(&y.affine(-1.0, 1.0)?)?)?,
+            UnaryOp::Relu => g.mul(&x.unary(UnaryOp::Step)?)?,
+            UnaryOp::Abs => g.mul(&x.unary(UnaryOp::Sign)?)?,
+            UnaryOp::Step | UnaryOp::Sign => g.zeros_like()?,
+        };
+        Ok([Some(dx)])
+    }
+}
+
+/// `x * mul + add`.
+struct Affine {
+    mul: f64,
+    add: f64,
+}
+
+impl Op<1> for Affine {
+    const NAME: &'static str = "affine";
+    type Saved = ();
+
+    fn forward(&self, [x]: [&Tensor; 1], _: [bool; 1]) -> Result<(Tensor, ())> {
+        Ok((x.affine(self.mul, self.add)?, ()))
+    }
+
+    fn backward(self, _: (), g: &Tensor, _: [bool; 1]) -> Result<[Option<Tensor>; 1]> {
+        Ok([Some(g.scale(self.mul)?)])
+    }
+}
+
+/// `x ^ e`; the backward needs `x`.
+struct Powf {
+    e: f64,
+}
+
+impl Op<1> for Powf {
+    const NAME: &'static str = "powf";
+    type Saved = Tensor;
+
+    fn forward(&self, [x]: [&Tensor; 1], _: [bool; 1]) -> Result<(Tensor, Tensor)> {
+        Ok((x.powf(self.e)?, x.clone()))
+    }
+
+    fn backward(self, x: Tensor, g: &Tensor, _: [bool; 1]) -> Result<[Option<Tensor>; 1]> {
+        Ok([Some(g.mul(&x.powf(self.e - 1.0)?.scale(self.e)?)?)])
+    }
+}
+
 impl Var {
     fn binary(&self, op: BinaryOp, rhs: &Var) -> Result<Var> {
-        let out = self.tensor().binary(op, rhs.tensor())?;
-        let (a, b) = (self.tensor().clone(), rhs.tensor().clone());
-        let saved_out = out.clone();
-        Var::from_op(op.name(), &[self, rhs], out, move |g: &Tensor, needs: &[bool]| {
-            let (da, db) = match op {
-                BinaryOp::Add => (needs[0].then(|| g.clone()), needs[1].then(|| g.clone())),
-                BinaryOp::Sub => (needs[0].then(|| g.clone()), needs[1].then(|| g.neg()).transpose()?),
-                BinaryOp::Mul => (needs[0].then(|| g.mul(&b)).transpose()?, needs[1].then(|| g.mul(&a)).transpose()?),
-                BinaryOp::Div => (
-                    needs[0].then(|| g.div(&b)).transpose()?,
-                    needs[1].then(|| g.mul(&saved_out)?.div(&b)?.neg()).transpose()?,
-                ),
-                BinaryOp::Max | BinaryOp::Min => {
-                    // The gradient goes to the selected side; ties go to the left.
-                    // Left wins when a >= b (max) or a <= b (min): 1 - step(loser - winner).
-                    let left_wins = match op {
-                        BinaryOp::Max => b.sub(&a)?,
-                        _ => a.sub(&b)?,
-                    }
-                    .unary(UnaryOp::Step)?
-                    .affine(-1.0, 1.0)?;
-                    let ga = g.mul(&left_wins)?;
-                    (needs[0].then(|| ga.clone()), needs[1].then(|| g.sub(&ga)).transpose()?)
-                }
-            };
-            Ok(vec![da.map(|d| reduce_to(d, &a)).transpose()?, db.map(|d| reduce_to(d, &b)).transpose()?])
-        })
+        Binary { op }.apply([self, rhs])
     }
 
     pub fn add(&self, rhs: &Var) -> Result<Var> {
@@ -62,25 +167,7 @@ impl Var {
     }
 
     pub fn unary(&self, op: UnaryOp) -> Result<Var> {
-        let x = self.tensor().clone();
-        let out = x.unary(op)?;
-        let y = out.clone();
-        Var::from_op(op.name(), &[self], out, move |g: &Tensor, _: &[bool]| {
-            let dx = match op {
-                UnaryOp::Neg => g.neg()?,
-                UnaryOp::Exp => g.mul(&y)?,
-                UnaryOp::Log => g.div(&x)?,
-                UnaryOp::Sqrt => g.div(&y)?.scale(0.5)?,
-                UnaryOp::Recip => g.mul(&y.sqr()?)?.neg()?,
-                UnaryOp::Sqr => g.mul(&x)?.scale(2.0)?,
-                UnaryOp::Tanh => g.mul(&y.sqr()?.affine(-1.0, 1.0)?)?,
-                UnaryOp::Sigmoid => g.mul(&y.mul(&y.affine(-1.0, 1.0)?)?)?,
-                UnaryOp::Relu => g.mul(&x.unary(UnaryOp::Step)?)?,
-                UnaryOp::Abs => g.mul(&x.unary(UnaryOp::Sign)?)?,
-                UnaryOp::Step | UnaryOp::Sign => g.zeros_like()?,
-            };
-            Ok(vec![Some(dx)])
-        })
+        Unary { op }.apply([self])
     }
 
     pub fn neg(&self) -> Result<Var> {
@@ -125,8 +212,7 @@ impl Var {
 
     /// `self * mul + add`.
     pub fn affine(&self, mul: f64, add: f64) -> Result<Var> {
-        let out = self.tensor().affine(mul, add)?;
-        Var::from_op("affine", &[self], out, move |g: &Tensor, _: &[bool]| Ok(vec![Some(g.scale(mul)?)]))
+        Affine { mul, add }.apply([self])
     }
 
     pub fn scale(&self, s: f64) -> Result<Var> {
@@ -134,10 +220,6 @@ impl Var {
     }
 
     pub fn powf(&self, e: f64) -> Result<Var> {
-        let x = self.tensor().clone();
-        let out = x.powf(e)?;
-        Var::from_op("powf", &[self], out, move |g: &Tensor, _: &[bool]| {
-            Ok(vec![Some(g.mul(&x.powf(e - 1.0)?.scale(e)?)?)])
-        })
+        Powf { e }.apply([self])
     }
 }
