@@ -1,12 +1,10 @@
 //! Launches of the attention kernels (kernels/attention.cu) on any GPU device:
 //! the CUDA runtime or the emulator.
 
-use crate::AttentionShape;
 use crate::tiles::Tiles;
-use reclip_core::gpu::{device_of, int_arg};
-use reclip_core::{DType, Error, KernelArg, Launch, Result, Tensor, kernel_name};
-
-const OP: &str = "attention";
+use crate::{AttentionShape, OP};
+use reclip_core::gpu::{i32_arg, ptr};
+use reclip_core::{DType, Error, GpuDevice, KernelArg, Launch, Result, Tensor, kernel_name};
 
 /// The kernels read rows in 4-element vectors: a tensor goes in contiguous,
 /// its first element 16-byte aligned (a copy fixes an odd view offset).
@@ -36,17 +34,16 @@ fn kernel(which: Kernel, head_width: usize, dtype: DType) -> Result<&'static str
     }
 }
 
-/// Launches `name` with the tensor pointers `ptrs`, then the problem's shape.
+/// Launches `name` with the buffers' pointers `args`, then the problem's shape.
 fn launch(
-    t: &Tensor,
+    dev: &GpuDevice,
     name: &'static str,
-    ptrs: &[u64],
+    mut args: Vec<KernelArg>,
     shape: &AttentionShape,
     causal: bool,
     tiles: &Tiles,
     shared: usize,
 ) -> Result<()> {
-    let mut args: Vec<KernelArg> = ptrs.iter().map(|&p| KernelArg::Ptr(p)).collect();
     for (what, v) in [
         ("batch·heads", shape.pairs()),
         ("sequence length", shape.len),
@@ -57,7 +54,7 @@ fn launch(
         ("tile", tiles.tile),
         ("shared memory", shared),
     ] {
-        args.push(KernelArg::I32(int_arg(OP, what, v)?));
+        args.push(i32_arg(OP, what, v)?);
     }
     let launch = Launch {
         kernel: name,
@@ -66,11 +63,11 @@ fn launch(
         shared_bytes: shared as u32,
         args: &args,
     };
-    device_of(t)?.launch(&launch)
+    dev.launch(&launch)
 }
 
 /// Output `[batch, len, width]` and f32 logsumexp `[batch, heads, len]`.
-pub fn forward(qkv: &Tensor, shape: &AttentionShape, causal: bool) -> Result<(Tensor, Tensor)> {
+pub fn forward(dev: &GpuDevice, qkv: &Tensor, shape: &AttentionShape, causal: bool) -> Result<(Tensor, Tensor)> {
     let name = kernel(Kernel::Forward, shape.head_width, qkv.dtype())?;
     let out = Tensor::empty(shape.out_dims(), qkv.dtype(), qkv.device())?;
     let lse = Tensor::empty(shape.lse_dims(), DType::F32, qkv.device())?;
@@ -79,14 +76,15 @@ pub fn forward(qkv: &Tensor, shape: &AttentionShape, causal: bool) -> Result<(Te
     }
     let qkv = aligned(qkv)?;
     let tiles = Tiles::new(shape.len, shape.head_width, shape.pairs())?;
-    let ptrs = [qkv.gpu_ptr()?, out.gpu_ptr()?, lse.gpu_ptr()?];
-    launch(&qkv, name, &ptrs, shape, causal, &tiles, tiles.forward_shared_bytes())?;
+    let args = vec![ptr(&qkv)?, ptr(&out)?, ptr(&lse)?];
+    launch(dev, name, args, shape, causal, &tiles, tiles.forward_shared_bytes())?;
     Ok((out, lse))
 }
 
 /// d(qkv) `[batch, len, 3·width]`: one kernel for dQ (which also leaves
 /// rowsum(dO ∘ O) in a scratch buffer), then one for dK and dV.
 pub fn backward(
+    dev: &GpuDevice,
     qkv: &Tensor,
     out: &Tensor,
     lse: &Tensor,
@@ -103,9 +101,8 @@ pub fn backward(
     let (qkv, out, lse, d_out) = (aligned(qkv)?, aligned(out)?, lse.contiguous()?, aligned(d_out)?);
     let delta = Tensor::empty([shape.pairs(), shape.len], DType::F32, qkv.device())?;
     let tiles = Tiles::new(shape.len, shape.head_width, shape.pairs())?;
-    let (q, o, g, s, d, dq) =
-        (qkv.gpu_ptr()?, out.gpu_ptr()?, d_out.gpu_ptr()?, lse.gpu_ptr()?, delta.gpu_ptr()?, d_qkv.gpu_ptr()?);
-    launch(&qkv, dq_name, &[q, o, g, s, d, dq], shape, causal, &tiles, tiles.dq_shared_bytes())?;
-    launch(&qkv, dkv_name, &[q, g, s, d, dq], shape, causal, &tiles, tiles.dkv_shared_bytes())?;
+    let (q, o, g, s, d, dq) = (ptr(&qkv)?, ptr(&out)?, ptr(&d_out)?, ptr(&lse)?, ptr(&delta)?, ptr(&d_qkv)?);
+    launch(dev, dq_name, vec![q, o, g, s, d, dq], shape, causal, &tiles, tiles.dq_shared_bytes())?;
+    launch(dev, dkv_name, vec![q, g, s, d, dq], shape, causal, &tiles, tiles.dkv_shared_bytes())?;
     Ok(d_qkv)
 }

@@ -2,7 +2,8 @@
 //! it, built for CLIP's short sequences (17 to 197 tokens, 77 for text).
 //!
 //! - [`multi_head_attention`]: the whole layer — packed in-projection
-//!   `[3D, D]` with bias, attention, out-projection `[D, D]` with bias.
+//!   `[3D, D]` with bias, attention, out-projection `[D, D]` with bias; the
+//!   projections are `reclip_mlp::linear` layers.
 //! - [`attention`]: the core `softmax(Q·Kᵀ/√d)·V` over the packed
 //!   in-projection output, one tape node whose backward yields d(qkv) in the
 //!   packed layout. On a GPU device it is one fused forward kernel (scores
@@ -16,15 +17,17 @@
 
 mod cpu;
 mod gpu;
+mod layer;
 mod shape;
 pub mod tiles;
 
+pub use layer::{attention, multi_head_attention};
 pub use shape::AttentionShape;
 
-use reclip_autograd::Var;
-use reclip_core::{Device, Error, Result, Tensor, with_real};
+use reclip_core::{DeviceOp, GpuDevice, Real, Result, Tensor};
 
 const OP: &str = "attention";
+const BACKWARD: &str = "attention backward";
 
 /// What the forward keeps for the backward besides its input.
 #[derive(Clone, Debug)]
@@ -36,23 +39,67 @@ pub struct AttentionOutput {
     pub lse: Tensor,
 }
 
+/// The forward on one device.
+struct Forward<'a> {
+    qkv: &'a Tensor,
+    shape: AttentionShape,
+    causal: bool,
+}
+
+impl DeviceOp for Forward<'_> {
+    type Output = AttentionOutput;
+    const NAME: &'static str = OP;
+
+    fn cpu<T: Real>(self) -> Result<AttentionOutput> {
+        let (out, lse) = cpu::forward::<T>(&self.qkv.cpu_real::<T>(OP)?, &self.shape, self.causal);
+        let dtype = self.qkv.dtype();
+        Ok(AttentionOutput {
+            out: Tensor::from_real(out, self.shape.out_dims(), dtype),
+            lse: Tensor::from_real(lse, self.shape.lse_dims(), AttentionShape::lse_dtype(dtype)),
+        })
+    }
+
+    fn gpu(self, device: &GpuDevice) -> Result<AttentionOutput> {
+        let (out, lse) = gpu::forward(device, self.qkv, &self.shape, self.causal)?;
+        Ok(AttentionOutput { out, lse })
+    }
+}
+
 /// Attention over a packed in-projection output `qkv` `[batch, len, 3·width]`
 /// (q | k | v along the last dimension, head h in columns h·d .. (h+1)·d of
 /// each part).
 pub fn attention_forward(qkv: &Tensor, heads: usize, causal: bool) -> Result<AttentionOutput> {
     let shape = AttentionShape::of_qkv(OP, qkv, heads)?;
-    match qkv.device() {
-        Device::Cpu => with_real!(qkv.dtype(), OP, T => {
-            let (out, lse) = cpu::forward::<T>(&qkv.cpu_real::<T>(OP)?, &shape, causal);
-            Ok(AttentionOutput {
-                out: Tensor::from_real(out, shape.out_dims(), qkv.dtype()),
-                lse: Tensor::from_real(lse, shape.lse_dims(), AttentionShape::lse_dtype(qkv.dtype())),
-            })
-        }),
-        Device::Gpu(_) => {
-            let (out, lse) = gpu::forward(qkv, &shape, causal)?;
-            Ok(AttentionOutput { out, lse })
-        }
+    Forward { qkv, shape, causal }.run(qkv)
+}
+
+/// The backward on one device.
+struct Backward<'a> {
+    qkv: &'a Tensor,
+    fwd: &'a AttentionOutput,
+    d_out: &'a Tensor,
+    shape: AttentionShape,
+    causal: bool,
+}
+
+impl DeviceOp for Backward<'_> {
+    type Output = Tensor;
+    const NAME: &'static str = BACKWARD;
+
+    fn cpu<T: Real>(self) -> Result<Tensor> {
+        let d_qkv = cpu::backward::<T>(
+            &self.qkv.cpu_real::<T>(BACKWARD)?,
+            &self.fwd.out.cpu_real::<T>(BACKWARD)?,
+            &self.fwd.lse.cpu_real::<T>(BACKWARD)?,
+            &self.d_out.cpu_real::<T>(BACKWARD)?,
+            &self.shape,
+            self.causal,
+        );
+        Ok(Tensor::from_real(d_qkv, self.qkv.shape().clone(), self.qkv.dtype()))
+    }
+
+    fn gpu(self, device: &GpuDevice) -> Result<Tensor> {
+        gpu::backward(device, self.qkv, &self.fwd.out, &self.fwd.lse, self.d_out, &self.shape, self.causal)
     }
 }
 
@@ -65,76 +112,10 @@ pub fn attention_backward(
     heads: usize,
     causal: bool,
 ) -> Result<Tensor> {
-    let shape = AttentionShape::of_qkv("attention backward", qkv, heads)?;
-    let op = "attention backward";
-    AttentionShape::check(op, "the output", &fwd.out, &shape.out_dims(), qkv.dtype(), qkv)?;
-    AttentionShape::check(op, "the output's gradient", d_out, &shape.out_dims(), qkv.dtype(), qkv)?;
+    let shape = AttentionShape::of_qkv(BACKWARD, qkv, heads)?;
+    AttentionShape::check(BACKWARD, "the output", &fwd.out, &shape.out_dims(), qkv.dtype(), qkv)?;
+    AttentionShape::check(BACKWARD, "the output's gradient", d_out, &shape.out_dims(), qkv.dtype(), qkv)?;
     let lse_dtype = AttentionShape::lse_dtype(qkv.dtype());
-    AttentionShape::check(op, "the logsumexp", &fwd.lse, &shape.lse_dims(), lse_dtype, qkv)?;
-    match qkv.device() {
-        Device::Cpu => with_real!(qkv.dtype(), op, T => {
-            let d_qkv = cpu::backward::<T>(
-                &qkv.cpu_real::<T>(op)?,
-                &fwd.out.cpu_real::<T>(op)?,
-                &fwd.lse.cpu_real::<T>(op)?,
-                &d_out.cpu_real::<T>(op)?,
-                &shape,
-                causal,
-            );
-            Ok(Tensor::from_real(d_qkv, qkv.shape().clone(), qkv.dtype()))
-        }),
-        Device::Gpu(_) => gpu::backward(qkv, &fwd.out, &fwd.lse, d_out, &shape, causal),
-    }
-}
-
-/// Attention over the packed in-projection output `qkv` `[batch, len,
-/// 3·width]`; returns `[batch, len, width]` with the heads concatenated, as
-/// the out-projection reads it. One tape node.
-pub fn attention(qkv: &Var, heads: usize, causal: bool) -> Result<Var> {
-    let fwd = attention_forward(qkv.tensor(), heads, causal)?;
-    let out = fwd.out.clone();
-    let input = qkv.tensor().clone();
-    Var::from_op(OP, &[qkv], out, move |g: &Tensor, _: &[bool]| {
-        Ok(vec![Some(attention_backward(&input, &fwd, g, heads, causal)?)])
-    })
-}
-
-/// `nn.MultiheadAttention` self-attention on `x` `[batch, len, width]`:
-/// `qkv = x·W_inᵀ + b_in`, attention, then `·W_outᵀ + b_out`.
-pub fn multi_head_attention(
-    x: &Var,
-    in_proj_weight: &Var,
-    in_proj_bias: &Var,
-    out_proj_weight: &Var,
-    out_proj_bias: &Var,
-    heads: usize,
-    causal: bool,
-) -> Result<Var> {
-    let op = "multi_head_attention";
-    let dims = x.tensor().dims();
-    if dims.len() != 3 {
-        return Err(Error::invalid(op, format!("x must be [batch, tokens, width], got shape {}", x.tensor().shape())));
-    }
-    let w = dims[2];
-    for (what, t, want) in [
-        ("in_proj_weight", in_proj_weight, vec![3 * w, w]),
-        ("in_proj_bias", in_proj_bias, vec![3 * w]),
-        ("out_proj_weight", out_proj_weight, vec![w, w]),
-        ("out_proj_bias", out_proj_bias, vec![w]),
-    ] {
-        if t.tensor().dims() != want.as_slice() {
-            return Err(Error::invalid(
-                op,
-                format!(
-                    "{what} must have shape {} for x of shape {}, got {}",
-                    reclip_core::Shape::new(want),
-                    x.tensor().shape(),
-                    t.tensor().shape()
-                ),
-            ));
-        }
-    }
-    let qkv = x.matmul(&in_proj_weight.transpose(0, 1)?)?.add(in_proj_bias)?;
-    let heads_out = attention(&qkv, heads, causal)?;
-    heads_out.matmul(&out_proj_weight.transpose(0, 1)?)?.add(out_proj_bias)
+    AttentionShape::check(BACKWARD, "the logsumexp", &fwd.lse, &shape.lse_dims(), lse_dtype, qkv)?;
+    Backward { qkv, fwd, d_out, shape, causal }.run(qkv)
 }

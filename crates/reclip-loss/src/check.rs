@@ -1,7 +1,7 @@
 //! Validation of the loss's inputs: every bad shape, dtype or device is an
 //! error naming the op and the tensor.
 
-use crate::pass::compute_dtype;
+use crate::primitives::compute_dtype;
 use reclip_core::{DType, Error, Result, Shape, Tensor};
 
 /// The (rows, d) of an embedding matrix.

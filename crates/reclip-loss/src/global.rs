@@ -1,8 +1,8 @@
 //! The single-rank loss: all B pairs of one batch on one device.
 
 use crate::check::{self, LogScale};
-use crate::pass::{self, GradTerms, Normalized, compute_dtype};
-use reclip_autograd::Var;
+use crate::primitives::{self, GradTerms, Normalized, compute_dtype};
+use reclip_autograd::{Op, Var};
 use reclip_core::{DType, Result, Tensor};
 
 const OP: &str = "clip_loss";
@@ -40,12 +40,12 @@ pub fn clip_loss_forward(image: &Tensor, text: &Tensor, log_scale: &Tensor) -> R
     }
     check::same_kind(OP, &[("image_features", image), ("text_features", text)])?;
     let log_scale = LogScale::new(OP, log_scale, image)?;
-    let image_n = pass::normalize(&image.contiguous()?)?;
-    let text_n = pass::normalize(&text.contiguous()?)?;
+    let image_n = primitives::normalize(&image.contiguous()?)?;
+    let text_n = primitives::normalize(&text.contiguous()?)?;
     let t = &log_scale.value;
-    let (lse_rows, label_rows) = pass::lse_rows(&image_n.hat, &text_n.hat, t, 0)?;
-    let (lse_cols, label_cols) = pass::lse_rows(&text_n.hat, &image_n.hat, t, 0)?;
-    let loss = pass::loss_value(&lse_rows, &label_rows, &lse_cols, &label_cols)?;
+    let (lse_rows, label_rows) = primitives::lse_rows(&image_n.hat, &text_n.hat, t, 0)?;
+    let (lse_cols, label_cols) = primitives::lse_rows(&text_n.hat, &image_n.hat, t, 0)?;
+    let loss = primitives::loss_value(&lse_rows, &label_rows, &lse_cols, &label_cols)?;
     let saved = ClipLossSaved { image: image_n, text: text_n, lse_rows, lse_cols, log_scale, dtype: image.dtype() };
     Ok((loss, saved))
 }
@@ -67,8 +67,8 @@ pub fn clip_loss_backward(saved: &ClipLossSaved, grad_loss: &Tensor) -> Result<C
     };
     // Each side's gradient is taken back through the normalisation and its
     // f32 form dropped before the next sweep, which lowers the peak.
-    let (d_image_hat, dt_rows) = pass::grad_rows(&saved.image.hat, &saved.text.hat, t, &g, &image_terms)?;
-    let image = pass::denormalize(&saved.image, &d_image_hat, saved.dtype)?;
+    let (d_image_hat, dt_rows) = primitives::grad_rows(&saved.image.hat, &saved.text.hat, t, &g, &image_terms)?;
+    let image = primitives::denormalize(&saved.image, &d_image_hat, saved.dtype)?;
     drop(d_image_hat);
     let text_terms = GradTerms {
         own: Some((&saved.lse_cols, w)),
@@ -77,10 +77,10 @@ pub fn clip_loss_backward(saved: &ClipLossSaved, grad_loss: &Tensor) -> Result<C
         label_offset: 0,
         with_dt: false,
     };
-    let (d_text_hat, _) = pass::grad_rows(&saved.text.hat, &saved.image.hat, t, &g, &text_terms)?;
-    let text = pass::denormalize(&saved.text, &d_text_hat, saved.dtype)?;
+    let (d_text_hat, _) = primitives::grad_rows(&saved.text.hat, &saved.image.hat, t, &g, &text_terms)?;
+    let text = primitives::denormalize(&saved.text, &d_text_hat, saved.dtype)?;
     let dt_rows = dt_rows.expect("grad_rows returns the dt partial sums it was asked for");
-    let log_scale = saved.log_scale.grad_like(pass::dt_value(&[&dt_rows], t)?)?;
+    let log_scale = saved.log_scale.grad_like(primitives::dt_value(&[&dt_rows], t)?)?;
     Ok(ClipLossGrads { image, text, log_scale })
 }
 
@@ -93,9 +93,22 @@ pub fn clip_loss_backward(saved: &ClipLossSaved, grad_loss: &Tensor) -> Result<C
 /// gradient with respect to t is zero where t > [`crate::MAX_LOG_SCALE`]
 /// (ln 100 as an f32), where the clamp of the scale is active.
 pub fn clip_loss(image_features: &Var, text_features: &Var, log_scale: &Var) -> Result<Var> {
-    let (loss, saved) = clip_loss_forward(image_features.tensor(), text_features.tensor(), log_scale.tensor())?;
-    Var::from_op(OP, &[image_features, text_features, log_scale], loss, move |g: &Tensor, needs: &[bool]| {
-        let grads = clip_loss_backward(&saved, g)?;
-        Ok(vec![needs[0].then_some(grads.image), needs[1].then_some(grads.text), needs[2].then_some(grads.log_scale)])
-    })
+    ClipLoss.apply([image_features, text_features, log_scale])
+}
+
+/// The loss node: inputs image features, text features, log-temperature.
+struct ClipLoss;
+
+impl Op<3> for ClipLoss {
+    const NAME: &'static str = OP;
+    type Saved = ClipLossSaved;
+
+    fn forward(&self, [image, text, log_scale]: [&Tensor; 3], _: [bool; 3]) -> Result<(Tensor, ClipLossSaved)> {
+        clip_loss_forward(image, text, log_scale)
+    }
+
+    fn backward(self, saved: ClipLossSaved, grad: &Tensor, needs: [bool; 3]) -> Result<[Option<Tensor>; 3]> {
+        let grads = clip_loss_backward(&saved, grad)?;
+        Ok([needs[0].then_some(grads.image), needs[1].then_some(grads.text), needs[2].then_some(grads.log_scale)])
+    }
 }

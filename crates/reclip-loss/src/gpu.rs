@@ -3,9 +3,9 @@
 //! The scale and the upstream gradient stay on the device: kernels read them
 //! through pointers, so nothing waits for the host.
 
-use crate::pass::{GradTerms, Normalized};
-use reclip_core::gpu::{device_of, int_arg};
-use reclip_core::{DType, Error, KernelArg, Launch, Result, Shape, Tensor, kernel_name};
+use crate::primitives::{GradTerms, Normalized};
+use reclip_core::gpu::{i32_arg, optional_ptr, ptr};
+use reclip_core::{DType, Error, GpuDevice, KernelArg, Launch, Result, Shape, Tensor, kernel_name};
 
 const OP: &str = "clip_loss";
 const THREADS: u32 = 256;
@@ -17,19 +17,9 @@ const GRAD_ROWS: usize = 32;
 /// Widest split of the embedding columns one clip_grad_rows_f32 block accumulates.
 const GRAD_SPLIT: usize = 512;
 
-fn dims(x: &Tensor) -> Result<(i32, i32)> {
-    Ok((int_arg(OP, "rows", x.dims()[0])?, int_arg(OP, "embedding dim", x.dims()[1])?))
-}
-
-fn ptr(t: &Tensor) -> Result<KernelArg> {
-    Ok(KernelArg::Ptr(t.gpu_ptr()?))
-}
-
-fn optional_ptr(t: Option<&Tensor>) -> Result<KernelArg> {
-    Ok(KernelArg::Ptr(match t {
-        Some(t) => t.gpu_ptr()?,
-        None => 0,
-    }))
+/// The rows and the width of a matrix as kernel arguments.
+fn dims(x: &Tensor) -> Result<(KernelArg, KernelArg)> {
+    Ok((i32_arg(OP, "rows", x.dims()[0])?, i32_arg(OP, "embedding dim", x.dims()[1])?))
 }
 
 fn offset_arg(offset: isize) -> Result<KernelArg> {
@@ -42,47 +32,44 @@ fn blocks(rows: usize, per_block: usize) -> u32 {
     rows.div_ceil(per_block) as u32
 }
 
-pub fn normalize(x: &Tensor) -> Result<Normalized> {
+pub fn normalize(dev: &GpuDevice, x: &Tensor) -> Result<Normalized> {
     let (rows, d) = dims(x)?;
     let hat = Tensor::empty(x.shape().clone(), DType::F32, x.device())?;
     let norm = Tensor::empty([x.dims()[0]], DType::F32, x.device())?;
     let kernel = kernel_name!("clip_normalize", x.dtype(), OP)?;
-    let args = [ptr(x)?, ptr(&hat)?, ptr(&norm)?, KernelArg::I32(rows), KernelArg::I32(d)];
-    device_of(x)?.launch(&Launch::linear(kernel, blocks(x.dims()[0], WARP_ROWS), THREADS, &args))?;
+    let args = [ptr(x)?, ptr(&hat)?, ptr(&norm)?, rows, d];
+    dev.launch(&Launch::linear(kernel, blocks(x.dims()[0], WARP_ROWS), THREADS, &args))?;
     Ok(Normalized { hat, norm })
 }
 
-pub fn denormalize(x: &Normalized, dhat: &Tensor, dtype: DType) -> Result<Tensor> {
+pub fn denormalize(dev: &GpuDevice, x: &Normalized, dhat: &Tensor, dtype: DType) -> Result<Tensor> {
     let (rows, d) = dims(&x.hat)?;
     let dx = Tensor::empty(x.hat.shape().clone(), dtype, x.hat.device())?;
     let kernel = kernel_name!("clip_denormalize", dtype, OP)?;
-    let args = [ptr(&x.hat)?, ptr(&x.norm)?, ptr(dhat)?, ptr(&dx)?, KernelArg::I32(rows), KernelArg::I32(d)];
-    device_of(dhat)?.launch(&Launch::linear(kernel, blocks(x.hat.dims()[0], WARP_ROWS), THREADS, &args))?;
+    let args = [ptr(&x.hat)?, ptr(&x.norm)?, ptr(dhat)?, ptr(&dx)?, rows, d];
+    dev.launch(&Launch::linear(kernel, blocks(x.hat.dims()[0], WARP_ROWS), THREADS, &args))?;
     Ok(dx)
 }
 
-pub fn lse_rows(a: &Tensor, c: &Tensor, log_scale: &Tensor, label_offset: isize) -> Result<(Tensor, Tensor)> {
+pub fn lse_rows(
+    dev: &GpuDevice,
+    a: &Tensor,
+    c: &Tensor,
+    log_scale: &Tensor,
+    label_offset: isize,
+) -> Result<(Tensor, Tensor)> {
     let (m, d) = dims(a)?;
     let (n, _) = dims(c)?;
     let lse = Tensor::empty([a.dims()[0]], DType::F32, a.device())?;
     let label = Tensor::empty([a.dims()[0]], DType::F32, a.device())?;
-    let args = [
-        ptr(a)?,
-        ptr(c)?,
-        ptr(log_scale)?,
-        ptr(&lse)?,
-        ptr(&label)?,
-        KernelArg::I32(m),
-        KernelArg::I32(n),
-        KernelArg::I32(d),
-        offset_arg(label_offset)?,
-    ];
+    let args = [ptr(a)?, ptr(c)?, ptr(log_scale)?, ptr(&lse)?, ptr(&label)?, m, n, d, offset_arg(label_offset)?];
     let launch = Launch::linear("clip_lse_rows_f32", blocks(a.dims()[0], LSE_ROWS), THREADS, &args);
-    device_of(a)?.launch(&launch)?;
+    dev.launch(&launch)?;
     Ok((lse, label))
 }
 
 pub fn grad_rows(
+    dev: &GpuDevice,
     a: &Tensor,
     c: &Tensor,
     log_scale: &Tensor,
@@ -109,9 +96,9 @@ pub fn grad_rows(
         offset_arg(terms.label_offset)?,
         ptr(&da)?,
         optional_ptr(dt.as_ref())?,
-        KernelArg::I32(m),
-        KernelArg::I32(n),
-        KernelArg::I32(d),
+        m,
+        n,
+        d,
         KernelArg::I32(width as i32),
     ];
     let launch = Launch {
@@ -121,32 +108,36 @@ pub fn grad_rows(
         shared_bytes: 0,
         args: &args,
     };
-    device_of(a)?.launch(&launch)?;
+    dev.launch(&launch)?;
     Ok((da, dt))
 }
 
-pub fn loss_value(lse_a: &Tensor, label_a: &Tensor, lse_b: &Tensor, label_b: &Tensor) -> Result<Tensor> {
+pub fn loss_value(
+    dev: &GpuDevice,
+    lse_a: &Tensor,
+    label_a: &Tensor,
+    lse_b: &Tensor,
+    label_b: &Tensor,
+) -> Result<Tensor> {
     let loss = Tensor::empty(Shape::new([]), DType::F32, lse_a.device())?;
-    let m = int_arg(OP, "rows", lse_a.elem_count())?;
-    let args = [ptr(lse_a)?, ptr(label_a)?, ptr(lse_b)?, ptr(label_b)?, KernelArg::I32(m), ptr(&loss)?];
-    device_of(lse_a)?.launch(&Launch::linear("clip_loss_value_f32", 1, THREADS, &args))?;
+    let m = i32_arg(OP, "rows", lse_a.elem_count())?;
+    let args = [ptr(lse_a)?, ptr(label_a)?, ptr(lse_b)?, ptr(label_b)?, m, ptr(&loss)?];
+    dev.launch(&Launch::linear("clip_loss_value_f32", 1, THREADS, &args))?;
     Ok(loss)
 }
 
 /// d(loss)/dt from one or two sets of per-row partial sums.
-pub fn dt_value(rows: &[&Tensor], log_scale: &Tensor) -> Result<Tensor> {
+pub fn dt_value(dev: &GpuDevice, rows: &[&Tensor], log_scale: &Tensor) -> Result<Tensor> {
     if rows.len() > 2 {
         return Err(Error::invalid(OP, format!("dt from {} partial sums: the kernel takes at most 2", rows.len())));
     }
     let dt = Tensor::empty([1], DType::F32, log_scale.device())?;
     let part = |i: usize| -> Result<(KernelArg, KernelArg)> {
-        match rows.get(i) {
-            Some(t) => Ok((ptr(t)?, KernelArg::I32(int_arg(OP, "rows", t.elem_count())?))),
-            None => Ok((KernelArg::Ptr(0), KernelArg::I32(0))),
-        }
+        let t = rows.get(i).copied();
+        Ok((optional_ptr(t)?, i32_arg(OP, "rows", t.map_or(0, Tensor::elem_count))?))
     };
     let ((pa, ma), (pb, mb)) = (part(0)?, part(1)?);
     let args = [pa, ma, pb, mb, ptr(log_scale)?, ptr(&dt)?];
-    device_of(log_scale)?.launch(&Launch::linear("clip_dt_value_f32", 1, THREADS, &args))?;
+    dev.launch(&Launch::linear("clip_dt_value_f32", 1, THREADS, &args))?;
     Ok(dt)
 }

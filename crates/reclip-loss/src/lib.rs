@@ -66,7 +66,7 @@ mod cpu;
 mod global;
 mod gpu;
 mod local;
-mod pass;
+mod primitives;
 
 pub use cpu::{MAX_LOG_SCALE, NORM_EPS};
 pub use global::{ClipLossGrads, ClipLossSaved, clip_loss, clip_loss_backward, clip_loss_forward};

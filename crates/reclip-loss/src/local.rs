@@ -2,8 +2,8 @@
 //! open_clip's `ClipLoss(local_loss=True)` with gathered features.
 
 use crate::check::{self, LogScale};
-use crate::pass::{self, GradTerms, Normalized, compute_dtype};
-use reclip_autograd::Var;
+use crate::primitives::{self, GradTerms, Normalized, compute_dtype};
+use reclip_autograd::{Op, Var};
 use reclip_core::{DType, Error, Result, Tensor};
 
 const OP: &str = "clip_loss_local";
@@ -90,13 +90,13 @@ pub fn clip_loss_local_forward(
     let log_scale = LogScale::new(OP, log_scale, local_image)?;
     let t = &log_scale.value;
     let label_offset = (rank * b) as isize;
-    let local_image_n = pass::normalize(&local_image.contiguous()?)?;
-    let local_text_n = pass::normalize(&local_text.contiguous()?)?;
-    let gathered_image_n = pass::normalize(&gathered_image.contiguous()?)?;
-    let gathered_text_n = pass::normalize(&gathered_text.contiguous()?)?;
-    let (lse_image, label_image) = pass::lse_rows(&local_image_n.hat, &gathered_text_n.hat, t, label_offset)?;
-    let (lse_text, label_text) = pass::lse_rows(&local_text_n.hat, &gathered_image_n.hat, t, label_offset)?;
-    let loss = pass::loss_value(&lse_image, &label_image, &lse_text, &label_text)?;
+    let local_image_n = primitives::normalize(&local_image.contiguous()?)?;
+    let local_text_n = primitives::normalize(&local_text.contiguous()?)?;
+    let gathered_image_n = primitives::normalize(&gathered_image.contiguous()?)?;
+    let gathered_text_n = primitives::normalize(&gathered_text.contiguous()?)?;
+    let (lse_image, label_image) = primitives::lse_rows(&local_image_n.hat, &gathered_text_n.hat, t, label_offset)?;
+    let (lse_text, label_text) = primitives::lse_rows(&local_text_n.hat, &gathered_image_n.hat, t, label_offset)?;
+    let loss = primitives::loss_value(&lse_image, &label_image, &lse_text, &label_text)?;
     let saved = ClipLossLocalSaved {
         local_image: local_image_n,
         local_text: local_text_n,
@@ -131,15 +131,15 @@ pub fn clip_loss_local_backward(saved: &ClipLossLocalSaved, grad_loss: &Tensor) 
     let (li, gi, lt, gt) = (&saved.local_image, &saved.gathered_image, &saved.local_text, &saved.gathered_text);
     // Each gradient goes back through the normalisation as soon as it exists.
     let grad = |a: &Normalized, c: &Normalized, terms: &GradTerms<'_>| -> Result<(Tensor, Option<Tensor>)> {
-        let (d_hat, dt) = pass::grad_rows(&a.hat, &c.hat, t, &g, terms)?;
-        Ok((pass::denormalize(a, &d_hat, saved.dtype)?, dt))
+        let (d_hat, dt) = primitives::grad_rows(&a.hat, &c.hat, t, &g, terms)?;
+        Ok((primitives::denormalize(a, &d_hat, saved.dtype)?, dt))
     };
     let (local_image, dt_image) = grad(li, gt, &local_rows(&saved.lse_image, w, off))?;
     let (gathered_text, _) = grad(gt, li, &gathered_rows(&saved.lse_image, w, off))?;
     let (local_text, dt_text) = grad(lt, gi, &local_rows(&saved.lse_text, w, off))?;
     let (gathered_image, _) = grad(gi, lt, &gathered_rows(&saved.lse_text, w, off))?;
     let expect = "grad_rows returns the dt partial sums it was asked for";
-    let dt = pass::dt_value(&[&dt_image.expect(expect), &dt_text.expect(expect)], t)?;
+    let dt = primitives::dt_value(&[&dt_image.expect(expect), &dt_text.expect(expect)], t)?;
     Ok(ClipLossLocalGrads {
         local_image,
         local_text,
@@ -158,18 +158,36 @@ pub fn clip_loss_local(
     rank: usize,
     log_scale: &Var,
 ) -> Result<Var> {
-    let (loss, saved) = clip_loss_local_forward(
-        local_image.tensor(),
-        local_text.tensor(),
-        gathered_image.tensor(),
-        gathered_text.tensor(),
-        rank,
-        log_scale.tensor(),
-    )?;
-    let inputs = [local_image, local_text, gathered_image, gathered_text, log_scale];
-    Var::from_op(OP, &inputs, loss, move |g: &Tensor, needs: &[bool]| {
-        let grads = clip_loss_local_backward(&saved, g)?;
-        let all = [grads.local_image, grads.local_text, grads.gathered_image, grads.gathered_text, grads.log_scale];
-        Ok(all.into_iter().zip(needs).map(|(grad, &need)| need.then_some(grad)).collect())
-    })
+    ClipLossLocal { rank }.apply([local_image, local_text, gathered_image, gathered_text, log_scale])
+}
+
+/// One rank's loss node: inputs local image and text features, gathered
+/// image and text features, log-temperature.
+struct ClipLossLocal {
+    rank: usize,
+}
+
+impl Op<5> for ClipLossLocal {
+    const NAME: &'static str = OP;
+    type Saved = ClipLossLocalSaved;
+
+    fn forward(
+        &self,
+        [local_image, local_text, gathered_image, gathered_text, log_scale]: [&Tensor; 5],
+        _: [bool; 5],
+    ) -> Result<(Tensor, ClipLossLocalSaved)> {
+        clip_loss_local_forward(local_image, local_text, gathered_image, gathered_text, self.rank, log_scale)
+    }
+
+    fn backward(self, saved: ClipLossLocalSaved, grad: &Tensor, needs: [bool; 5]) -> Result<[Option<Tensor>; 5]> {
+        let grads = clip_loss_local_backward(&saved, grad)?;
+        let [local_image, local_text, gathered_image, gathered_text, log_scale] = needs;
+        Ok([
+            local_image.then_some(grads.local_image),
+            local_text.then_some(grads.local_text),
+            gathered_image.then_some(grads.gathered_image),
+            gathered_text.then_some(grads.gathered_text),
+            log_scale.then_some(grads.log_scale),
+        ])
+    }
 }

@@ -1,19 +1,15 @@
 //! Launches of the epilogue kernels (kernels/mlp.cu).
 
-use reclip_core::gpu::{THREADS, blocks_for, device_of, int_arg};
-use reclip_core::{DType, KernelArg, Launch, Result, Tensor, kernel_name};
+use crate::OP;
+use reclip_core::gpu::{THREADS, blocks_for, i32_arg, ptr};
+use reclip_core::{DType, GpuDevice, KernelArg, Launch, Result, Tensor, kernel_name};
 
-const OP: &str = "linear";
 const TILE_COLS: usize = 32;
 const TILE_ROWS: usize = 8;
 /// Blocks the column sums aim for: enough to fill a large GPU. The split into
 /// row chunks depends on the shape alone, so the order of the bias
 /// gradient's sums (and so its value) is the same on every device.
 const COLUMN_SUM_BLOCKS: usize = 2048;
-
-fn ptr(t: &Tensor) -> Result<KernelArg> {
-    Ok(KernelArg::Ptr(t.gpu_ptr()?))
-}
 
 /// (chunks, rows per chunk) of the column sums over [rows, cols].
 fn row_chunks(rows: usize, cols: usize) -> (usize, usize) {
@@ -24,7 +20,14 @@ fn row_chunks(rows: usize, cols: usize) -> (usize, usize) {
 }
 
 /// y = act(z + bias) for z [rows, cols]; `act` is the kernels' code.
-pub fn bias_act_forward(z: &Tensor, bias: &Tensor, act: i32, rows: usize, cols: usize) -> Result<Tensor> {
+pub fn bias_act_forward(
+    dev: &GpuDevice,
+    z: &Tensor,
+    bias: &Tensor,
+    act: i32,
+    rows: usize,
+    cols: usize,
+) -> Result<Tensor> {
     let (z, bias) = (z.contiguous()?, bias.contiguous()?);
     let y = Tensor::empty(z.shape().clone(), z.dtype(), z.device())?;
     if y.elem_count() > 0 {
@@ -33,11 +36,11 @@ pub fn bias_act_forward(z: &Tensor, bias: &Tensor, act: i32, rows: usize, cols: 
             ptr(&bias)?,
             ptr(&y)?,
             KernelArg::I64(rows as i64),
-            KernelArg::I32(int_arg(OP, "output features", cols)?),
+            i32_arg(OP, "output features", cols)?,
             KernelArg::I32(act),
         ];
         let kernel = kernel_name!("bias_act_fwd", z.dtype(), OP)?;
-        device_of(&z)?.launch(&Launch::linear(kernel, blocks_for(y.elem_count()), THREADS, &args))?;
+        dev.launch(&Launch::linear(kernel, blocks_for(y.elem_count()), THREADS, &args))?;
     }
     Ok(y)
 }
@@ -45,6 +48,7 @@ pub fn bias_act_forward(z: &Tensor, bias: &Tensor, act: i32, rows: usize, cols: 
 /// The bias gradient Σ_rows g of g = dy·act'(z + bias) when `derivative` =
 /// (z, bias, act) is given (g is returned too), of dy itself otherwise.
 pub fn column_sums(
+    dev: &GpuDevice,
     dy: &Tensor,
     derivative: Option<(&Tensor, &Tensor, i32)>,
     rows: usize,
@@ -56,10 +60,9 @@ pub fn column_sums(
     if rows == 0 || cols == 0 {
         return Ok((du, Tensor::zeros([cols], dtype, device)?));
     }
-    let dev = device_of(&dy)?;
     let (chunks, per_chunk) = row_chunks(rows, cols);
     let partial = Tensor::empty([chunks, cols], DType::F32, device)?;
-    let cols_arg = KernelArg::I32(int_arg(OP, "output features", cols)?);
+    let cols_arg = i32_arg(OP, "output features", cols)?;
     let tail = [KernelArg::I64(rows as i64), cols_arg];
     let (kernel, args) = match (derivative, &du) {
         (Some((z, bias, act)), Some(du)) => {

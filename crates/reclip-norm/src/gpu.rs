@@ -1,8 +1,8 @@
 //! Launches of the LayerNorm kernels (kernels/layer_norm.cu).
 
 use crate::{LayerNormGrads, LayerNormOutput};
-use reclip_core::gpu::{THREADS, blocks_for, device_of, int_arg};
-use reclip_core::{DType, Error, KernelArg, Launch, Result, Tensor, kernel_name};
+use reclip_core::gpu::{THREADS, blocks_for, i32_arg, ptr};
+use reclip_core::{DType, Error, GpuDevice, KernelArg, Launch, Result, Tensor, kernel_name};
 
 const OP: &str = "layer_norm";
 /// Rows per block of the forward kernel (one warp each).
@@ -19,13 +19,11 @@ const MAX_SHARED_BYTES: usize = 227 * 1024;
 /// The widest row the backward kernel's shared memory holds.
 pub const MAX_BACKWARD_WIDTH: usize = MAX_SHARED_BYTES / (2 * BACKWARD_WARPS * 4);
 
-fn ptr(t: &Tensor) -> Result<KernelArg> {
-    Ok(KernelArg::Ptr(t.gpu_ptr()?))
-}
-
 /// LayerNorm of `x` [rows, dim], or with `h`, of r = x + h, which is
 /// returned too (the kernel writes it as it goes).
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
+    dev: &GpuDevice,
     x: &Tensor,
     h: Option<&Tensor>,
     gamma: &Tensor,
@@ -57,17 +55,19 @@ pub fn forward(
             ptr(&mean)?,
             ptr(&rstd)?,
             KernelArg::I64(rows as i64),
-            KernelArg::I32(int_arg(OP, "width", dim)?),
+            i32_arg(OP, "width", dim)?,
             KernelArg::F32(eps),
         ]);
         let blocks = u32::try_from(rows.div_ceil(FORWARD_ROWS_PER_BLOCK))
             .map_err(|_| Error::invalid(OP, format!("{rows} rows exceed the grid's limit")))?;
-        device_of(&x)?.launch(&Launch::linear(kernel, blocks, THREADS, &args))?;
+        dev.launch(&Launch::linear(kernel, blocks, THREADS, &args))?;
     }
     Ok((LayerNormOutput { y, mean, rstd }, r))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn backward(
+    dev: &GpuDevice,
     dy: &Tensor,
     x: &Tensor,
     gamma: &Tensor,
@@ -90,10 +90,9 @@ pub fn backward(
         let zeros = || Tensor::zeros([dim], dtype, device);
         return Ok(LayerNormGrads { x: dx, gamma: zeros()?, beta: zeros()? });
     }
-    let dev = device_of(&x)?;
     let blocks = rows.div_ceil(BACKWARD_WARPS).min(BACKWARD_MAX_BLOCKS);
     let partial = Tensor::empty([blocks, 2 * dim], DType::F32, device)?;
-    let dim_arg = KernelArg::I32(int_arg(OP, "width", dim)?);
+    let dim_arg = i32_arg(OP, "width", dim)?;
     let args = [
         ptr(&dy)?,
         ptr(&x)?,

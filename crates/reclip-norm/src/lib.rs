@@ -16,9 +16,10 @@ mod gpu;
 
 pub use gpu::MAX_BACKWARD_WIDTH;
 
+use reclip_autograd::Op;
 use reclip_autograd::Var;
 use reclip_core::ops::{check_same, check_shape};
-use reclip_core::{DType, Device, Error, Real, Result, Tensor, with_real};
+use reclip_core::{DType, DeviceOp, Error, GpuDevice, Real, Result, Tensor};
 
 const OP: &str = "layer_norm";
 
@@ -76,26 +77,50 @@ fn check(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<(usize, 
     Ok((rows, dim))
 }
 
+/// The forward on one device: LayerNorm of `x`, or with `h` of r = x + h
+/// (returned too).
+struct Forward<'a> {
+    x: &'a Tensor,
+    h: Option<&'a Tensor>,
+    gamma: &'a Tensor,
+    beta: &'a Tensor,
+    eps: f32,
+    rows: usize,
+    dim: usize,
+}
+
+impl DeviceOp for Forward<'_> {
+    type Output = (LayerNormOutput, Option<Tensor>);
+    const NAME: &'static str = OP;
+
+    fn cpu<T: Real>(self) -> Result<Self::Output> {
+        // The CPU rounds r to the dtype as the kernel does, then normalises it.
+        let r = self.h.map(|h| self.x.add(h)).transpose()?;
+        let x = r.as_ref().unwrap_or(self.x);
+        let (y, mean, rstd) = cpu::forward::<T>(
+            &x.cpu_real::<T>(OP)?,
+            &self.gamma.cpu_real::<T>(OP)?,
+            &self.beta.cpu_real::<T>(OP)?,
+            self.dim,
+            <T as Real>::from_f32(self.eps),
+        );
+        let stats = stats_dtype(x.dtype());
+        let out = LayerNormOutput {
+            y: Tensor::from_real(y, x.shape().clone(), x.dtype()),
+            mean: Tensor::from_real(mean, [self.rows], stats),
+            rstd: Tensor::from_real(rstd, [self.rows], stats),
+        };
+        Ok((out, r))
+    }
+
+    fn gpu(self, device: &GpuDevice) -> Result<Self::Output> {
+        gpu::forward(device, self.x, self.h, self.gamma, self.beta, self.eps, self.rows, self.dim)
+    }
+}
+
 pub fn layer_norm_forward(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<LayerNormOutput> {
     let (rows, dim) = check(x, gamma, beta, eps)?;
-    match x.device() {
-        Device::Cpu => with_real!(x.dtype(), OP, T => {
-            let (y, mean, rstd) = cpu::forward::<T>(
-                &x.cpu_real::<T>(OP)?,
-                &gamma.cpu_real::<T>(OP)?,
-                &beta.cpu_real::<T>(OP)?,
-                dim,
-                <T as Real>::from_f32(eps),
-            );
-            let stats = stats_dtype(x.dtype());
-            Ok(LayerNormOutput {
-                y: Tensor::from_real(y, x.shape().clone(), x.dtype()),
-                mean: Tensor::from_real(mean, [rows], stats),
-                rstd: Tensor::from_real(rstd, [rows], stats),
-            })
-        }),
-        Device::Gpu(_) => Ok(gpu::forward(x, None, gamma, beta, eps, rows, dim)?.0),
-    }
+    Ok(Forward { x, h: None, gamma, beta, eps, rows, dim }.run(x)?.0)
 }
 
 /// r = x + h (rounded to the dtype) and LayerNorm(r), with r's statistics.
@@ -109,16 +134,44 @@ pub fn add_layer_norm_forward(
     let (rows, dim) = check(x, gamma, beta, eps)?;
     check_same("add_layer_norm", &[x, h])?;
     check_shape("add_layer_norm", h, x.dims())?;
-    match x.device() {
-        Device::Cpu => {
-            let r = x.add(h)?;
-            let out = layer_norm_forward(&r, gamma, beta, eps)?;
-            Ok((r, out))
-        }
-        Device::Gpu(_) => {
-            let (out, r) = gpu::forward(x, Some(h), gamma, beta, eps, rows, dim)?;
-            Ok((r.expect("the residual kernel returns r"), out))
-        }
+    let (out, r) = Forward { x, h: Some(h), gamma, beta, eps, rows, dim }.run(x)?;
+    Ok((r.expect("the residual forward returns r"), out))
+}
+
+/// The backward on one device.
+struct Backward<'a> {
+    dy: &'a Tensor,
+    x: &'a Tensor,
+    gamma: &'a Tensor,
+    mean: &'a Tensor,
+    rstd: &'a Tensor,
+    rows: usize,
+    dim: usize,
+}
+
+impl DeviceOp for Backward<'_> {
+    type Output = LayerNormGrads;
+    const NAME: &'static str = OP;
+
+    fn cpu<T: Real>(self) -> Result<LayerNormGrads> {
+        let (dx, dgamma, dbeta) = cpu::backward::<T>(
+            &self.dy.cpu_real::<T>(OP)?,
+            &self.x.cpu_real::<T>(OP)?,
+            &self.gamma.cpu_real::<T>(OP)?,
+            &self.mean.cpu_real::<T>(OP)?,
+            &self.rstd.cpu_real::<T>(OP)?,
+            self.dim,
+        );
+        let dtype = self.x.dtype();
+        Ok(LayerNormGrads {
+            x: Tensor::from_real(dx, self.x.shape().clone(), dtype),
+            gamma: Tensor::from_real(dgamma, [self.dim], dtype),
+            beta: Tensor::from_real(dbeta, [self.dim], dtype),
+        })
+    }
+
+    fn gpu(self, device: &GpuDevice) -> Result<LayerNormGrads> {
+        gpu::backward(device, self.dy, self.x, self.gamma, self.mean, self.rstd, self.rows, self.dim)
     }
 }
 
@@ -149,49 +202,72 @@ pub fn layer_norm_backward(
             ),
         ));
     }
-    match x.device() {
-        Device::Cpu => with_real!(x.dtype(), OP, T => {
-            let (dx, dgamma, dbeta) = cpu::backward::<T>(
-                &dy.cpu_real::<T>(OP)?,
-                &x.cpu_real::<T>(OP)?,
-                &gamma.cpu_real::<T>(OP)?,
-                &mean.cpu_real::<T>(OP)?,
-                &rstd.cpu_real::<T>(OP)?,
-                dim,
-            );
-            Ok(LayerNormGrads {
-                x: Tensor::from_real(dx, x.shape().clone(), x.dtype()),
-                gamma: Tensor::from_real(dgamma, [dim], x.dtype()),
-                beta: Tensor::from_real(dbeta, [dim], x.dtype()),
-            })
-        }),
-        Device::Gpu(_) => gpu::backward(dy, x, gamma, mean, rstd, rows, dim),
+    Backward { dy, x, gamma, mean, rstd, rows, dim }.run(x)
+}
+
+/// The LayerNorm node: inputs x, gamma, beta.
+struct LayerNorm {
+    eps: f32,
+}
+
+/// The LayerNorm's input, gamma and statistics.
+struct LayerNormSaved {
+    x: Tensor,
+    gamma: Tensor,
+    mean: Tensor,
+    rstd: Tensor,
+}
+
+impl Op<3> for LayerNorm {
+    const NAME: &'static str = OP;
+    type Saved = LayerNormSaved;
+
+    fn forward(&self, [x, gamma, beta]: [&Tensor; 3], _: [bool; 3]) -> Result<(Tensor, LayerNormSaved)> {
+        let out = layer_norm_forward(x, gamma, beta, self.eps)?;
+        Ok(LayerNorm::saving(x, gamma, out))
+    }
+
+    fn backward(self, s: LayerNormSaved, grad: &Tensor, needs: [bool; 3]) -> Result<[Option<Tensor>; 3]> {
+        let grads = layer_norm_backward(grad, &s.x, &s.gamma, &s.mean, &s.rstd)?;
+        Ok([needs[0].then_some(grads.x), needs[1].then_some(grads.gamma), needs[2].then_some(grads.beta)])
     }
 }
 
-/// Records the LayerNorm node of `x` whose forward already ran.
-fn record(x: &Var, gamma: &Var, beta: &Var, out: LayerNormOutput) -> Result<Var> {
-    let LayerNormOutput { y, mean, rstd } = out;
-    let (xs, gs) = (x.tensor().clone(), gamma.tensor().clone());
-    Var::from_op(OP, &[x, gamma, beta], y, move |g: &Tensor, needs: &[bool]| {
-        let grads = layer_norm_backward(g, &xs, &gs, &mean, &rstd)?;
-        Ok(vec![needs[0].then_some(grads.x), needs[1].then_some(grads.gamma), needs[2].then_some(grads.beta)])
-    })
+impl LayerNorm {
+    fn saving(x: &Tensor, gamma: &Tensor, out: LayerNormOutput) -> (Tensor, LayerNormSaved) {
+        let LayerNormOutput { y, mean, rstd } = out;
+        (y, LayerNormSaved { x: x.clone(), gamma: gamma.clone(), mean, rstd })
+    }
+}
+
+/// The residual add r = x + h of [`add_layer_norm`], whose forward the fused
+/// kernel computes.
+struct ResidualAdd;
+
+impl Op<2> for ResidualAdd {
+    const NAME: &'static str = "residual_add";
+    type Saved = ();
+
+    fn forward(&self, [x, h]: [&Tensor; 2], _: [bool; 2]) -> Result<(Tensor, ())> {
+        Ok((x.add(h)?, ()))
+    }
+
+    fn backward(self, _: (), grad: &Tensor, needs: [bool; 2]) -> Result<[Option<Tensor>; 2]> {
+        Ok(needs.map(|n| n.then(|| grad.clone())))
+    }
 }
 
 /// LayerNorm of `x` [..., D] over its last dimension with `gamma`, `beta` [D].
 pub fn layer_norm(x: &Var, gamma: &Var, beta: &Var, eps: f32) -> Result<Var> {
-    let out = layer_norm_forward(x.tensor(), gamma.tensor(), beta.tensor(), eps)?;
-    record(x, gamma, beta, out)
+    LayerNorm { eps }.apply([x, gamma, beta])
 }
 
 /// The residual stream's update and the next sublayer's normalised input:
 /// returns (r, y) with r = x + h and y = LayerNorm(r), computed in one pass.
 pub fn add_layer_norm(x: &Var, h: &Var, gamma: &Var, beta: &Var, eps: f32) -> Result<(Var, Var)> {
     let (r, out) = add_layer_norm_forward(x.tensor(), h.tensor(), gamma.tensor(), beta.tensor(), eps)?;
-    let r = Var::from_op("residual_add", &[x, h], r, |g: &Tensor, needs: &[bool]| {
-        Ok(vec![needs[0].then(|| g.clone()), needs[1].then(|| g.clone())])
-    })?;
-    let y = record(&r, gamma, beta, out)?;
+    let (y, saved) = LayerNorm::saving(&r, gamma.tensor(), out);
+    let r = ResidualAdd.record([x, h], r, ())?;
+    let y = LayerNorm { eps }.record([&r, gamma, beta], y, saved)?;
     Ok((r, y))
 }

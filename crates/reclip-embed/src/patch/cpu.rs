@@ -1,10 +1,9 @@
-//! CPU paths of the embedding ops, generic over the compute type: f32 for f32
+//! The patch embedding on the CPU, generic over the compute type: f32 for f32
 //! and bf16 tensors (bf16 results rounded once at the end, as the kernels
 //! do), f64 for gradient checks.
 
 use crate::PatchGrid;
 use rayon::prelude::*;
-use reclip_core::cpu::PAR_CHUNK;
 use reclip_core::{Device, Real, Result, Tensor};
 
 const OP: &str = "patch_embed";
@@ -56,7 +55,7 @@ pub fn col2im<T: Real>(dcols: &Tensor, g: &PatchGrid) -> Result<Tensor> {
 }
 
 /// `cols · Wᵀ + pos (+ cls in each class row)`, and the patch matrix itself.
-pub fn patch_embed_forward<T: Real>(
+pub fn forward<T: Real>(
     images: &Tensor,
     conv_weight: &Tensor,
     class_embedding: &Tensor,
@@ -82,51 +81,4 @@ pub fn patch_embed_forward<T: Real>(
         });
     }
     Ok((Tensor::from_real(out, [g.batch, g.tokens(), g.dim], dtype), cols.to_dtype(dtype)?))
-}
-
-/// Σ_b x[b·row_len..(b+1)·row_len], zero-padded to `out_len`.
-pub fn batch_sum<T: Real>(x: &[T], row_len: usize, out_len: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); out_len];
-    if row_len == 0 {
-        return out;
-    }
-    let batch = x.len() / row_len;
-    out[..row_len].par_chunks_mut(PAR_CHUNK).enumerate().for_each(|(c, dst)| {
-        let start = c * PAR_CHUNK;
-        for b in 0..batch {
-            for (d, &v) in dst.iter_mut().zip(&x[b * row_len + start..]) {
-                *d += v;
-            }
-        }
-    });
-    out
-}
-
-/// out[r] = table[ids[r]] + pos[r % len] over rows of `dim` elements.
-pub fn token_embed_forward<T: Real>(ids: &[u32], table: &[T], pos: &[T], len: usize, dim: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); ids.len() * dim];
-    if dim == 0 {
-        return out;
-    }
-    out.par_chunks_mut(dim).enumerate().for_each(|(r, dst)| {
-        let row = &table[ids[r] as usize * dim..][..dim];
-        let p = &pos[(r % len) * dim..][..dim];
-        for ((o, &a), &b) in dst.iter_mut().zip(row).zip(p) {
-            *o = a + b;
-        }
-    });
-    out
-}
-
-/// dtable[v] = Σ grad[r] over the rows r with ids[r] = v, in increasing r
-/// (the order the kernel sums in).
-pub fn token_table_backward<T: Real>(grad: &[T], ids: &[u32], vocab: usize, dim: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); vocab * dim];
-    for (r, &id) in ids.iter().enumerate() {
-        let dst = &mut out[id as usize * dim..][..dim];
-        for (d, &g) in dst.iter_mut().zip(&grad[r * dim..][..dim]) {
-            *d += g;
-        }
-    }
-    out
 }
