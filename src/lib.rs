@@ -12,5 +12,6 @@ pub use reclip_loss as loss;
 pub use reclip_mlp as mlp;
 pub use reclip_model as model;
 pub use reclip_norm as norm;
+pub use reclip_optim as optim;
 pub use reclip_tokenizer as tokenizer;
 pub use reclip_train as train;

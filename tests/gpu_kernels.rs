@@ -33,7 +33,7 @@ mod attention;
 #[path = "../crates/reclip-loss/tests/kernels.rs"]
 mod loss;
 
-#[path = "../crates/reclip-train/tests/kernels.rs"]
+#[path = "../crates/reclip-optim/tests/kernels.rs"]
 mod optim;
 
 #[path = "kernels_train.rs"]

@@ -63,10 +63,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "equal_compute": equal,
     });
     std::fs::create_dir_all(&args.out)?;
-    reclip_model::checkpoint::write_atomic(
-        &args.out.join("compare.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    reclip_core::fs::write_atomic(&args.out.join("compare.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     plot::comparison(&[("baseline", base), ("reclip", reclip)], &args.out.join("compare.png"))?;
     let mut rows: Vec<(String, String, String, String)> = vec![
         (

@@ -6,7 +6,6 @@ use anyhow::Context;
 use clap::Args;
 use reclip_model::{Clip, ModelConfig};
 use reclip_tokenizer::ClipTokenizer;
-use reclip_train::encoder::TokenizerEncoder;
 use reclip_train::eval::Evaluator;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,7 +53,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let precision = precision(&args.precision, &device)?;
     let ev = Evaluator {
         clip: &clip,
-        encoder: Arc::new(TokenizerEncoder(ClipTokenizer::new()?)),
+        encoder: Arc::new(ClipTokenizer::new()?),
         dtype: precision,
         batch_size: args.batch_size,
         image_size,

@@ -331,10 +331,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
             let argv: Vec<String> = std::env::args().skip(1).collect();
             let run = serde_json::json!({ "args": argv });
-            reclip_model::checkpoint::write_atomic(
-                &out.join("run.json"),
-                serde_json::to_string_pretty(&run)?.as_bytes(),
-            )?;
+            reclip_core::fs::write_atomic(&out.join("run.json"), serde_json::to_string_pretty(&run)?.as_bytes())?;
             (args, out, false)
         }
     };

@@ -7,7 +7,6 @@ use half::{bf16, f16};
 use reclip_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,24 +52,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     move |error| CheckpointError::Io { path: path.to_path_buf(), error }
 }
 
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io(path))
-}
-
 /// Saves tensors (any device; f32, bf16 and f64 as themselves, u32 as u32).
 pub fn save(
     path: &Path,
@@ -102,7 +83,7 @@ pub fn save(
     let metadata = (!metadata.is_empty()).then_some(metadata);
     let bytes = safetensors::serialize(views, metadata)
         .map_err(|e| CheckpointError::Format { path: path.to_path_buf(), msg: e.to_string() })?;
-    write_atomic(path, &bytes)
+    reclip_core::fs::write_atomic(path, &bytes).map_err(|e| CheckpointError::Io { path: e.path, error: e.error })
 }
 
 /// Loads every tensor to the CPU: f32, bf16, f64, u32 as themselves; f16 as
@@ -149,3 +130,4 @@ pub fn load(path: &Path) -> Result<StateDict, CheckpointError> {
     let metadata = meta.metadata().clone().unwrap_or_default();
     Ok(StateDict { tensors, metadata })
 }
+

@@ -12,7 +12,7 @@ use crate::checkpoint::{self, CheckpointError, StateDict};
 use crate::weights::{BlockWeights, LayerNormWeights, config_error};
 use crate::{ClipWeights, ModelConfig};
 use reclip_attention::multi_head_attention;
-use reclip_autograd::{Param, Tape, Var};
+use reclip_autograd::{FollowsParams, Param, Tape, Var};
 use reclip_core::{DType, Device, Error, Indices, Result, Tensor};
 use reclip_embed::{patch_embed, resize_pos_embed, token_embed};
 use reclip_mlp::{Activation, mlp};
@@ -180,11 +180,16 @@ impl Clip {
         Ok(true)
     }
 
-    /// `t`, shaped like the positional embedding before its last resize,
-    /// resized as it was (bicubic) to the current grid: for state that
-    /// follows the embedding, such as the optimizer's moments.
-    pub fn resize_like_positional_embedding(&self, t: &Tensor) -> Result<Tensor> {
-        resize_pos_embed(t, self.grid(self.image_size)?)
+    /// [`Clip::set_image_size`], telling `state` (the optimizer) that the
+    /// positional embedding was replaced and how to resize what follows it
+    /// (bicubic, as the embedding itself).
+    pub fn set_image_size_with(&mut self, size: usize, state: &mut dyn FollowsParams) -> Result<bool> {
+        if !self.set_image_size(size)? {
+            return Ok(false);
+        }
+        let grid = self.grid(size)?;
+        state.resized(&self.weights.visual.positional_embedding, &|t| resize_pos_embed(t, grid))?;
+        Ok(true)
     }
 
     /// Image features [B, embed_dim] (projected, not normalised) of images
@@ -267,6 +272,11 @@ impl Clip {
         let pooled = x.reshape([batch * len, t.width])?.index_select(0, &eot)?;
         let pooled = norm(tape, &pooled, &w.ln_final, dtype)?;
         pooled.matmul(&param(tape, &w.text_projection, dtype)?)
+    }
+
+    /// The learnable log-temperature t (open_clip's `logit_scale`; the scale is exp(t)).
+    pub fn logit_scale(&self) -> &Param {
+        &self.weights.logit_scale
     }
 
     /// The learnable log-temperature, as a leaf of `tape`.

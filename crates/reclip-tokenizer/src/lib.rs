@@ -5,6 +5,8 @@
 //!
 //! The output equals open_clip's `tokenize` except for captions that need ftfy's heuristic
 //! mojibake repair ("cafÃ©" for "café"), which no Rust crate offers: those are tokenized as written.
+//!
+//! [`ClipTokenizer`] is the data loader's [`CaptionEncoder`].
 
 mod clean;
 mod fix_text;
@@ -13,6 +15,7 @@ pub use clean::TextCleaner;
 
 use instant_clip_tokenizer::{Token, Tokenizer};
 use reclip_core::{Error, Result};
+use reclip_data::CaptionEncoder;
 
 /// open_clip's start-of-text and end-of-text ids; models trained with them expect these values.
 const SOT: u16 = 49406;
@@ -91,6 +94,12 @@ impl ClipTokenizer {
     }
 }
 
+impl CaptionEncoder for ClipTokenizer {
+    fn encode(&self, caption: &str, context_length: usize) -> Vec<u32> {
+        self.tokenize(caption, context_length)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +125,12 @@ mod tests {
         assert_eq!(batch, rows);
         assert!(tok.tokenize_batch(&texts, 0).is_empty());
         assert_eq!((tok.sot(), tok.eot(), tok.vocab_size()), (49406, 49407, 49408));
+    }
+
+    #[test]
+    fn encodes_captions_for_the_loader_as_it_tokenizes() {
+        let tok = ClipTokenizer::new().unwrap();
+        let encoder: &dyn CaptionEncoder = &tok;
+        assert_eq!(encoder.encode("A photo of a cat", 5), tok.tokenize("A photo of a cat", 5));
     }
 }

@@ -4,11 +4,11 @@
 //! retrieval ranks every caption for each image and every image for each
 //! caption, one caption per image.
 
-use crate::encoder::TokenizerEncoder;
 use reclip_autograd::Tape;
 use reclip_core::{DType, Device, Result, Tensor};
 use reclip_data::{BatchSpec, Dataset, Loader, LoaderConfig, ZeroShotSet};
 use reclip_model::clip::{Clip, normalize};
+use reclip_tokenizer::ClipTokenizer;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ pub struct RetrievalResult {
 
 pub struct Evaluator<'a> {
     pub clip: &'a Clip,
-    pub encoder: Arc<TokenizerEncoder>,
+    pub encoder: Arc<ClipTokenizer>,
     pub dtype: DType,
     pub batch_size: usize,
     pub image_size: usize,
@@ -96,7 +96,7 @@ impl Evaluator<'_> {
         let tape = Tape::no_grad();
         let mut out = Vec::new();
         for chunk in texts.chunks(self.batch_size.max(1)) {
-            let ids: Vec<u32> = chunk.iter().flat_map(|t| self.encoder.0.tokenize(t, self.text_len)).collect();
+            let ids: Vec<u32> = chunk.iter().flat_map(|t| self.encoder.tokenize(t, self.text_len)).collect();
             let ids = Tensor::from_vec(ids, [chunk.len(), self.text_len], &Device::Cpu)?;
             let f = self.clip.encode_text(&tape, &ids, self.dtype)?;
             out.push(normalize(f.tensor())?.to_device(&Device::Cpu)?);

@@ -1,12 +1,11 @@
-//! Training: the AdamW optimizer with gradient clipping (one fused kernel
-//! over all parameters on a GPU), learning-rate schedules, RECLIP's phases,
-//! the training loop with evaluation, checkpoints and exact resume, and the
-//! report of what the run cost.
+//! Training: learning-rate schedules, RECLIP's phases, the training loop
+//! with evaluation, checkpoints and exact resume, and the report of what the
+//! run cost. The optimizer, AdamW, is reclip-optim's, re-exported here.
 
-pub mod encoder;
+mod baseline;
 pub mod eval;
 pub mod metrics;
-pub mod optim;
+mod options;
 pub mod phases;
 pub mod plot;
 pub mod report;
@@ -15,5 +14,5 @@ pub mod state;
 pub mod step;
 pub mod trainer;
 
-pub use optim::{AdamW, AdamWConfig, StepReport};
+pub use reclip_optim::{AdamW, AdamWConfig, StepReport};
 pub use step::train_step;

@@ -85,7 +85,7 @@ impl MetricsLog {
             text.push_str(&serde_json::to_string(l)?);
             text.push('\n');
         }
-        reclip_model::checkpoint::write_atomic(&path, text.as_bytes())?;
+        reclip_core::fs::write_atomic(&path, text.as_bytes())?;
         Ok(MetricsLog { path, lines })
     }
 

@@ -3,8 +3,10 @@
 //! steps at high resolution; the baseline trains every step at high
 //! resolution; a staged schedule (CLIPA-v2's 84 → 224 → 336 px) is any list
 //! of sizes, each for a share of the steps. The first two are the named
-//! cases of the third.
+//! cases of the third. Each phase is also a learning-rate cycle of its own,
+//! not a stretch of one curve over the run (`schedule.rs` says why).
 
+use reclip_data::BatchSpec;
 use serde::Serialize;
 
 /// One stage of a staged schedule, as `--stages` gives it.
@@ -107,6 +109,11 @@ pub struct Phase {
 impl Phase {
     pub fn end_step(&self) -> u64 {
         self.start_step + self.steps
+    }
+
+    /// What the phase asks of each batch.
+    pub fn batch_spec(&self) -> BatchSpec {
+        BatchSpec { image_size: self.image_size, context_length: self.text_len }
     }
 }
 

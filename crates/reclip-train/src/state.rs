@@ -26,18 +26,42 @@ pub struct PhaseStats {
     pub wall_seconds: f64,
 }
 
+/// Where a run stands: what a checkpoint records besides the weights and
+/// the optimizer.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TrainState {
     /// Steps completed.
     pub step: u64,
-    pub loader_epoch: usize,
-    pub loader_batch: usize,
+    /// The loader's position: where the next batch comes from.
+    #[serde(flatten, with = "LoaderPosition")]
+    pub loader: Position,
     pub phases: Vec<PhaseStats>,
 }
 
+/// [`Position`] under the names checkpoints store it by.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Position")]
+struct LoaderPosition {
+    #[serde(rename = "loader_epoch")]
+    epoch: usize,
+    #[serde(rename = "loader_batch")]
+    batch: usize,
+}
+
 impl TrainState {
-    pub fn position(&self) -> Position {
-        Position { epoch: self.loader_epoch, batch: self.loader_batch }
+    /// The start of a run of `phases` phases.
+    pub fn new(phases: usize) -> Self {
+        TrainState { step: 0, loader: Position::default(), phases: vec![PhaseStats::default(); phases] }
+    }
+
+    /// Training time so far: the phases' time up to their clocks' last reading.
+    pub fn training_seconds(&self) -> f64 {
+        self.phases.iter().map(|p| p.wall_seconds).sum()
+    }
+
+    /// Samples trained on so far.
+    pub fn samples(&self) -> u64 {
+        self.phases.iter().map(|p| p.samples).sum()
     }
 }
 
@@ -67,7 +91,7 @@ pub fn save(out: &Path, clip: &Clip, optimizer: &AdamW, state: &TrainState) -> a
     ]);
     checkpoint::save(&dir.join("train.safetensors"), &tensors, meta)?;
     clip.save(&dir.join("model.safetensors"))?;
-    checkpoint::write_atomic(&checkpoints(out).join("latest"), name.as_bytes())?;
+    reclip_core::fs::write_atomic(&checkpoints(out).join("latest"), name.as_bytes())?;
     for entry in std::fs::read_dir(checkpoints(out))? {
         let path = entry?.path();
         let stale = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step-") && n != name);
@@ -107,4 +131,20 @@ pub fn load(out: &Path, device: &Device) -> anyhow::Result<Checkpoint> {
     }
     let moments = moments.into_iter().filter_map(|(n, (m, v))| Some((n, (m?, v?)))).collect();
     Ok(Checkpoint { clip, moments, optimizer_steps, state })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state as checkpoints have always stored it.
+    const STORED: &str = r#"{"step":37,"loader_epoch":2,"loader_batch":5,"phases":[{"steps":30,"samples":240,"wall_seconds":0.25},{"steps":7,"samples":56,"wall_seconds":0.125}]}"#;
+
+    #[test]
+    fn the_stored_state_reads_and_writes_the_same_bytes() {
+        let state: TrainState = serde_json::from_str(STORED).unwrap();
+        assert_eq!(state.loader, Position { epoch: 2, batch: 5 });
+        assert_eq!((state.step, state.samples(), state.training_seconds()), (37, 296, 0.375));
+        assert_eq!(serde_json::to_string(&state).unwrap(), STORED);
+    }
 }

@@ -3,9 +3,8 @@
 
 use reclip_autograd::Param;
 use reclip_core::{DType, Device, Tensor};
+use reclip_optim::{AdamW, AdamWConfig, decays};
 use reclip_testkit::randn;
-use reclip_train::optim::decays;
-use reclip_train::{AdamW, AdamWConfig};
 
 /// One parameter's state, updated in f64 exactly as torch.optim.AdamW does.
 struct Reference {

@@ -4,8 +4,8 @@
 
 use reclip_autograd::Param;
 use reclip_core::{DType, Tensor};
+use reclip_optim::{AdamW, AdamWConfig};
 use reclip_testkit::{Tolerance, assert_close, randn, test_device};
-use reclip_train::{AdamW, AdamWConfig};
 
 fn params(device: &reclip_core::Device) -> Vec<Param> {
     let shapes: [(&str, &[usize]); 4] = [

@@ -1,0 +1,59 @@
+//! The baseline a run is measured against — every step at the run's final
+//! shape — priced: its FLOPs counted, its throughput measured by a short
+//! timed probe on a scratch model, since training it in full is what the
+//! run set out to avoid.
+
+use crate::options::TrainOptions;
+use crate::phases::{Phase, Schedule, plan};
+use crate::train_step;
+use reclip_model::flops;
+use reclip_tokenizer::ClipTokenizer;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The baseline's shape and what it costs.
+pub(crate) struct Baseline {
+    /// Its one phase.
+    pub phase: Phase,
+    /// Training GFLOPs per sample.
+    pub gflops_training: f64,
+    /// Training throughput, as the probe measured it.
+    pub images_per_second: f64,
+    /// The probe's timed steps.
+    pub probe_steps: usize,
+}
+
+/// The baseline of a run of `total_steps`; `None` when the run is the
+/// baseline itself.
+pub(crate) fn price(
+    opts: &TrainOptions,
+    encoder: Arc<ClipTokenizer>,
+    total_steps: u64,
+) -> anyhow::Result<Option<Baseline>> {
+    if matches!(opts.schedule, Schedule::Baseline { .. }) {
+        return Ok(None);
+    }
+    let phase = plan(&opts.schedule.baseline(), total_steps).map_err(anyhow::Error::msg)?.remove(0);
+    let gflops_training = flops::model(&opts.model, phase.image_size, phase.text_len)?.training_gflops;
+    let images_per_second = probe(opts, encoder, &phase, opts.probe_steps)?;
+    Ok(Some(Baseline { phase, gflops_training, images_per_second, probe_steps: opts.probe_steps }))
+}
+
+/// Measures training throughput at `phase`'s size on a scratch copy of the
+/// model: `steps` timed steps after two warm-up steps.
+fn probe(opts: &TrainOptions, encoder: Arc<ClipTokenizer>, phase: &Phase, steps: usize) -> anyhow::Result<f64> {
+    let seed = opts.seed ^ 0x9e37;
+    let (clip, mut optimizer) = opts.new_model(seed, phase.image_size)?;
+    let mut loader = opts.loader(encoder, seed)?;
+    let mut timed = 0.0;
+    for i in 0..steps + 2 {
+        let batch = loader.next_batch(phase.batch_spec())?;
+        let t0 = Instant::now();
+        train_step(&clip, &mut optimizer, &batch.images, &batch.tokens, opts.precision, opts.lr)?;
+        opts.device.synchronize()?;
+        if i >= 2 {
+            timed += t0.elapsed().as_secs_f64();
+        }
+    }
+    Ok((steps * opts.batch_size) as f64 / timed)
+}

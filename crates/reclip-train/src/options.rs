@@ -1,0 +1,153 @@
+//! What a run is asked to do, resolved from the command line, and what it
+//! builds from that: its phases, a fresh model with its optimizer, and a
+//! loader over its data.
+
+use crate::phases::{Phase, Schedule, plan};
+use crate::{AdamW, AdamWConfig};
+use anyhow::Context;
+use reclip_core::{DType, Device};
+use reclip_data::{
+    CaptionEncoder, CsvDataset, CsvOptions, Dataset, Loader, LoaderConfig, Synthetic, SyntheticConfig, WebDataset,
+    ZeroShotSet,
+};
+use reclip_model::ModelConfig;
+use reclip_model::clip::Clip;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where training data comes from.
+#[derive(Clone, Debug)]
+pub enum DataSource {
+    /// The built-in synthetic shapes.
+    Builtin(SyntheticConfig),
+    Csv {
+        path: PathBuf,
+        options: CsvOptions,
+    },
+    /// WebDataset tar shards: a list such as `data/{00000..00127}.tar`.
+    Shards(String),
+}
+
+impl DataSource {
+    pub fn open(&self) -> anyhow::Result<Arc<dyn Dataset>> {
+        Ok(match self {
+            DataSource::Builtin(cfg) => Synthetic::new(*cfg).train(),
+            DataSource::Csv { path, options } => Arc::new(CsvDataset::open(path, options)?),
+            DataSource::Shards(list) => Arc::new(WebDataset::open(list)?),
+        })
+    }
+}
+
+/// An image–caption set for retrieval evaluation, with the name reports use.
+#[derive(Clone)]
+pub struct RetrievalSet {
+    pub name: String,
+    pub data: Arc<dyn Dataset>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum RunLength {
+    Steps(u64),
+    Epochs(u64),
+}
+
+/// What happens to Adam's moments of the positional embedding when a switch
+/// of image size resizes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchMoments {
+    /// Zeroed: the new grid's positions start without statistics.
+    Restart,
+    /// Resized like the embedding itself.
+    Resize,
+}
+
+impl std::str::FromStr for SwitchMoments {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "restart" => Ok(SwitchMoments::Restart),
+            "resize" => Ok(SwitchMoments::Resize),
+            other => Err(format!("'{other}' is not restart or resize")),
+        }
+    }
+}
+
+/// Everything a run needs, resolved (the CLI builds it from the options).
+#[derive(Clone)]
+pub struct TrainOptions {
+    pub model_name: String,
+    pub model: ModelConfig,
+    pub data: DataSource,
+    pub batch_size: usize,
+    pub length: RunLength,
+    /// Peak learning rate of the main phase (and of the baseline).
+    pub lr: f32,
+    pub warmup: u64,
+    /// Peak learning rate of the finetune's own cosine cycle (and of every
+    /// later stage's).
+    pub finetune_lr: f32,
+    /// Warmup steps of each phase after the first (default: a tenth of its steps).
+    pub finetune_warmup: Option<u64>,
+    pub adam: AdamWConfig,
+    pub seed: u64,
+    pub device: Device,
+    pub precision: DType,
+    pub out: PathBuf,
+    pub zero_shot: Vec<ZeroShotSet>,
+    pub retrieval: Vec<RetrievalSet>,
+    pub schedule: Schedule,
+    pub switch_moments: SwitchMoments,
+    pub log_every: u64,
+    /// Evaluate (the first zero-shot set) every this many steps.
+    pub eval_every: Option<u64>,
+    pub checkpoint_every: Option<u64>,
+    /// Continue from the checkpoint in `out`.
+    pub resume: bool,
+    pub workers: usize,
+    pub eval_batch_size: usize,
+    /// Timed steps of the high-resolution probe that prices the baseline.
+    pub probe_steps: usize,
+    pub progress: bool,
+    /// Stop after this many steps of this invocation (the phases and their
+    /// learning-rate cycles stay those of the whole run): a run cut short on
+    /// purpose, to be resumed.
+    pub stop_after: Option<u64>,
+}
+
+/// The run's phases and step count, from the options and the data.
+pub fn plan_run(opts: &TrainOptions, batches_per_epoch: usize) -> anyhow::Result<(Vec<Phase>, u64)> {
+    let total = match opts.length {
+        RunLength::Steps(n) => n,
+        RunLength::Epochs(e) => e * batches_per_epoch as u64,
+    };
+    let phases = plan(&opts.schedule, total).map_err(anyhow::Error::msg)?;
+    for p in &phases {
+        opts.model.vision_cfg.grid_size(p.image_size).with_context(|| format!("{} phase", p.name))?;
+        if p.text_len == 0 || p.text_len > opts.model.text_cfg.context_length {
+            anyhow::bail!(
+                "{} phase: text length {} is not between 1 and the model's context length {}",
+                p.name,
+                p.text_len,
+                opts.model.text_cfg.context_length
+            );
+        }
+    }
+    Ok((phases, total))
+}
+
+impl TrainOptions {
+    /// A new model at `image_size`, initialised from `seed`, and its optimizer.
+    pub(crate) fn new_model(&self, seed: u64, image_size: usize) -> anyhow::Result<(Clip, AdamW)> {
+        let mut clip = Clip::new(self.model.clone(), seed, &self.device)?;
+        clip.set_image_size(image_size)?;
+        let optimizer = AdamW::new(&clip.params(), self.adam)?;
+        Ok((clip, optimizer))
+    }
+
+    /// A training loader over the data, shuffled from `seed`.
+    pub(crate) fn loader(&self, encoder: Arc<dyn CaptionEncoder>, seed: u64) -> anyhow::Result<Loader> {
+        let cfg = LoaderConfig { workers: self.workers, ..LoaderConfig::train(self.batch_size, seed) };
+        Ok(Loader::new(self.data.open()?, encoder, cfg)?)
+    }
+}

@@ -1,0 +1,106 @@
+//! How a run begins: from its first step, or resumed from its latest
+//! checkpoint. Both set up the data and the plan alike.
+
+use super::{Clock, Trainer};
+use crate::AdamW;
+use crate::metrics::MetricsLog;
+use crate::options::{TrainOptions, plan_run};
+use crate::phases::Phase;
+use crate::schedule::RunSchedule;
+use crate::state::{self, TrainState};
+use indicatif::{ProgressBar, ProgressStyle};
+use reclip_data::Loader;
+use reclip_model::clip::Clip;
+use reclip_model::flops;
+use reclip_tokenizer::ClipTokenizer;
+use std::sync::Arc;
+
+/// What a new and a resumed run set up alike: the data and the plan.
+struct Setup {
+    encoder: Arc<ClipTokenizer>,
+    loader: Loader,
+    phases: Vec<Phase>,
+    total_steps: u64,
+    schedule: RunSchedule,
+}
+
+impl Setup {
+    fn new(opts: &TrainOptions) -> anyhow::Result<Self> {
+        let encoder = Arc::new(ClipTokenizer::new()?);
+        let loader = opts.loader(encoder.clone(), opts.seed)?;
+        let (phases, total_steps) = plan_run(opts, loader.batches_per_epoch())?;
+        let schedule = RunSchedule::new(&phases, opts.lr, opts.warmup, opts.finetune_lr, opts.finetune_warmup);
+        Ok(Setup { encoder, loader, phases, total_steps, schedule })
+    }
+}
+
+impl<'a> Trainer<'a> {
+    /// A run from its first step.
+    pub(super) fn new(opts: &'a TrainOptions) -> anyhow::Result<Self> {
+        let setup = Setup::new(opts)?;
+        let (clip, optimizer) = opts.new_model(opts.seed, setup.phases[0].image_size)?;
+        let state = TrainState::new(setup.phases.len());
+        Self::start(opts, setup, clip, optimizer, state)
+    }
+
+    /// The run saved in `opts.out`, from its latest checkpoint.
+    pub(super) fn resume(opts: &'a TrainOptions) -> anyhow::Result<Self> {
+        let mut setup = Setup::new(opts)?;
+        let state::Checkpoint { clip, moments, optimizer_steps, state } = state::load(&opts.out, &opts.device)?;
+        let mut optimizer = AdamW::new(&clip.params(), opts.adam)?;
+        optimizer.restore(optimizer_steps, |name| moments.get(name).cloned())?;
+        setup.loader.seek(state.loader)?;
+        if state.phases.len() != setup.phases.len() {
+            anyhow::bail!("{}: the checkpoint's run has another schedule", opts.out.display());
+        }
+        Self::start(opts, setup, clip, optimizer, state)
+    }
+
+    /// The run as its first step or its checkpoint leaves it, with each
+    /// phase's FLOPs per sample counted once for the run and its report.
+    fn start(
+        opts: &'a TrainOptions,
+        setup: Setup,
+        clip: Clip,
+        optimizer: AdamW,
+        state: TrainState,
+    ) -> anyhow::Result<Self> {
+        let Setup { encoder, loader, phases, total_steps, schedule } = setup;
+        let flops: Vec<_> =
+            phases.iter().map(|p| flops::model(&opts.model, p.image_size, p.text_len)).collect::<Result<_, _>>()?;
+        let pflops = state.phases.iter().zip(&flops).map(|(s, f)| s.samples as f64 * f.training_gflops / 1e6).sum();
+        let metrics = MetricsLog::open(&opts.out, opts.resume.then_some(state.step))?;
+        let bar = progress_bar(opts.progress, total_steps, state.step);
+        let stop_at = opts.stop_after.map(|n| (state.step + n).min(total_steps)).unwrap_or(total_steps);
+        let clock = Clock::start();
+        Ok(Trainer {
+            opts,
+            encoder,
+            loader,
+            phases,
+            flops,
+            schedule,
+            total_steps,
+            stop_at,
+            clip,
+            optimizer,
+            state,
+            metrics,
+            pflops,
+            bar,
+            clock,
+        })
+    }
+}
+
+/// The bar over the run's steps, at `step`; hidden unless `visible`.
+fn progress_bar(visible: bool, total_steps: u64, step: u64) -> ProgressBar {
+    let bar = if visible { ProgressBar::new(total_steps) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_position(step);
+    bar
+}
