@@ -9,19 +9,14 @@
 //! weights, as evaluation at any size needs.
 
 use crate::checkpoint::{self, CheckpointError, StateDict};
-use crate::weights::{BlockWeights, LayerNormWeights, config_error};
+use crate::layers::Context;
+use crate::weights::config_error;
 use crate::{ClipWeights, ModelConfig};
-use reclip_attention::multi_head_attention;
 use reclip_autograd::{FollowsParams, Param, Tape, Var};
 use reclip_core::{DType, Device, Error, Indices, Result, Tensor};
-use reclip_embed::{patch_embed, resize_pos_embed, token_embed};
-use reclip_mlp::{Activation, mlp};
-use reclip_norm::layer_norm;
+use reclip_embed::resize_pos_embed;
 use std::collections::HashMap;
 use std::path::Path;
-
-/// LayerNorm epsilon, as open_clip's (PyTorch's default).
-pub const LN_EPS: f32 = 1e-5;
 
 /// The metadata key under which a checkpoint carries its model config.
 pub const CONFIG_KEY: &str = "reclip.model_config";
@@ -32,43 +27,6 @@ pub struct Clip {
     device: Device,
     /// The image size the positional embedding currently fits.
     image_size: usize,
-}
-
-/// Casts a parameter, taken from the tape, to the compute dtype.
-fn param(tape: &Tape, p: &Param, dtype: DType) -> Result<Var> {
-    tape.param(p).to_dtype(dtype)
-}
-
-fn norm(tape: &Tape, x: &Var, w: &LayerNormWeights, dtype: DType) -> Result<Var> {
-    layer_norm(x, &param(tape, &w.weight, dtype)?, &param(tape, &w.bias, dtype)?, LN_EPS)
-}
-
-fn residual_block(
-    tape: &Tape,
-    x: &Var,
-    b: &BlockWeights,
-    heads: usize,
-    causal: bool,
-    act: Activation,
-    dtype: DType,
-) -> Result<Var> {
-    let p = |w: &Param| param(tape, w, dtype);
-    let h = norm(tape, x, &b.ln_1, dtype)?;
-    let a = &b.attn;
-    let attended = multi_head_attention(
-        &h,
-        &p(&a.in_proj_weight)?,
-        &p(&a.in_proj_bias)?,
-        &p(&a.out_proj_weight)?,
-        &p(&a.out_proj_bias)?,
-        heads,
-        causal,
-    )?;
-    let x = x.add(&attended)?;
-    let h = norm(tape, &x, &b.ln_2, dtype)?;
-    let m = &b.mlp;
-    let out = mlp(&h, &p(&m.fc_weight)?, &p(&m.fc_bias)?, &p(&m.proj_weight)?, &p(&m.proj_bias)?, act)?;
-    x.add(&out)
 }
 
 impl Clip {
@@ -195,7 +153,6 @@ impl Clip {
     /// Image features [B, embed_dim] (projected, not normalised) of images
     /// [B, 3, H, W] with H = W a multiple of the patch size.
     pub fn encode_image(&self, tape: &Tape, images: &Tensor, dtype: DType) -> Result<Var> {
-        let v = &self.config.vision_cfg;
         let w = &self.weights.visual;
         let dims = images.dims();
         if dims.len() != 4 || dims[1] != 3 || dims[2] != dims[3] {
@@ -204,30 +161,15 @@ impl Clip {
                 format!("expected images [B, 3, S, S], got {}", images.shape()),
             ));
         }
+        let cx = Context { tape, dtype };
         let size = dims[2];
-        let grid = self.grid(size)?;
         let pos = if size == self.image_size {
-            param(tape, &w.positional_embedding, dtype)?
+            cx.param(&w.positional_embedding)?
         } else {
-            Var::constant(resize_pos_embed(&w.positional_embedding.value(), grid)?.to_dtype(dtype)?)
+            Var::constant(resize_pos_embed(&w.positional_embedding.value(), self.grid(size)?)?.to_dtype(dtype)?)
         };
         let images = Var::constant(images.to_device(&self.device)?.to_dtype(dtype)?);
-        let mut x = patch_embed(
-            &images,
-            &param(tape, &w.conv1, dtype)?,
-            &param(tape, &w.class_embedding, dtype)?,
-            &pos,
-            v.patch_size,
-        )?;
-        x = norm(tape, &x, &w.ln_pre, dtype)?;
-        let heads = v.heads().map_err(config_error)?;
-        for b in &w.blocks {
-            x = residual_block(tape, &x, b, heads, false, self.activation(), dtype)?;
-        }
-        let batch = dims[0];
-        let class_token = x.narrow(1, 0, 1)?.reshape([batch, v.width])?;
-        let pooled = norm(tape, &class_token, &w.ln_post, dtype)?;
-        pooled.matmul(&param(tape, &w.proj, dtype)?)
+        w.forward(&cx, &images, &pos)
     }
 
     /// Text features [B, embed_dim] (projected, not normalised) of token ids
@@ -238,7 +180,6 @@ impl Clip {
     /// nothing is read back. Ids already on a GPU are read back once.
     pub fn encode_text(&self, tape: &Tape, ids: &Tensor, dtype: DType) -> Result<Var> {
         let t = &self.config.text_cfg;
-        let w = &self.weights.text;
         let (batch, len) = match ids.dims() {
             [b, l] if *l >= 1 && *l <= t.context_length => (*b, *l),
             _ => {
@@ -259,19 +200,7 @@ impl Clip {
             })
             .collect();
         let eot = Indices::from_vec("encode_text", eot, [batch], batch * len, &self.device)?;
-        let mut x = token_embed(
-            &tokens,
-            &param(tape, &w.token_embedding, dtype)?,
-            &param(tape, &w.positional_embedding, dtype)?,
-        )?;
-        for b in &w.blocks {
-            x = residual_block(tape, &x, b, t.heads, true, self.activation(), dtype)?;
-        }
-        // LayerNorm is per token, so normalising only the pooled tokens
-        // equals open_clip's ln_final-then-pool.
-        let pooled = x.reshape([batch * len, t.width])?.index_select(0, &eot)?;
-        let pooled = norm(tape, &pooled, &w.ln_final, dtype)?;
-        pooled.matmul(&param(tape, &w.text_projection, dtype)?)
+        self.weights.text.forward(&Context { tape, dtype }, &tokens, &eot)
     }
 
     /// The learnable log-temperature t (open_clip's `logit_scale`; the scale is exp(t)).
@@ -294,10 +223,6 @@ impl Clip {
         let clamped = t.clamp_in_place(0.0, 100f64.ln());
         p.set_value(t);
         clamped
-    }
-
-    fn activation(&self) -> Activation {
-        if self.config.quick_gelu { Activation::QuickGelu } else { Activation::Gelu }
     }
 
     /// exp(t)·Î·T̂ᵀ for already computed features (evaluation).

@@ -6,6 +6,9 @@ pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod flops;
+pub mod layers;
+pub mod text;
+pub mod vision;
 pub mod weights;
 
 pub use clip::Clip;
