@@ -81,9 +81,35 @@ pub fn save(
         views.push((name.clone(), view));
     }
     let metadata = (!metadata.is_empty()).then_some(metadata);
-    let bytes = safetensors::serialize(views, metadata)
-        .map_err(|e| CheckpointError::Format { path: path.to_path_buf(), msg: e.to_string() })?;
+    let format = |msg: String| CheckpointError::Format { path: path.to_path_buf(), msg };
+    let bytes = safetensors::serialize(views, metadata).map_err(|e| format(e.to_string()))?;
+    let bytes = with_sorted_metadata(bytes).map_err(format)?;
     reclip_core::fs::write_atomic(path, &bytes).map_err(|e| CheckpointError::Io { path: e.path, error: e.error })
+}
+
+/// A serialized safetensors file with its metadata in key order. The crate
+/// writes the metadata from a `HashMap`, whose order changes from process to
+/// process; sorted, a checkpoint's bytes depend on what it holds alone.
+fn with_sorted_metadata(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    const ALIGN: usize = 8;
+    let len = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
+    let Some(header) = len.and_then(|n| bytes.get(8..8 + n)) else {
+        return Err("the serialized header is truncated".into());
+    };
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    let Some(serde_json::Value::Object(metadata)) = header.remove("__metadata__") else {
+        return Ok(bytes);
+    };
+    let sorted: std::collections::BTreeMap<_, _> = metadata.into_iter().collect();
+    let mut out = serde_json::Map::new();
+    out.insert("__metadata__".into(), serde_json::Value::Object(sorted.into_iter().collect()));
+    out.extend(header);
+    let mut json = serde_json::to_vec(&out).map_err(|e| e.to_string())?;
+    // Padded with spaces, as the crate pads, so that the data stays aligned.
+    json.resize(json.len().next_multiple_of(ALIGN), b' ');
+    let data = &bytes[8 + len.expect("read above")..];
+    Ok([&(json.len() as u64).to_le_bytes()[..], &json, data].concat())
 }
 
 /// Loads every tensor to the CPU: f32, bf16, f64, u32 as themselves; f16 as
@@ -131,3 +157,26 @@ pub fn load(path: &Path) -> Result<StateDict, CheckpointError> {
     Ok(StateDict { tensors, metadata })
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_is_the_same_bytes_whatever_its_metadata_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], [3], &Device::Cpu).unwrap();
+        let tensors = [("b".to_string(), t.clone()), ("a".to_string(), t)];
+        let keys: Vec<(String, String)> = (0..16).map(|i| (format!("key{i}"), format!("value {i}"))).collect();
+        let mut files = Vec::new();
+        for order in [keys.clone(), keys.into_iter().rev().collect()] {
+            let path = dir.path().join(format!("{}.safetensors", files.len()));
+            save(&path, &tensors, order.into_iter().collect()).unwrap();
+            files.push(std::fs::read(&path).unwrap());
+        }
+        assert_eq!(files[0], files[1]);
+        let back = load(&dir.path().join("0.safetensors")).unwrap();
+        assert_eq!(back.metadata.len(), 16);
+        assert_eq!(back.metadata["key3"], "value 3");
+        assert_eq!(back.get("a").unwrap().to_vec::<f32>().unwrap(), [1.0, 2.0, 3.0]);
+    }
+}
