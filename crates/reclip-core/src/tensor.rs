@@ -314,8 +314,10 @@ impl Tensor {
         }
         let cast = Cast { x: self, dtype };
         if self.dtype() == DType::U32 {
-            // u32 has no compute type of its own: it converts through f32.
-            return cast.run_on(self.device(), DType::F32);
+            // u32 has no compute type of its own: it converts through f32,
+            // or f64 when that is the target (every u32 is exact in f64).
+            let through = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
+            return cast.run_on(self.device(), through);
         }
         cast.run(self)
     }
@@ -352,8 +354,9 @@ impl Tensor {
     }
 }
 
-/// `x` converted to `dtype`. The host reads `x` in its compute type (f32
-/// unless it is f64), from which widening to f64 is exact.
+/// `x` converted to `dtype`. The host reads `x` in the compute type it is
+/// run with (f32, or f64 for f64 data and targets), from which widening to
+/// f64 is exact.
 struct Cast<'a> {
     x: &'a Tensor,
     dtype: DType,
@@ -376,5 +379,21 @@ impl DeviceOp for Cast<'_> {
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Tensor({}, {}, {})", self.shape(), self.dtype(), self.device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_are_exact_where_the_target_can_hold_the_value() {
+        let ids = Tensor::from_vec(vec![16_777_217u32, 3], [2], &Device::Cpu).unwrap();
+        assert_eq!(ids.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap(), [16_777_217.0, 3.0]);
+        assert_eq!(ids.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap(), [16_777_216.0, 3.0]);
+        let x = Tensor::from_vec(vec![0.1f32, -2.5], [2], &Device::Cpu).unwrap();
+        assert_eq!(x.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap(), [0.1f32 as f64, -2.5]);
+        let y = Tensor::from_vec(vec![0.1f64], [1], &Device::Cpu).unwrap();
+        assert_eq!(y.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap(), [0.1f32]);
     }
 }

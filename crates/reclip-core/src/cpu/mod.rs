@@ -25,7 +25,8 @@ pub fn read_real<'a, T: Real>(storage: &'a CpuStorage, layout: &Layout) -> Cow<'
         CpuStorage::F32(v) => layout.for_each_offset(|_, o| out.push(T::from_f32(v[o]))),
         CpuStorage::BF16(v) => layout.for_each_offset(|_, o| out.push(T::from_f32(v[o].to_f32()))),
         CpuStorage::F64(v) => layout.for_each_offset(|_, o| out.push(<T as Element>::from_f64(v[o]))),
-        CpuStorage::U32(v) => layout.for_each_offset(|_, o| out.push(T::from_f32(v[o] as f32))),
+        // Through f64, where every u32 is exact; to f32 that rounds once, as `as f32` does.
+        CpuStorage::U32(v) => layout.for_each_offset(|_, o| out.push(<T as Element>::from_f64(f64::from(v[o])))),
     }
     Cow::Owned(out)
 }
