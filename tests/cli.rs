@@ -124,3 +124,30 @@ fn the_device_check_compares_kernels_and_gemms_with_the_cpu() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.starts_with("cpu: agrees with the CPU") && stdout.contains("GEMM bf16"), "{stdout}");
 }
+
+#[test]
+fn options_out_of_range_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out = out.to_str().unwrap();
+    for (args, needles) in [
+        (&["--lr", "NaN"][..], &["--lr NaN", "positive"][..]),
+        (&["--lr=-1"], &["--lr -1", "positive"]),
+        (&["--finetune-lr", "inf"], &["--finetune-lr inf"]),
+        (&["--wd", "nan"], &["--wd NaN"]),
+        (&["--grad-clip=-1"], &["--grad-clip -1"]),
+        (&["--finetune-fraction", "1.5"], &["--finetune-fraction 1.5"]),
+        (&["--batch-size", "1"], &["--batch-size 1", "at least 2"]),
+        (&["--workers", "100000"], &["--workers 100000", "256"]),
+        (&["--high-res", "16", "--low-res", "32"], &["--low-res 32", "16"]),
+        (&["--low-res", "160"], &["--low-res 160", "80"]),
+        (&["--text-len", "12", "--low-text-len", "20"], &["--low-text-len 20", "12"]),
+    ] {
+        let argv: Vec<&str> = ["train", "--out", out].iter().chain(args).copied().collect();
+        fails_with(&argv, needles);
+        fails_with(&[&["compare"], &argv[1..]].concat(), needles);
+    }
+    assert!(!dir.path().join("run").exists(), "a refused `train` wrote into --out");
+    // A resumed run keeps its length: --steps with --resume is refused, not ignored.
+    fails_with(&["train", "--resume", out, "--steps", "10"], &["--resume", "--stop-after"]);
+}

@@ -5,6 +5,7 @@ mod device;
 mod embed;
 mod eval;
 mod flops;
+mod numbers;
 mod speed;
 mod train;
 

@@ -231,9 +231,21 @@ fn schedule(args: &TrainArgs, model: &ModelConfig, baseline: bool) -> anyhow::Re
         }
         None => {
             let high_res = args.high_res.unwrap_or(model.vision_cfg.image_size);
+            let low_res = args.low_res.unwrap_or((4 * model.vision_cfg.patch_size).min(high_res));
+            if low_res > high_res {
+                bail!(
+                    "--low-res {low_res} is above the high resolution {high_res} (the model's image size unless --high-res)"
+                );
+            }
+            let low_text_len = args.low_text_len.unwrap_or(text_len);
+            if low_text_len > text_len {
+                bail!(
+                    "--low-text-len {low_text_len} is above the text length {text_len} (the model's context length unless --text-len)"
+                );
+            }
             Schedule::Reclip {
-                low_res: args.low_res.unwrap_or((4 * model.vision_cfg.patch_size).min(high_res)),
-                low_text_len: args.low_text_len.unwrap_or(text_len),
+                low_res,
+                low_text_len,
                 high_res,
                 high_text_len: text_len,
                 finetune: match args.finetune_steps {
@@ -257,6 +269,7 @@ fn is_baseline(args: &TrainArgs) -> anyhow::Result<bool> {
 
 /// Resolves the options into a run: the baseline of their schedule when `baseline`.
 pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> anyhow::Result<TrainOptions> {
+    super::numbers::check(args)?;
     let model = ModelConfig::load(&args.model).with_context(|| format!("--model {}", args.model))?;
     let device = args.device.open()?;
     let precision = precision(&args.precision, &device)?;
@@ -319,6 +332,12 @@ fn saved_args(dir: &Path) -> anyhow::Result<Vec<String>> {
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let (args, out, resume) = match &args.resume {
         Some(dir) => {
+            if args.steps.is_some() || args.epochs.is_some() {
+                bail!(
+                    "--resume {}: a resumed run keeps the length it was started with (its run.json); only --stop-after, --workers and --quiet apply",
+                    dir.display()
+                );
+            }
             let mut saved: TrainArgs = super::parse_train_args(&saved_args(dir)?)?;
             // What may differ between invocations: where to stop, and how it looks.
             saved.stop_after = args.stop_after;
@@ -328,14 +347,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
         None => {
             let out = args.out.clone();
-            std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
-            let argv: Vec<String> = std::env::args().skip(1).collect();
-            let run = serde_json::json!({ "args": argv });
-            reclip_core::fs::write_atomic(&out.join("run.json"), serde_json::to_string_pretty(&run)?.as_bytes())?;
             (args, out, false)
         }
     };
+    // Resolved before anything is written: a refused run leaves --out as it was.
     let opts = options(&args, is_baseline(&args)?, &out, resume)?;
+    if !resume {
+        std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        let run = serde_json::json!({ "args": argv });
+        reclip_core::fs::write_atomic(&out.join("run.json"), serde_json::to_string_pretty(&run)?.as_bytes())?;
+    }
     let report = trainer::train(&opts)?;
     print!("{}", report.table());
     println!(

@@ -1,0 +1,53 @@
+//! The numeric options of `train` and `compare`, checked before any work:
+//! each must be finite and in its range. (Those that must agree with the
+//! model, the resolutions and text lengths, are checked with the schedule.)
+
+use super::train::TrainArgs;
+use anyhow::bail;
+
+/// The most data-loading threads a run starts: more only costs memory and
+/// start-up time (decoding saturates the cores long before).
+pub const MAX_WORKERS: usize = 256;
+
+/// A contrastive loss compares each pair with the others in its batch.
+const MIN_BATCH: usize = 2;
+
+/// An error naming `option` unless `v` is finite and positive.
+fn positive(option: &str, v: f64) -> anyhow::Result<()> {
+    if !(v.is_finite() && v > 0.0) {
+        bail!("{option} {v}: expected a positive number");
+    }
+    Ok(())
+}
+
+/// An error naming `option` unless `v` is finite and not negative.
+fn non_negative(option: &str, v: f64) -> anyhow::Result<()> {
+    if !(v.is_finite() && v >= 0.0) {
+        bail!("{option} {v}: expected a number ≥ 0");
+    }
+    Ok(())
+}
+
+pub fn check(args: &TrainArgs) -> anyhow::Result<()> {
+    positive("--lr", args.lr.into())?;
+    if let Some(lr) = args.finetune_lr {
+        positive("--finetune-lr", lr.into())?;
+    }
+    non_negative("--wd", args.wd.into())?;
+    non_negative("--grad-clip", args.grad_clip.into())?;
+    if !(0.0..=1.0).contains(&args.finetune_fraction) {
+        bail!("--finetune-fraction {}: expected a fraction of the steps, from 0 to 1", args.finetune_fraction);
+    }
+    if args.batch_size < MIN_BATCH {
+        bail!(
+            "--batch-size {}: a contrastive loss needs at least {MIN_BATCH} image–caption pairs per batch",
+            args.batch_size
+        );
+    }
+    if let Some(w) = args.workers
+        && !(1..=MAX_WORKERS).contains(&w)
+    {
+        bail!("--workers {w}: expected 1 to {MAX_WORKERS} data-loading threads");
+    }
+    Ok(())
+}
