@@ -20,11 +20,11 @@ struct BinarySaved {
 
 impl Op<2> for Binary {
     const NAME: &'static str = "binary";
+    type Saved = BinarySaved;
 
     fn name(&self) -> &'static str {
         self.op.name()
     }
-    type Saved = BinarySaved;
 
     fn forward(&self, [a, b]: [&Tensor; 2], _: [bool; 2]) -> Result<(Tensor, BinarySaved)> {
         let out = a.binary(self.op, b)?;
@@ -70,11 +70,11 @@ struct UnarySaved {
 
 impl Op<1> for Unary {
     const NAME: &'static str = "unary";
+    type Saved = UnarySaved;
 
     fn name(&self) -> &'static str {
         self.op.name()
     }
-    type Saved = UnarySaved;
 
     fn forward(&self, [x]: [&Tensor; 1], _: [bool; 1]) -> Result<(Tensor, UnarySaved)> {
         let y = x.unary(self.op)?;

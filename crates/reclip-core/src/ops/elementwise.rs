@@ -22,7 +22,7 @@ impl DeviceOp for Binary<'_> {
         let a = self.a.cpu_real::<T>(self.op.name())?;
         let b = self.b.cpu_real::<T>(self.op.name())?;
         let out = cpu::binary(self.op, &a, self.a.shape(), &b, self.b.shape(), &self.out_shape);
-        Ok(Tensor::from_real(out, self.out_shape.clone(), self.a.dtype()))
+        Ok(Tensor::from_real(out, self.out_shape, self.a.dtype()))
     }
 
     fn gpu(self, _: &GpuDevice) -> Result<Tensor> {

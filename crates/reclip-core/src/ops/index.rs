@@ -18,11 +18,11 @@ impl DeviceOp for IndexSelect<'_> {
     fn cpu<T: Real>(self) -> Result<Tensor> {
         let x = self.x.cpu_real::<T>(Self::NAME)?;
         let out = cpu::index_select(&x, self.rs, self.ids.host())?;
-        Ok(Tensor::from_real(out, self.dims.clone(), self.x.dtype()))
+        Ok(Tensor::from_real(out, self.dims, self.x.dtype()))
     }
 
     fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
-        crate::gpu::index_select(self.x, self.rs, self.ids, self.dims.clone())
+        crate::gpu::index_select(self.x, self.rs, self.ids, self.dims)
     }
 }
 

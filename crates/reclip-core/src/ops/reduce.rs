@@ -25,11 +25,11 @@ impl DeviceOp for Sum<'_> {
 
     fn cpu<T: Real>(self) -> Result<Tensor> {
         let x = self.x.cpu_real::<T>(Self::NAME)?;
-        Ok(Tensor::from_real(cpu::sum(&x, self.rs), self.dims.clone(), self.x.dtype()))
+        Ok(Tensor::from_real(cpu::sum(&x, self.rs), self.dims, self.x.dtype()))
     }
 
     fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
-        crate::gpu::sum(self.x, self.rs)?.reshape(self.dims.clone())
+        crate::gpu::sum(self.x, self.rs)?.reshape(self.dims)
     }
 }
 
@@ -47,15 +47,12 @@ impl DeviceOp for Max<'_> {
     fn cpu<T: Real>(self) -> Result<(Tensor, Tensor)> {
         let x = self.x.cpu_real::<T>(Self::NAME)?;
         let (v, i) = cpu::max(&x, self.rs);
-        Ok((
-            Tensor::from_real(v, self.dims.clone(), self.x.dtype()),
-            Tensor::from_vec(i, self.dims.clone(), &Device::Cpu)?,
-        ))
+        Ok((Tensor::from_real(v, self.dims.clone(), self.x.dtype()), Tensor::from_vec(i, self.dims, &Device::Cpu)?))
     }
 
     fn gpu(self, _: &GpuDevice) -> Result<(Tensor, Tensor)> {
         let (v, i) = crate::gpu::max(self.x, self.rs)?;
-        Ok((v.reshape(self.dims.clone())?, i.reshape(self.dims.clone())?))
+        Ok((v.reshape(self.dims.clone())?, i.reshape(self.dims)?))
     }
 }
 
