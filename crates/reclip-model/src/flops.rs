@@ -93,6 +93,13 @@ pub struct FlopsReport {
     pub training_gflops: f64,
 }
 
+impl FlopsReport {
+    /// Training PFLOPs of `samples` samples.
+    pub fn training_pflops(&self, samples: u64) -> f64 {
+        samples as f64 * self.training_gflops / 1e6
+    }
+}
+
 impl MatmulFlops {
     pub fn total(&self) -> u64 {
         self.components().iter().map(|(_, flops)| flops).sum()

@@ -6,7 +6,7 @@
 use crate::options::TrainOptions;
 use crate::phases::{Phase, Schedule, plan};
 use crate::train_step;
-use reclip_model::flops;
+use reclip_model::{FlopsReport, flops};
 use reclip_tokenizer::ClipTokenizer;
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,8 +15,8 @@ use std::time::Instant;
 pub(crate) struct Baseline {
     /// Its one phase.
     pub phase: Phase,
-    /// Training GFLOPs per sample.
-    pub gflops_training: f64,
+    /// FLOPs per sample.
+    pub flops: FlopsReport,
     /// Training throughput, as the probe measured it.
     pub images_per_second: f64,
     /// The probe's timed steps.
@@ -34,9 +34,9 @@ pub(crate) fn price(
         return Ok(None);
     }
     let phase = plan(&opts.schedule.baseline(), total_steps).map_err(anyhow::Error::msg)?.remove(0);
-    let gflops_training = flops::model(&opts.model, phase.image_size, phase.text_len)?.training_gflops;
+    let flops = flops::model(&opts.model, phase.image_size, phase.text_len)?;
     let images_per_second = probe(opts, encoder, &phase, opts.probe_steps)?;
-    Ok(Some(Baseline { phase, gflops_training, images_per_second, probe_steps: opts.probe_steps }))
+    Ok(Some(Baseline { phase, flops, images_per_second, probe_steps: opts.probe_steps }))
 }
 
 /// Measures training throughput at `phase`'s size on a scratch copy of the

@@ -114,7 +114,7 @@ impl Trainer<'_> {
         self.state.phases[pi].steps += 1;
         self.state.phases[pi].samples += samples;
         self.clock.window_samples += samples;
-        self.pflops += samples as f64 * self.flops[pi].training_gflops / 1e6;
+        self.pflops += self.flops[pi].training_pflops(samples);
         self.bar.inc(1);
     }
 

@@ -63,7 +63,6 @@ impl Report {
 
 impl PhaseReport {
     fn new(p: &Phase, s: &PhaseStats, f: &FlopsReport, evaluations: &[EvalPoint]) -> Self {
-        let train = f.training_gflops;
         PhaseReport {
             name: p.name.clone(),
             image_size: p.image_size,
@@ -72,9 +71,9 @@ impl PhaseReport {
             steps: s.steps,
             samples: s.samples,
             gflops_forward: f.forward_gflops,
-            gflops_training: train,
+            gflops_training: f.training_gflops,
             gflops_elementwise_forward: f.image.forward_elementwise_gflops + f.text.forward_elementwise_gflops,
-            total_pflops: s.samples as f64 * train / 1e6,
+            total_pflops: f.training_pflops(s.samples),
             wall_seconds: s.wall_seconds,
             images_per_second: s.samples as f64 / s.wall_seconds.max(1e-9),
             zero_shot_top1: top1_at(evaluations, p.end_step(), p.image_size),
@@ -84,14 +83,15 @@ impl PhaseReport {
 
 impl Totals {
     fn of(phases: &[PhaseReport]) -> Self {
-        let total = Totals {
+        let samples = phases.iter().map(|p| p.samples).sum::<u64>();
+        let wall_seconds = phases.iter().map(|p| p.wall_seconds).sum::<f64>();
+        Totals {
             steps: phases.iter().map(|p| p.steps).sum(),
-            samples: phases.iter().map(|p| p.samples).sum(),
+            samples,
             total_pflops: phases.iter().map(|p| p.total_pflops).sum(),
-            wall_seconds: phases.iter().map(|p| p.wall_seconds).sum(),
-            images_per_second: 0.0,
-        };
-        Totals { images_per_second: total.samples as f64 / total.wall_seconds.max(1e-9), ..total }
+            wall_seconds,
+            images_per_second: samples as f64 / wall_seconds.max(1e-9),
+        }
     }
 }
 
@@ -104,8 +104,8 @@ impl BaselineEstimate {
             text_len: b.phase.text_len,
             steps: total.steps,
             samples,
-            gflops_training: b.gflops_training,
-            total_pflops: samples as f64 * b.gflops_training / 1e6,
+            gflops_training: b.flops.training_gflops,
+            total_pflops: b.flops.training_pflops(samples),
             probe_images_per_second: b.images_per_second,
             probe_steps: b.probe_steps,
             estimated_wall_seconds: samples as f64 / b.images_per_second,

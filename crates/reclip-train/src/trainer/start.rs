@@ -68,7 +68,7 @@ impl<'a> Trainer<'a> {
         let Setup { encoder, loader, phases, total_steps, schedule } = setup;
         let flops: Vec<_> =
             phases.iter().map(|p| flops::model(&opts.model, p.image_size, p.text_len)).collect::<Result<_, _>>()?;
-        let pflops = state.phases.iter().zip(&flops).map(|(s, f)| s.samples as f64 * f.training_gflops / 1e6).sum();
+        let pflops = state.phases.iter().zip(&flops).map(|(s, f)| f.training_pflops(s.samples)).sum();
         let metrics = MetricsLog::open(&opts.out, opts.resume.then_some(state.step))?;
         let bar = progress_bar(opts.progress, total_steps, state.step);
         let stop_at = opts.stop_after.map(|n| (state.step + n).min(total_steps)).unwrap_or(total_steps);
