@@ -13,7 +13,7 @@ pub const MAX_WORKERS: usize = 256;
 const MIN_BATCH: usize = 2;
 
 /// An error naming `option` unless `v` is finite and positive.
-fn positive(option: &str, v: f64) -> anyhow::Result<()> {
+fn positive(option: &str, v: f32) -> anyhow::Result<()> {
     if !(v.is_finite() && v > 0.0) {
         bail!("{option} {v}: expected a positive number");
     }
@@ -21,7 +21,7 @@ fn positive(option: &str, v: f64) -> anyhow::Result<()> {
 }
 
 /// An error naming `option` unless `v` is finite and not negative.
-fn non_negative(option: &str, v: f64) -> anyhow::Result<()> {
+fn non_negative(option: &str, v: f32) -> anyhow::Result<()> {
     if !(v.is_finite() && v >= 0.0) {
         bail!("{option} {v}: expected a number ≥ 0");
     }
@@ -29,12 +29,12 @@ fn non_negative(option: &str, v: f64) -> anyhow::Result<()> {
 }
 
 pub fn check(args: &TrainArgs) -> anyhow::Result<()> {
-    positive("--lr", args.lr.into())?;
+    positive("--lr", args.lr)?;
     if let Some(lr) = args.finetune_lr {
-        positive("--finetune-lr", lr.into())?;
+        positive("--finetune-lr", lr)?;
     }
-    non_negative("--wd", args.wd.into())?;
-    non_negative("--grad-clip", args.grad_clip.into())?;
+    non_negative("--wd", args.wd)?;
+    non_negative("--grad-clip", args.grad_clip)?;
     if !(0.0..=1.0).contains(&args.finetune_fraction) {
         bail!("--finetune-fraction {}: expected a fraction of the steps, from 0 to 1", args.finetune_fraction);
     }
