@@ -153,15 +153,22 @@ impl Trainer<'_> {
     /// is not training time.
     fn evaluate_and_checkpoint(&mut self, pi: usize) -> anyhow::Result<()> {
         self.stop_clock(pi)?;
-        self.state.loader = self.loader.position();
         if self.due(self.opts.eval_every) {
             let Phase { image_size, text_len, .. } = self.phases[pi];
             self.evaluate_once(image_size, text_len)?;
         }
         if self.due(self.opts.checkpoint_every) {
-            state::save(&self.opts.out, &self.clip, &self.optimizer, &self.state)?;
+            self.save_checkpoint()?;
         }
         self.clock = Clock::start();
+        Ok(())
+    }
+
+    /// Saves where the run stands: the model, the optimizer, the step and
+    /// where the loader will take the next batch from.
+    fn save_checkpoint(&mut self) -> anyhow::Result<()> {
+        self.state.loader = self.loader.position();
+        state::save(&self.opts.out, &self.clip, &self.optimizer, &self.state)?;
         Ok(())
     }
 
@@ -177,8 +184,7 @@ impl Trainer<'_> {
     /// short on purpose ends here, with an error that says how to go on.
     fn finish(&mut self) -> anyhow::Result<()> {
         self.bar.finish_and_clear();
-        self.state.loader = self.loader.position();
-        state::save(&self.opts.out, &self.clip, &self.optimizer, &self.state)?;
+        self.save_checkpoint()?;
         self.clip.save(&self.opts.out.join("model.safetensors"))?;
         if self.state.step < self.total_steps {
             anyhow::bail!(
