@@ -12,8 +12,13 @@ pub enum Error {
     Io { path: PathBuf, error: std::io::Error },
     #[error("{}: {msg}", path.display())]
     Format { path: PathBuf, msg: String },
+    /// Every sample of the source was bad; the report says why.
     #[error("no usable sample in {dataset}: {}", report.summary())]
     NoUsableSample { dataset: String, report: Box<DataReport> },
+    /// The source holds no sample at all, and so nothing to report; `found`
+    /// says what it does hold ("no rows after the header row").
+    #[error("no usable sample in {dataset}: {found}")]
+    EmptySource { dataset: String, found: String },
     #[error("invalid {option}: {msg}")]
     InvalidOption { option: &'static str, msg: String },
     #[error("the caption encoder returned {got} token ids for context length {expected}")]
@@ -33,6 +38,16 @@ impl Error {
 
     pub(crate) fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::Format { path: path.into(), msg: msg.into() }
+    }
+
+    /// `NoUsableSample` with the report, or `EmptySource` saying what was
+    /// `found` where the report is clean.
+    pub(crate) fn no_usable_sample(dataset: impl Into<String>, found: impl Into<String>, report: DataReport) -> Self {
+        if report.is_clean() {
+            Error::EmptySource { dataset: dataset.into(), found: found.into() }
+        } else {
+            Error::NoUsableSample { dataset: dataset.into(), report: Box::new(report) }
+        }
     }
 
     pub(crate) fn option(option: &'static str, msg: impl Into<String>) -> Self {

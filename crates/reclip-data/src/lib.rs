@@ -8,6 +8,15 @@
 //! size ([`decode_view`]). The [`Loader`] turns a dataset into batches of
 //! CLIP-normalised image tensors and token ids, in an order fixed by the
 //! seed, with bad samples skipped and counted in a [`DataReport`].
+//!
+//! Data may be hostile or broken, so every input is bounded by a ceiling in
+//! [`limits`], checked before the work it bounds: only regular files are
+//! opened (a FIFO or `/dev/zero` is a reported problem, never a hang), no
+//! file is read past its size ceiling, images are refused from their headers
+//! when they declare more than [`MAX_IMAGE_PIXELS`], shard patterns are
+//! counted before they are expanded, ImageFolder walks at most
+//! [`MAX_FOLDER_DEPTH`] levels and stops at symbolic link loops, and a CSV
+//! row that a stray quote ran over several lines is reported, not merged.
 
 mod csv_list;
 mod dataset;
@@ -16,6 +25,8 @@ mod encoder;
 mod error;
 mod files;
 mod image_folder;
+pub mod limits;
+mod line_count;
 mod loader;
 mod report;
 mod resize;
@@ -32,7 +43,12 @@ pub use dataset::{Dataset, Sample, ZeroShotSet};
 pub use decode::{decode_view, jpeg_scale_denominator};
 pub use encoder::CaptionEncoder;
 pub use error::{Error, Result};
+pub use files::{read_image_file, read_text_file};
 pub use image_folder::ImageFolder;
+pub use limits::{
+    MAX_CAPTION_BYTES, MAX_FOLDER_DEPTH, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MAX_LIST_BYTES, MAX_SHARDS,
+    MAX_TEXT_FILE_BYTES,
+};
 pub use loader::{Batch, BatchSpec, Loader, LoaderConfig, MAX_SUBSTITUTES, Position};
 pub use report::{DataReport, EXAMPLES_PER_KIND, Problem, ProblemKind};
 pub use rgb::{CLIP_MEAN, CLIP_STD, Rgb8Image};

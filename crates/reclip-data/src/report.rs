@@ -12,13 +12,18 @@ pub const EXAMPLES_PER_KIND: usize = 5;
 pub enum ProblemKind {
     /// An image file (or shard) that does not exist.
     MissingFile,
-    /// A file that exists but cannot be read (permissions, a directory, I/O error).
+    /// A file that exists but is not read: permissions, an I/O error, not a
+    /// regular file (a folder, a FIFO, a device), over its size ceiling, or a
+    /// folder that ImageFolder does not walk (a link loop, too deep).
     UnreadableFile,
-    /// An image that is corrupt, truncated, or neither JPEG nor PNG.
+    /// An image that is corrupt, truncated, neither JPEG nor PNG, or declares
+    /// more than [`MAX_IMAGE_PIXELS`](crate::MAX_IMAGE_PIXELS) pixels.
     BadImage,
-    /// A caption that is empty, blank, or not UTF-8.
+    /// A caption that is empty, blank, not UTF-8, or longer than
+    /// [`MAX_CAPTION_BYTES`](crate::MAX_CAPTION_BYTES).
     BadCaption,
-    /// A CSV/TSV row with the wrong number of fields, no image path, or bad encoding.
+    /// A CSV/TSV row with the wrong number of fields, no image path, bad
+    /// encoding, or a quoted field running over several lines.
     MalformedRow,
     /// A tar sample without an image or without a caption member.
     IncompleteSample,
@@ -32,7 +37,7 @@ impl ProblemKind {
             ProblemKind::MissingFile => "missing file",
             ProblemKind::UnreadableFile => "unreadable file",
             ProblemKind::BadImage => "corrupt, truncated or unsupported image",
-            ProblemKind::BadCaption => "empty or non-UTF-8 caption",
+            ProblemKind::BadCaption => "empty, non-UTF-8 or oversized caption",
             ProblemKind::MalformedRow => "malformed row",
             ProblemKind::IncompleteSample => "incomplete sample",
             ProblemKind::BrokenShard => "truncated or corrupt shard",

@@ -125,10 +125,8 @@ impl Maker {
         // nine tries per place all failing means the data is unusable.
         let all_bad = self.bad_count.load(Ordering::Relaxed) == self.dataset.len();
         if indices.is_empty() && (self.config.replace_bad || all_bad) {
-            return Err(Error::NoUsableSample {
-                dataset: self.dataset.source().to_string(),
-                report: Box::new(self.report()),
-            });
+            // The report is never clean here: every sample tried was recorded.
+            return Err(Error::no_usable_sample(self.dataset.source(), "every sample failed", self.report()));
         }
         let b = indices.len();
         Ok(Batch {

@@ -142,10 +142,11 @@ impl Loader {
             return Err(Error::option("prefetch", "must be at least 1 when there are workers"));
         }
         if dataset.is_empty() {
-            return Err(Error::NoUsableSample {
-                dataset: dataset.source().to_string(),
-                report: Box::new(dataset.open_report().clone()),
-            });
+            return Err(Error::no_usable_sample(
+                dataset.source(),
+                "it holds no samples",
+                dataset.open_report().clone(),
+            ));
         }
         if u32::try_from(dataset.len()).is_err() {
             return Err(Error::option("dataset", format!("{} has more than 2^32 samples", dataset.source())));
