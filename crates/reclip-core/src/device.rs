@@ -4,6 +4,8 @@
 //! the same [`Launch`] descriptions, so the code that computes grids, blocks and
 //! shared memory is shared by the two and exercised by CI.
 
+mod memory;
+
 use crate::{DType, Result};
 use std::fmt;
 use std::sync::Arc;
@@ -38,6 +40,19 @@ impl Device {
             (Device::Cpu, Device::Cpu) => true,
             (Device::Gpu(a), Device::Gpu(b)) => a.same(b),
             _ => false,
+        }
+    }
+
+    /// The memory this device offers in bytes, None when unknown. On the CPU
+    /// the smallest of the machine's RAM, the cgroup limit and the address
+    /// space limit (`ulimit -v`); on a GPU its total memory, or the host's
+    /// when the backend does not say (the emulator, whose buffers are host
+    /// memory). A total, not what is free now: the callers refuse what
+    /// surely cannot fit, and what is free changes while they run.
+    pub fn memory_bytes(&self) -> Option<u64> {
+        match self {
+            Device::Cpu => memory::host_memory_bytes(),
+            Device::Gpu(g) => g.backend().memory_bytes().or_else(memory::host_memory_bytes),
         }
     }
 
@@ -247,4 +262,9 @@ pub trait KernelBackend: Send + Sync {
     fn launch(&self, launch: &Launch) -> Result<()>;
     fn gemm(&self, call: &GemmCall) -> Result<()>;
     fn synchronize(&self) -> Result<()>;
+    /// The device's total memory in bytes, when the backend knows it; see
+    /// [`Device::memory_bytes`].
+    fn memory_bytes(&self) -> Option<u64> {
+        None
+    }
 }

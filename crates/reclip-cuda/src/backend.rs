@@ -358,4 +358,9 @@ impl KernelBackend for CudaBackend {
         // SAFETY: our stream.
         unsafe { result::stream::synchronize(self.stream.cu_stream()) }.map_err(|e| driver("synchronize", e))
     }
+
+    /// The total of cuMemGetInfo; None if the driver does not answer.
+    fn memory_bytes(&self) -> Option<u64> {
+        self.ctx.mem_get_info().ok().map(|(_free, total)| total as u64)
+    }
 }

@@ -3,10 +3,14 @@
 //! state beside them. Every write is atomic: a temporary file in the same
 //! folder, synced, then renamed over the target.
 
+use crate::finite::NonFinite;
+use crate::memory::human_bytes;
 use half::{bf16, f16};
 use reclip_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
+use std::fs::{File, FileType};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +23,17 @@ pub enum CheckpointError {
     Format { path: PathBuf, msg: String },
     #[error("{path}: tensor {name}: {msg}")]
     Tensor { path: PathBuf, name: String, msg: String },
+    #[error("{path} is {kind}, not a checkpoint file")]
+    NotAFile { path: PathBuf, kind: &'static str },
+    #[error(
+        "{path}: the file is {}, more than the {} of memory available to load it",
+        human_bytes(*size),
+        human_bytes(*available)
+    )]
+    TooLarge { path: PathBuf, size: u64, available: u64 },
+    /// A tensor the model would load holding NaN or ±inf.
+    #[error("{path}: tensor {name} holds {found}")]
+    NonFinite { path: PathBuf, name: String, found: NonFinite },
     /// Every missing, unexpected or mis-shaped tensor is in `problems`; the
     /// message, one line, names the first few.
     #[error("{path}: the checkpoint does not fit the model: {}", summary(problems))]
@@ -114,10 +129,14 @@ fn with_sorted_metadata(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
 
 /// Loads every tensor to the CPU: f32, bf16, f64, u32 as themselves; f16 as
 /// f32; i64/i32 (token ids in open_clip fixtures) as u32 when non-negative.
+/// The path must name a regular file no larger than the host's memory.
 pub fn load(path: &Path) -> Result<StateDict, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
+    let bytes = read_whole(path)?;
     let format = |msg: String| CheckpointError::Format { path: path.to_path_buf(), msg };
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| match mis_sized_tensor(&bytes) {
+        Some((name, msg)) => CheckpointError::Tensor { path: path.to_path_buf(), name, msg },
+        None => format(e.to_string()),
+    })?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
     let mut tensors = Vec::new();
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
@@ -155,6 +174,78 @@ pub fn load(path: &Path) -> Result<StateDict, CheckpointError> {
     }
     let metadata = meta.metadata().clone().unwrap_or_default();
     Ok(StateDict { tensors, metadata })
+}
+
+/// The file's bytes, once it is known to be a regular file (opening a FIFO
+/// would block, reading a device might never end) whose size fits in the
+/// host's memory (loading holds the file and the tensors decoded from it,
+/// so this refuses only what surely cannot load).
+fn read_whole(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    let meta = std::fs::metadata(path).map_err(io(path))?;
+    if !meta.is_file() {
+        return Err(CheckpointError::NotAFile { path: path.to_path_buf(), kind: kind_of(meta.file_type()) });
+    }
+    let size = meta.len();
+    if let Some(available) = Device::Cpu.memory_bytes()
+        && size > available
+    {
+        return Err(CheckpointError::TooLarge { path: path.to_path_buf(), size, available });
+    }
+    let mut bytes = Vec::new();
+    // A failed reservation is an error here rather than an abort in the allocator.
+    bytes
+        .try_reserve_exact(usize::try_from(size).unwrap_or(usize::MAX))
+        .map_err(|e| io(path)(std::io::Error::other(e)))?;
+    // No further than the size checked, should the file grow meanwhile.
+    File::open(path).and_then(|f| f.take(size).read_to_end(&mut bytes)).map_err(io(path))?;
+    Ok(bytes)
+}
+
+/// The first tensor (by name) whose shape does not match the bytes its
+/// header entry gives it, with why: the safetensors crate refuses such a
+/// header without naming the tensor.
+fn mis_sized_tensor(bytes: &[u8]) -> Option<(String, String)> {
+    let len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header = bytes.get(8..8usize.checked_add(usize::try_from(len).ok()?)?)?;
+    let header: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    header.into_iter().filter(|(name, _)| name != "__metadata__").find_map(|(name, entry)| {
+        let dtype = entry["dtype"].as_str()?;
+        let element = match dtype {
+            "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" => 1,
+            "U16" | "I16" | "F16" | "BF16" => 2,
+            "U32" | "I32" | "F32" => 4,
+            "U64" | "I64" | "F64" => 8,
+            _ => return None,
+        };
+        let shape: Vec<u64> = entry["shape"].as_array()?.iter().map(|d| d.as_u64()).collect::<Option<_>>()?;
+        let offsets: Vec<u64> = entry["data_offsets"].as_array()?.iter().map(|d| d.as_u64()).collect::<Option<_>>()?;
+        let [start, end] = offsets[..] else { return None };
+        let held = end.checked_sub(start)?;
+        let needed = shape.iter().try_fold(element, |n: u64, &d| n.checked_mul(d));
+        match needed {
+            Some(n) if n == held => None,
+            Some(n) => Some((name, format!("shape {shape:?} of {dtype} needs {n} bytes, its data holds {held}"))),
+            None => Some((name, format!("shape {shape:?} of {dtype} is too large to hold"))),
+        }
+    })
+}
+
+/// What a path that is not a regular file is, for the error.
+pub(crate) fn kind_of(file_type: FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_block_device() || file_type.is_char_device() {
+            return "a device";
+        }
+    }
+    if file_type.is_dir() { "a directory" } else { "not a regular file" }
 }
 
 #[cfg(test)]

@@ -30,7 +30,9 @@ pub struct Clip {
 }
 
 impl Clip {
-    /// A freshly initialised model (open_clip's initialisation, seeded).
+    /// A freshly initialised model (open_clip's initialisation, seeded). A
+    /// config whose weights cannot fit in the device's memory is refused with
+    /// the estimate before anything is allocated.
     pub fn new(config: ModelConfig, seed: u64, device: &Device) -> Result<Self> {
         let weights = ClipWeights::init(&config, seed, device)?;
         let image_size = config.vision_cfg.image_size;
@@ -96,9 +98,12 @@ impl Clip {
     }
 
     /// The image size whose patch grid has `dims[0] - 1` positions, if any.
+    /// Checked arithmetic: a checkpoint may claim any shape (an empty tensor
+    /// of 2^63 rows costs nothing to store).
     fn size_for_positions(&self, dims: &[usize]) -> Option<usize> {
         let grid = ((dims.first()?.checked_sub(1)?) as f64).sqrt().round() as usize;
-        (grid * grid + 1 == dims[0]).then_some(grid * self.config.vision_cfg.patch_size)
+        (grid.checked_mul(grid)?.checked_add(1)? == dims[0])
+            .then_some(grid.checked_mul(self.config.vision_cfg.patch_size)?)
     }
 
     pub fn config(&self) -> &ModelConfig {

@@ -12,6 +12,7 @@
 //! silently loaded as a different model.
 
 mod error;
+pub mod limits;
 mod open_clip_fields;
 mod presets;
 
@@ -20,6 +21,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use error::ConfigError;
+use limits::{MAX_CONTEXT_LENGTH, MAX_IMAGE_SIZE, MAX_LAYERS, MAX_MLP_RATIO, MAX_VOCAB_SIZE, MAX_WIDTH};
+
+use crate::count::{product, sum};
 
 /// A CLIP model: two towers projected into one embedding space.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +70,9 @@ pub struct TextConfig {
     pub mlp_ratio: f64,
 }
 
+/// The largest model config file read: open_clip's are under 2 kB.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// The fields of each section reclip reads: exactly those the structs above
 /// serialize (a test checks).
 const MODEL_FIELDS: &[&str] = &["embed_dim", "quick_gelu", "vision_cfg", "text_cfg"];
@@ -91,10 +98,24 @@ impl ModelConfig {
     }
 
     /// Reads and parses an open_clip-style config file; errors name the file.
+    /// Only a regular file of at most [`MAX_CONFIG_BYTES`] is read (a FIFO
+    /// or a device would block or never end).
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let json =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let read = |source| ConfigError::Read { path: path.to_path_buf(), source };
+        let meta = std::fs::metadata(path).map_err(read)?;
+        if !meta.is_file() {
+            let kind = crate::checkpoint::kind_of(meta.file_type());
+            return Err(read(std::io::Error::other(format!("{kind}, not a config file"))));
+        }
+        if meta.len() > MAX_CONFIG_BYTES {
+            let msg = format!("{} bytes, more than a model config's {MAX_CONFIG_BYTES}", meta.len());
+            return Err(read(std::io::Error::other(msg)));
+        }
+        let mut json = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_CONFIG_BYTES), &mut json))
+            .map_err(read)?;
         Self::parse(&json).map_err(|e| e.within(path.display().to_string()))
     }
 
@@ -150,10 +171,11 @@ impl ModelConfig {
     }
 
     /// Checks that the config describes a buildable model: every size
-    /// positive, head counts dividing widths, the patch grid tiling the image.
-    /// The loaders call it; call it again after editing a config by hand.
+    /// positive and within reclip's ceilings ([`limits`]), head counts
+    /// dividing widths, the patch grid tiling the image. The loaders call it;
+    /// call it again after editing a config by hand.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        at_least_one("embed_dim", self.embed_dim)?;
+        within("embed_dim", self.embed_dim, MAX_WIDTH)?;
         self.vision_cfg.validate()?;
         self.text_cfg.validate()
     }
@@ -161,40 +183,46 @@ impl ModelConfig {
     /// Parameters of the image tower at its configured image size (the
     /// position embeddings grow with the patch grid), its projection included.
     pub fn image_params(&self) -> Result<u64, ConfigError> {
+        const WHAT: &str = "the image tower's parameter count";
         let v = &self.vision_cfg;
-        let w = v.width as u64;
-        let patch_embed = w * 3 * (v.patch_size * v.patch_size) as u64;
-        let class_and_positions = w * (1 + v.tokens_per_image(v.image_size)? as u64);
-        let layer_norms = 2 * 2 * w;
-        let blocks = v.layers as u64 * block_params(v.width, v.mlp_width());
-        Ok(patch_embed + class_and_positions + layer_norms + blocks + w * self.embed_dim as u64)
+        let (w, p) = (v.width as u64, v.patch_size as u64);
+        let patch_embed = product(WHAT, &[w, 3, p, p])?;
+        let tokens = v.tokens_per_image(v.image_size)? as u64;
+        let class_and_positions = product(WHAT, &[w, sum(WHAT, &[1, tokens])?])?;
+        let layer_norms = product(WHAT, &[2, 2, w])?;
+        let blocks = product(WHAT, &[v.layers as u64, block_params(WHAT, v.width, v.mlp_width())?])?;
+        let projection = product(WHAT, &[w, self.embed_dim as u64])?;
+        sum(WHAT, &[patch_embed, class_and_positions, layer_norms, blocks, projection])
     }
 
     /// Parameters of the text tower, its token embeddings and projection included.
-    pub fn text_params(&self) -> u64 {
+    pub fn text_params(&self) -> Result<u64, ConfigError> {
+        const WHAT: &str = "the text tower's parameter count";
         let t = &self.text_cfg;
         let w = t.width as u64;
-        let embeddings = w * (t.vocab_size + t.context_length) as u64;
-        let final_layer_norm = 2 * w;
-        let blocks = t.layers as u64 * block_params(t.width, t.mlp_width());
-        embeddings + final_layer_norm + blocks + w * self.embed_dim as u64
+        let embeddings = product(WHAT, &[w, sum(WHAT, &[t.vocab_size as u64, t.context_length as u64])?])?;
+        let final_layer_norm = product(WHAT, &[2, w])?;
+        let blocks = product(WHAT, &[t.layers as u64, block_params(WHAT, t.width, t.mlp_width())?])?;
+        let projection = product(WHAT, &[w, self.embed_dim as u64])?;
+        sum(WHAT, &[embeddings, final_layer_norm, blocks, projection])
     }
 
     /// All parameters: both towers and the learned logit scale.
     pub fn num_params(&self) -> Result<u64, ConfigError> {
-        Ok(self.image_params()? + self.text_params() + 1)
+        sum("the model's parameter count", &[self.image_params()?, self.text_params()?, 1])
     }
 }
 
 /// One pre-norm transformer block: two LayerNorms, the attention's
 /// in-projection (q, k, v) and out-projection, and the two MLP layers, all
 /// with biases.
-fn block_params(width: usize, mlp_width: usize) -> u64 {
+fn block_params(what: &str, width: usize, mlp_width: usize) -> Result<u64, ConfigError> {
     let (w, m) = (width as u64, mlp_width as u64);
-    let layer_norms = 2 * 2 * w;
-    let attention = (3 * w * w + 3 * w) + (w * w + w);
-    let mlp = (w * m + m) + (m * w + w);
-    layer_norms + attention + mlp
+    let layer_norms = product(what, &[2, 2, w])?;
+    let square = product(what, &[w, w])?;
+    let attention = sum(what, &[product(what, &[4, square])?, product(what, &[4, w])?])?;
+    let mlp = sum(what, &[product(what, &[2, w, m])?, m, w])?;
+    sum(what, &[layer_norms, attention, mlp])
 }
 
 impl VisionConfig {
@@ -209,8 +237,12 @@ impl VisionConfig {
     }
 
     /// Patches per image side at `image_size` pixels (any size, not only the
-    /// configured one: RECLIP trains one model at several).
+    /// configured one: RECLIP trains one model at several), which must be at
+    /// most [`limits::MAX_IMAGE_SIZE`].
     pub fn grid_size(&self, image_size: usize) -> Result<usize, ConfigError> {
+        if image_size > MAX_IMAGE_SIZE {
+            return Err(ConfigError::ImageSize { image_size });
+        }
         if self.patch_size == 0 || image_size == 0 || !image_size.is_multiple_of(self.patch_size) {
             return Err(ConfigError::PatchGrid { image_size, patch_size: self.patch_size });
         }
@@ -225,10 +257,14 @@ impl VisionConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        at_least_one("vision_cfg.image_size", self.image_size)?;
-        at_least_one("vision_cfg.layers", self.layers)?;
-        at_least_one("vision_cfg.width", self.width)?;
+        within_in("vision_cfg.image_size", self.image_size, MAX_IMAGE_SIZE, " px")?;
+        within("vision_cfg.layers", self.layers, MAX_LAYERS)?;
+        within("vision_cfg.width", self.width, MAX_WIDTH)?;
         at_least_one("vision_cfg.patch_size", self.patch_size)?;
+        if self.patch_size > self.image_size {
+            let reason = format!("must be at most `vision_cfg.image_size` = {}", self.image_size);
+            return Err(ConfigError::invalid("vision_cfg.patch_size", self.patch_size, reason));
+        }
         self.heads()?;
         self.grid_size(self.image_size)?;
         check_mlp_ratio("vision_cfg.mlp_ratio", self.width, self.mlp_ratio)
@@ -247,10 +283,10 @@ impl TextConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        at_least_one("text_cfg.context_length", self.context_length)?;
-        at_least_one("text_cfg.vocab_size", self.vocab_size)?;
-        at_least_one("text_cfg.layers", self.layers)?;
-        at_least_one("text_cfg.width", self.width)?;
+        within("text_cfg.context_length", self.context_length, MAX_CONTEXT_LENGTH)?;
+        within("text_cfg.vocab_size", self.vocab_size, MAX_VOCAB_SIZE)?;
+        within("text_cfg.layers", self.layers, MAX_LAYERS)?;
+        within("text_cfg.width", self.width, MAX_WIDTH)?;
         self.head_width()?;
         check_mlp_ratio("text_cfg.mlp_ratio", self.width, self.mlp_ratio)
     }
@@ -266,6 +302,20 @@ fn at_least_one(field: &str, value: usize) -> Result<(), ConfigError> {
     if value == 0 { Err(ConfigError::invalid(field, value, "must be at least 1")) } else { Ok(()) }
 }
 
+/// `value` in 1..=`ceiling`.
+fn within(field: &str, value: usize, ceiling: usize) -> Result<(), ConfigError> {
+    within_in(field, value, ceiling, "")
+}
+
+/// [`within`], the ceiling given in `unit` (" px").
+fn within_in(field: &str, value: usize, ceiling: usize, unit: &str) -> Result<(), ConfigError> {
+    at_least_one(field, value)?;
+    if value > ceiling {
+        return Err(ConfigError::invalid(field, value, format!("above reclip's ceiling of {ceiling}{unit}")));
+    }
+    Ok(())
+}
+
 fn heads_of(field: &str, divisor: usize, width_field: &str, width: usize) -> Result<(), ConfigError> {
     if divisor == 0 || !width.is_multiple_of(divisor) {
         return Err(ConfigError::invalid(field, divisor, format!("must divide {width_field} = {width}")));
@@ -274,6 +324,9 @@ fn heads_of(field: &str, divisor: usize, width_field: &str, width: usize) -> Res
 }
 
 fn check_mlp_ratio(field: &str, width: usize, mlp_ratio: f64) -> Result<(), ConfigError> {
+    if mlp_ratio > MAX_MLP_RATIO {
+        return Err(ConfigError::invalid(field, mlp_ratio, format!("above reclip's ceiling of {MAX_MLP_RATIO}")));
+    }
     if !mlp_ratio.is_finite() || mlp_width(width, mlp_ratio) == 0 {
         return Err(ConfigError::invalid(field, mlp_ratio, "must give an MLP at least 1 wide"));
     }

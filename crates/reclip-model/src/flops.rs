@@ -28,6 +28,7 @@
 use serde::Serialize;
 
 use crate::config::{ConfigError, ModelConfig};
+use crate::count::{product, sum};
 
 const LAYER_NORM_PER_ELEMENT: u64 = 7;
 const SCALE_PER_QUERY_ELEMENT: u64 = 1;
@@ -101,8 +102,10 @@ impl FlopsReport {
 }
 
 impl MatmulFlops {
+    /// The components' sum (which the constructors checked fits in a u64;
+    /// saturating for one built by hand).
     pub fn total(&self) -> u64 {
-        self.components().iter().map(|(_, flops)| flops).sum()
+        self.components().iter().fold(0, |total, (_, flops)| total.saturating_add(*flops))
     }
 
     /// The components with their names, in the order of the forward pass.
@@ -118,8 +121,10 @@ impl MatmulFlops {
 }
 
 impl ElementwiseFlops {
+    /// The components' sum (which the constructors checked fits in a u64;
+    /// saturating for one built by hand).
     pub fn total(&self) -> u64 {
-        self.components().iter().map(|(_, flops)| flops).sum()
+        self.components().iter().fold(0, |total, (_, flops)| total.saturating_add(*flops))
     }
 
     pub fn components(&self) -> [(&'static str, u64); 5] {
@@ -134,32 +139,36 @@ impl ElementwiseFlops {
 }
 
 impl TowerFlops {
-    fn new(tokens: usize, matmul: MatmulFlops, elementwise: ElementwiseFlops) -> Self {
-        let (forward, forward_elementwise) = (matmul.total(), elementwise.total());
-        TowerFlops {
+    /// Fails when a total, or the training count, overflows a u64; `what`
+    /// names the tower.
+    fn new(what: &str, tokens: usize, matmul: MatmulFlops, elementwise: ElementwiseFlops) -> Result<Self, ConfigError> {
+        let forward = sum(what, &matmul.components().map(|(_, flops)| flops))?;
+        let forward_elementwise = sum(what, &elementwise.components().map(|(_, flops)| flops))?;
+        Ok(TowerFlops {
             tokens,
             matmul,
             elementwise,
             forward_gflops: giga(forward),
             forward_elementwise_gflops: giga(forward_elementwise),
-            training_gflops: giga(TRAINING_OVER_FORWARD * forward),
-            training_elementwise_gflops: giga(TRAINING_OVER_FORWARD * forward_elementwise),
-        }
+            training_gflops: giga(product(what, &[TRAINING_OVER_FORWARD, forward])?),
+            training_elementwise_gflops: giga(product(what, &[TRAINING_OVER_FORWARD, forward_elementwise])?),
+        })
     }
 }
 
 /// Both towers at `image_size` pixels and `text_length` tokens.
 pub fn model(config: &ModelConfig, image_size: usize, text_length: usize) -> Result<FlopsReport, ConfigError> {
+    const WHAT: &str = "the model's FLOPs";
     let image = image_tower(config, image_size)?;
     let text = text_tower(config, text_length)?;
-    let forward = image.matmul.total() + text.matmul.total();
+    let forward = sum(WHAT, &[image.matmul.total(), text.matmul.total()])?;
     Ok(FlopsReport {
         image_size,
         text_length,
         image,
         text,
         forward_gflops: giga(forward),
-        training_gflops: giga(TRAINING_OVER_FORWARD * forward),
+        training_gflops: giga(product(WHAT, &[TRAINING_OVER_FORWARD, forward])?),
     })
 }
 
@@ -170,6 +179,7 @@ pub fn at_config_sizes(config: &ModelConfig) -> Result<FlopsReport, ConfigError>
 
 /// The image tower on one `image_size`² image.
 pub fn image_tower(config: &ModelConfig, image_size: usize) -> Result<TowerFlops, ConfigError> {
+    const WHAT: &str = "the image tower's FLOPs";
     let v = &config.vision_cfg;
     let tokens = v.tokens_per_image(image_size)?;
     let stack = Stack {
@@ -180,20 +190,22 @@ pub fn image_tower(config: &ModelConfig, image_size: usize) -> Result<TowerFlops
         layers: v.layers as u64,
         causal: false,
     };
-    let (mut matmul, mut elementwise) = stack.flops();
-    let patches = (tokens - 1) as u64;
-    matmul.patch_embed = 2 * patches * (3 * v.patch_size * v.patch_size) as u64 * stack.width;
-    matmul.projection = 2 * stack.width * config.embed_dim as u64;
-    let token_elements = stack.tokens * stack.width;
+    let (mut matmul, mut elementwise) = stack.flops(WHAT)?;
+    let (patches, patch) = ((tokens - 1) as u64, v.patch_size as u64);
+    matmul.patch_embed = product(WHAT, &[2, patches, 3, patch, patch, stack.width])?;
+    matmul.projection = product(WHAT, &[2, stack.width, config.embed_dim as u64])?;
+    let token_elements = product(WHAT, &[stack.tokens, stack.width])?;
     // LayerNorms before the transformer and after it (on every token, then pooled).
-    elementwise.layer_norm += 2 * LAYER_NORM_PER_ELEMENT * token_elements;
-    elementwise.additions += token_elements;
-    Ok(TowerFlops::new(tokens, matmul, elementwise))
+    let pre_and_post = product(WHAT, &[2, LAYER_NORM_PER_ELEMENT, token_elements])?;
+    elementwise.layer_norm = sum(WHAT, &[elementwise.layer_norm, pre_and_post])?;
+    elementwise.additions = sum(WHAT, &[elementwise.additions, token_elements])?;
+    TowerFlops::new(WHAT, tokens, matmul, elementwise)
 }
 
 /// The text tower on one caption of `text_length` tokens (open_clip pads every
 /// caption to the context length).
 pub fn text_tower(config: &ModelConfig, text_length: usize) -> Result<TowerFlops, ConfigError> {
+    const WHAT: &str = "the text tower's FLOPs";
     let t = &config.text_cfg;
     if text_length == 0 || text_length > t.context_length {
         return Err(ConfigError::TextLength { length: text_length, context_length: t.context_length });
@@ -207,13 +219,14 @@ pub fn text_tower(config: &ModelConfig, text_length: usize) -> Result<TowerFlops
         layers: t.layers as u64,
         causal: true,
     };
-    let (mut matmul, mut elementwise) = stack.flops();
-    matmul.projection = 2 * stack.width * config.embed_dim as u64;
-    let token_elements = stack.tokens * stack.width;
+    let (mut matmul, mut elementwise) = stack.flops(WHAT)?;
+    matmul.projection = product(WHAT, &[2, stack.width, config.embed_dim as u64])?;
+    let token_elements = product(WHAT, &[stack.tokens, stack.width])?;
     // The final LayerNorm runs on every token before the end-of-text token is picked.
-    elementwise.layer_norm += LAYER_NORM_PER_ELEMENT * token_elements;
-    elementwise.additions += token_elements;
-    Ok(TowerFlops::new(text_length, matmul, elementwise))
+    let final_norm = product(WHAT, &[LAYER_NORM_PER_ELEMENT, token_elements])?;
+    elementwise.layer_norm = sum(WHAT, &[elementwise.layer_norm, final_norm])?;
+    elementwise.additions = sum(WHAT, &[elementwise.additions, token_elements])?;
+    TowerFlops::new(WHAT, text_length, matmul, elementwise)
 }
 
 /// A stack of pre-norm transformer blocks, each LayerNorm → attention →
@@ -228,25 +241,30 @@ struct Stack {
 }
 
 impl Stack {
-    fn flops(&self) -> (MatmulFlops, ElementwiseFlops) {
+    /// Fails when a count overflows a u64; `what` names the tower.
+    fn flops(&self, what: &str) -> Result<(MatmulFlops, ElementwiseFlops), ConfigError> {
         let (n, w, m, l) = (self.tokens, self.width, self.mlp_width, self.layers);
+        let p = |factors: &[u64]| product(what, factors);
         let matmul = MatmulFlops {
             patch_embed: 0,
-            attention_projections: l * 2 * n * w * (3 * w + w),
-            attention_products: l * 2 * (2 * n * n * w),
-            mlp: l * 2 * (2 * n * w * m),
+            // (3·w + w) output columns: q, k, v and the out-projection.
+            attention_projections: p(&[l, 2, n, w, 4, w])?,
+            attention_products: p(&[l, 2, 2, n, n, w])?,
+            mlp: p(&[l, 2, 2, n, w, m])?,
             projection: 0,
         };
         let per_score = SOFTMAX_PER_SCORE + if self.causal { CAUSAL_MASK_PER_SCORE } else { 0 };
+        let softmax_per_layer = sum(what, &[p(&[SCALE_PER_QUERY_ELEMENT, n, w])?, p(&[per_score, self.heads, n, n])?])?;
+        // q, k, v, out-projection, both MLP layers.
+        let biases_per_token = sum(what, &[p(&[5, w])?, m])?;
         let elementwise = ElementwiseFlops {
-            layer_norm: l * 2 * LAYER_NORM_PER_ELEMENT * n * w,
-            attention_softmax: l * (SCALE_PER_QUERY_ELEMENT * n * w + per_score * self.heads * n * n),
-            activation: l * ACTIVATION_PER_ELEMENT * n * m,
-            // q, k, v, out-projection, both MLP layers.
-            bias: l * n * (3 * w + w + m + w),
-            additions: l * 2 * n * w,
+            layer_norm: p(&[l, 2, LAYER_NORM_PER_ELEMENT, n, w])?,
+            attention_softmax: p(&[l, softmax_per_layer])?,
+            activation: p(&[l, ACTIVATION_PER_ELEMENT, n, m])?,
+            bias: p(&[l, n, biases_per_token])?,
+            additions: p(&[l, 2, n, w])?,
         };
-        (matmul, elementwise)
+        Ok((matmul, elementwise))
     }
 }
 

@@ -5,13 +5,17 @@
 pub mod checkpoint;
 pub mod clip;
 pub mod config;
+mod count;
+pub mod finite;
 pub mod flops;
 pub mod layers;
+pub mod memory;
 pub mod text;
 pub mod vision;
 pub mod weights;
 
 pub use clip::Clip;
 pub use config::{ConfigError, ModelConfig, TextConfig, VisionConfig};
+pub use finite::{NonFinite, first_non_finite};
 pub use flops::{ElementwiseFlops, FlopsReport, MatmulFlops, TowerFlops};
 pub use weights::ClipWeights;

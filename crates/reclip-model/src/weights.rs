@@ -16,6 +16,8 @@
 use crate::ModelConfig;
 use crate::checkpoint::{CheckpointError, StateDict};
 use crate::config::ConfigError;
+use crate::finite::first_non_finite;
+use crate::memory;
 use crate::text::TextTower;
 use crate::vision::VisionTower;
 use rand::Rng;
@@ -68,9 +70,14 @@ pub(crate) fn config_error(e: ConfigError) -> reclip_core::Error {
 
 impl ClipWeights {
     /// Fresh weights for `cfg`, with the image tower's positional embedding
-    /// sized for `cfg.vision_cfg.image_size`.
+    /// sized for `cfg.vision_cfg.image_size`. A config whose weights alone
+    /// exceed the device's memory is refused before anything is allocated.
     pub fn init(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<Self> {
         cfg.validate().map_err(config_error)?;
+        if let Some(available) = device.memory_bytes() {
+            let what = format!("allocating the model's weights on {device}");
+            memory::check_fits(cfg, memory::weight_bytes, available, &what).map_err(config_error)?;
+        }
         let mut init = Init { rng: reclip_core::rng(seed), device };
         let act = if cfg.quick_gelu { Activation::QuickGelu } else { Activation::Gelu };
         let visual = VisionTower::init(&mut init, cfg, act)?;
@@ -100,8 +107,9 @@ impl ClipWeights {
     }
 
     /// Takes every value from `dict`, which must hold exactly this model's
-    /// tensors with the same shapes; otherwise nothing is changed and the
-    /// error lists every missing, unexpected and mis-shaped tensor.
+    /// tensors with the same shapes, every value finite; otherwise nothing is
+    /// changed and the error lists every missing, unexpected and mis-shaped
+    /// tensor, or names the first tensor holding NaN or ±inf.
     pub fn load_state_dict(&self, dict: &StateDict, path: &Path) -> std::result::Result<(), CheckpointError> {
         let params = self.params();
         let mut problems = Vec::new();
@@ -128,6 +136,12 @@ impl ClipWeights {
         }
         if !problems.is_empty() {
             return Err(CheckpointError::Mismatch { path: path.to_path_buf(), problems });
+        }
+        for p in &params {
+            let t = dict.get(p.name()).expect("checked above");
+            if let Some(found) = first_non_finite(t)? {
+                return Err(CheckpointError::NonFinite { path: path.to_path_buf(), name: p.name().to_string(), found });
+            }
         }
         for p in &params {
             let device = p.value().device().clone();

@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+use crate::memory::human_bytes;
+
 /// Why a model config could not be read, parsed or used. The loaders wrap the
 /// error in [`ConfigError::In`], naming the file, preset or string it came
 /// from, so that the message alone says where to look.
@@ -22,6 +24,22 @@ pub enum ConfigError {
     Invalid { field: String, value: String, reason: String },
     #[error("image size {image_size} is not a positive multiple of the patch size {patch_size}")]
     PatchGrid { image_size: usize, patch_size: usize },
+    #[error("image size {image_size} is above reclip's ceiling of {} px", super::limits::MAX_IMAGE_SIZE)]
+    ImageSize { image_size: usize },
+    /// A count derived from the config (parameters, tokens, FLOPs, bytes)
+    /// that does not fit in 64 bits.
+    #[error("{what} would overflow 64 bits")]
+    Overflow { what: String },
+    /// More memory than there is, by an estimate that is a lower bound
+    /// (`reclip_model::memory`). `culprit` is the config field whose open_clip
+    /// default would shrink the estimate most, with its value, if any would.
+    #[error(
+        "{what} needs at least {} of memory, more than the {} available{}",
+        human_bytes(*needed),
+        human_bytes(*available),
+        culprit.as_ref().map(|c| format!("; most of it is due to {c}")).unwrap_or_default()
+    )]
+    TooLarge { what: String, needed: u64, available: u64, culprit: Option<String> },
     #[error("text length {length} is outside 1..={context_length} (the text tower's context length)")]
     TextLength { length: usize, context_length: usize },
     #[error("unknown model preset `{name}`; the presets are: {known}")]
