@@ -3,7 +3,7 @@
 
 mod cli;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 // Training allocates and frees large activations every step; mimalloc keeps
@@ -12,8 +12,9 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    match cli::run(args) {
+    let matches = cli::Cli::command().get_matches();
+    let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match cli::run(args, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, no backtrace: the causes joined with ": ".

@@ -142,12 +142,24 @@ fn options_out_of_range_are_refused_before_any_work() {
         (&["--high-res", "16", "--low-res", "32"], &["--low-res 32", "16"]),
         (&["--low-res", "160"], &["--low-res 160", "80"]),
         (&["--text-len", "12", "--low-text-len", "20"], &["--low-text-len 20", "12"]),
+        (&["--text-len", "0"], &["--text-len 0", "24"]),
+        (&["--stages", "32:0:1"], &["--stages 32:0:1", "stage1", "text length 0"]),
+        (&["--steps", "0"], &["--steps 0"]),
+        (&["--probe-steps", "0"], &["--probe-steps 0", "1000"]),
+        (&["--keep-checkpoints", "0"], &["--keep-checkpoints 0"]),
+        (&["--log-every", "0"], &["--log-every 0"]),
+        // A batch no machine holds is refused from the config, before any allocation.
+        (
+            &["--model", "ViT-L-14", "--batch-size", "50000"],
+            &["--model ViT-L-14", "--batch-size 50000", "TB of memory"],
+        ),
     ] {
         let argv: Vec<&str> = ["train", "--out", out].iter().chain(args).copied().collect();
         fails_with(&argv, needles);
         fails_with(&[&["compare"], &argv[1..]].concat(), needles);
     }
     assert!(!dir.path().join("run").exists(), "a refused `train` wrote into --out");
+    fails_with(&["compare", "--schedule", "baseline", "--out", out], &["--schedule baseline", "both"]);
     // A resumed run keeps its length: --steps with --resume is refused, not ignored.
     fails_with(&["train", "--resume", out, "--steps", "10"], &["--resume", "--stop-after"]);
 }

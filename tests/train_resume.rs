@@ -161,7 +161,7 @@ fn a_staged_run_resumes_exactly_at_and_between_its_switches() {
     // Stopped right at the first switch, in the middle of the second stage,
     // right at the second switch, then to the end.
     let first = reclip().args(staged_train_args(&model, &b, &schedule)).args(["--stop-after", "30"]).output().unwrap();
-    assert_eq!(first.status.code(), Some(2), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(first.status.success(), "a stop asked for is no error: {}", String::from_utf8_lossy(&first.stderr));
     for stop_after in [Some("7"), Some("8"), None] {
         let mut resume = reclip();
         resume.args(["train", "--resume", b.to_str().unwrap(), "--quiet"]);
@@ -169,12 +169,7 @@ fn a_staged_run_resumes_exactly_at_and_between_its_switches() {
             resume.args(["--stop-after", n]);
         }
         let o = resume.output().unwrap();
-        assert_eq!(
-            o.status.code(),
-            Some(if stop_after.is_some() { 2 } else { 0 }),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     assert_eq!(latest_step(&b), Some(STEPS));
 

@@ -2,10 +2,11 @@
 //! (or the stages `--stages` names) trained for the same steps on the same
 //! data, side by side.
 
+use super::run_dir;
 use super::train::{TrainArgs, options};
 use reclip_train::plot;
 use reclip_train::report::{EqualCompute, Report};
-use reclip_train::trainer;
+use reclip_train::trainer::{self, Outcome};
 use serde_json::json;
 
 fn accuracy(r: &Report) -> Option<f64> {
@@ -34,18 +35,49 @@ fn equal_compute_rows(e: &EqualCompute) -> [(String, String, String, String); 2]
     ]
 }
 
+/// What RECLIP saved, in words: a share of the FLOPs and of the wall time,
+/// and how much of the FLOPs saving the wall time realised — or, when it
+/// saved nothing, what it cost instead (never a negative or NaN saving).
+fn savings(flops_ratio: f64, wall_ratio: f64) -> String {
+    let saved = |ratio: f64| 100.0 * (1.0 - 1.0 / ratio);
+    if !(flops_ratio > 1.0) {
+        return format!("RECLIP saves no training FLOPs here: it costs {:.2}x the baseline's", 1.0 / flops_ratio);
+    }
+    let flops = format!("RECLIP saves {:.0}% of the training FLOPs", saved(flops_ratio));
+    if wall_ratio > 1.0 {
+        let realised = saved(wall_ratio) / saved(flops_ratio);
+        format!("{flops} and {:.0}% of the wall time ({:.0}% of the FLOPs saving)", saved(wall_ratio), 100.0 * realised)
+    } else {
+        format!("{flops}, but no wall time: it took {:.2}x the baseline's", 1.0 / wall_ratio)
+    }
+}
+
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if args.resume.is_some() || args.stop_after.is_some() {
         anyhow::bail!("--resume and --stop-after apply to `reclip train`, not to `reclip compare`");
     }
-    let mut reports = Vec::new();
-    for (name, baseline) in [("baseline", true), ("reclip", false)] {
-        let out = args.out.join(name);
-        let mut opts = options(&args, baseline, &out, false)?;
+    if args.schedule != "reclip" {
+        anyhow::bail!(
+            "--schedule {}: compare trains both the baseline and RECLIP (choose RECLIP's phases with --stages or --low-res)",
+            args.schedule
+        );
+    }
+    let runs = [("baseline", true), ("reclip", false)];
+    let mut all_opts = Vec::new();
+    for (name, baseline) in runs {
+        let mut opts = options(&args, baseline, &args.out.join(name), false)?;
         // RECLIP's report would price the baseline with a probe; here it is measured.
         opts.probe_steps = opts.probe_steps.min(2);
-        eprintln!("== training the {name} schedule into {}", out.display());
-        reports.push(trainer::train(&opts)?);
+        all_opts.push(opts);
+    }
+    run_dir::claim(&args.out, args.overwrite, run_dir::COMPARE_OUTPUTS, "--out")?;
+    let mut reports = Vec::new();
+    for ((name, _), opts) in runs.iter().zip(&all_opts) {
+        eprintln!("== training the {name} schedule into {}", opts.out.display());
+        match trainer::train(opts)? {
+            Outcome::Finished(report) => reports.push(report),
+            Outcome::Stopped { step, .. } => anyhow::bail!("the {name} run stopped early, after step {step}"),
+        }
     }
     let (base, reclip) = (&reports[0], &reports[1]);
     let flops_ratio = base.total.total_pflops / reclip.total.total_pflops.max(1e-30);
@@ -94,12 +126,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     for (name, b, r, ratio) in &rows {
         println!("{}", format!("{name:<width$} {b:>11} {r:>10} {ratio:>8}").trim_end());
     }
-    println!(
-        "RECLIP saves {:.0}% of the training FLOPs and {:.0}% of the wall time ({:.0}% of the FLOPs saving)",
-        100.0 * (1.0 - 1.0 / flops_ratio),
-        100.0 * (1.0 - 1.0 / wall_ratio),
-        100.0 * (1.0 - 1.0 / wall_ratio) / (1.0f64 - 1.0 / flops_ratio).max(1e-9)
-    );
+    println!("{}", savings(flops_ratio, wall_ratio));
     println!("details: {}, plot: {}", args.out.join("compare.json").display(), args.out.join("compare.png").display());
     Ok(())
 }

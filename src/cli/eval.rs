@@ -4,7 +4,7 @@ use super::device::DeviceArgs;
 use super::train::{CsvArgs, EvalSetArgs, eval_sets, precision};
 use anyhow::Context;
 use clap::Args;
-use reclip_model::{Clip, ModelConfig};
+use reclip_model::{Clip, ModelConfig, memory};
 use reclip_tokenizer::ClipTokenizer;
 use reclip_train::eval::Evaluator;
 use std::path::PathBuf;
@@ -47,10 +47,24 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let clip = Clip::load(&args.checkpoint, config, &device).context("--checkpoint")?;
     let image_size = args.image_size.unwrap_or(clip.image_size());
     clip.config().vision_cfg.grid_size(image_size).context("--image-size")?;
-    let text_len = args.text_len.unwrap_or(clip.config().text_cfg.context_length);
+    let context_length = clip.config().text_cfg.context_length;
+    let text_len = args.text_len.unwrap_or(context_length);
+    if !(1..=context_length).contains(&text_len) {
+        anyhow::bail!("--text-len {text_len}: expected 1 to the model's context length, {context_length} tokens");
+    }
+    if args.batch_size == 0 {
+        anyhow::bail!("--batch-size 0: expected at least 1 image per batch");
+    }
+    let precision = precision(&args.precision, &device)?;
+    if let Some(available) = device.memory_bytes() {
+        let estimate =
+            |cfg: &ModelConfig| memory::inference_bytes(cfg, args.batch_size, image_size, text_len, precision);
+        let what =
+            format!("encoding {} images a batch at {image_size} px (--batch-size, --image-size)", args.batch_size);
+        memory::check_fits(clip.config(), estimate, available, &what).context("--checkpoint")?;
+    }
     let builtin = args.sets.eval_zero_shot.is_none() && args.sets.eval_retrieval.is_none();
     let (zero_shot, retrieval) = eval_sets(&args.sets, &args.csv, builtin, 0)?;
-    let precision = precision(&args.precision, &device)?;
     let ev = Evaluator {
         clip: &clip,
         encoder: Arc::new(ClipTokenizer::new()?),
@@ -60,10 +74,22 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         text_len,
         workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let zs = zero_shot.iter().map(|s| ev.zero_shot(s)).collect::<anyhow::Result<Vec<_>>>()?;
-    let rt = retrieval.iter().map(|r| ev.retrieval(&r.name, r.data.clone())).collect::<anyhow::Result<Vec<_>>>()?;
+    let (zs, mut data): (Vec<_>, Vec<_>) =
+        zero_shot.iter().map(|s| ev.zero_shot(s)).collect::<anyhow::Result<Vec<_>>>()?.into_iter().unzip();
+    let (rt, rt_data): (Vec<_>, Vec<_>) = retrieval
+        .iter()
+        .map(|r| ev.retrieval(&r.name, r.data.clone()))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    data.extend(rt_data);
     if args.json {
-        let out = serde_json::json!({ "checkpoint": args.checkpoint, "image_size": image_size, "text_len": text_len, "zero_shot": zs, "retrieval": rt });
+        // Each set's problems, in the report's words (no problem: an empty list).
+        let problems: Vec<Vec<String>> = data
+            .iter()
+            .map(|d| if d.is_clean() { Vec::new() } else { d.to_string().lines().map(String::from).collect() })
+            .collect();
+        let out = serde_json::json!({ "checkpoint": args.checkpoint, "image_size": image_size, "text_len": text_len, "zero_shot": zs, "retrieval": rt, "data_problems": problems });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
@@ -85,6 +111,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "retrieval {} ({} pairs): image→text R@1/5/10 {a:.1}/{b:.1}/{c:.1}%, text→image {d:.1}/{e:.1}/{f:.1}%",
             r.name, r.pairs
         );
+    }
+    for d in &data {
+        println!("{d}");
     }
     Ok(())
 }

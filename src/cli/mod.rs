@@ -6,10 +6,11 @@ mod embed;
 mod eval;
 mod flops;
 mod numbers;
+mod run_dir;
 mod speed;
 mod train;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "reclip", version, about = "Resource-efficient CLIP training (RECLIP), in Rust and CUDA")]
@@ -36,9 +37,12 @@ enum Command {
     Device(device::DeviceCheckArgs),
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; `matches` (what the command line held, from which
+/// `cli` was parsed) tell an option given from one left at its default.
+pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
+    let sub = |name: &str| matches.subcommand_matches(name).expect("the parsed subcommand");
     match cli.command {
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(args, sub("train")),
         Command::Eval(args) => eval::run(args),
         Command::Flops(args) => flops::run(args),
         Command::Compare(args) => compare::run(args),

@@ -12,6 +12,10 @@ pub const MAX_WORKERS: usize = 256;
 /// A contrastive loss compares each pair with the others in its batch.
 const MIN_BATCH: usize = 2;
 
+/// The most timed steps of the probe that prices the baseline: a handful
+/// gives a steady median; more only delays the report.
+pub const MAX_PROBE_STEPS: usize = 1000;
+
 /// An error naming `option` unless `v` is finite and positive.
 fn positive(option: &str, v: f32) -> anyhow::Result<()> {
     if !(v.is_finite() && v > 0.0) {
@@ -43,6 +47,20 @@ pub fn check(args: &TrainArgs) -> anyhow::Result<()> {
             "--batch-size {}: a contrastive loss needs at least {MIN_BATCH} image–caption pairs per batch",
             args.batch_size
         );
+    }
+    for (option, value) in [("--steps", args.steps), ("--epochs", args.epochs)] {
+        if value == Some(0) {
+            bail!("{option} 0: a run needs at least one step");
+        }
+    }
+    if !(1..=MAX_PROBE_STEPS).contains(&args.probe_steps) {
+        bail!("--probe-steps {}: expected 1 to {MAX_PROBE_STEPS} timed steps", args.probe_steps);
+    }
+    if args.log_every == 0 {
+        bail!("--log-every 0: expected a number of steps ≥ 1");
+    }
+    if args.keep_checkpoints == 0 {
+        bail!("--keep-checkpoints 0: a run keeps at least its latest checkpoint");
     }
     if let Some(w) = args.workers
         && !(1..=MAX_WORKERS).contains(&w)

@@ -1,13 +1,14 @@
 //! `reclip train` and the options it shares with `reclip compare`.
 
 use super::device::DeviceArgs;
+use super::run_dir;
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{ArgMatches, Args};
 use reclip_core::{DType, Device};
 use reclip_data::{CsvOptions, ImageFolder, Synthetic, SyntheticConfig, ZeroShotSet, parse_separator, read_templates};
 use reclip_model::ModelConfig;
 use reclip_train::phases::{Finetune, Schedule, parse_stages};
-use reclip_train::trainer::{DataSource, RetrievalSet, RunLength, SwitchMoments, TrainOptions};
+use reclip_train::trainer::{DataSource, Outcome, RetrievalSet, RunLength, SwitchMoments, TrainOptions};
 use reclip_train::{AdamWConfig, trainer};
 use std::path::{Path, PathBuf};
 
@@ -108,9 +109,18 @@ pub struct TrainArgs {
     /// Save a checkpoint every this many steps (0: only at the end).
     #[arg(long, default_value_t = 200)]
     pub checkpoint_every: u64,
-    /// Continue the run saved in this folder, exactly where it stopped (its options are reused).
+    /// Continue the run saved in this folder, exactly where it stopped (its
+    /// options are reused; --lr and --finetune-lr may be lowered).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Replace the run already in --out (its run.json, metrics, checkpoints,
+    /// report and model; other files stay).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// How many of the newest checkpoints to keep: with 2 or more, a latest
+    /// checkpoint found corrupt on resume falls back to the one before.
+    #[arg(long, default_value_t = 2)]
+    pub keep_checkpoints: usize,
     /// Stop after this many steps of this invocation; continue later with --resume.
     #[arg(long)]
     pub stop_after: Option<u64>,
@@ -224,20 +234,38 @@ pub fn precision(arg: &Option<String>, device: &Device) -> anyhow::Result<DType>
 /// The schedule the options describe — `--stages`, or RECLIP's two phases —
 /// or, when `baseline`, its baseline.
 fn schedule(args: &TrainArgs, model: &ModelConfig, baseline: bool) -> anyhow::Result<Schedule> {
-    let text_len = args.text_len.unwrap_or(model.text_cfg.context_length);
+    let context_length = model.text_cfg.context_length;
+    let text_len = args.text_len.unwrap_or(context_length);
+    if !(1..=context_length).contains(&text_len) {
+        bail!("--text-len {text_len}: expected 1 to the model's context length, {context_length} tokens");
+    }
     let schedule = match &args.stages {
         Some(spec) => {
-            Schedule::Stages(parse_stages(spec, text_len).map_err(|e| anyhow::anyhow!("--stages {spec}: {e}"))?)
+            let stages = parse_stages(spec, text_len).map_err(|e| anyhow::anyhow!("--stages {spec}: {e}"))?;
+            if let Some((i, s)) = stages.iter().enumerate().find(|(_, s)| !(1..=context_length).contains(&s.text_len)) {
+                bail!(
+                    "--stages {spec}: stage{} has text length {}, expected 1 to the model's context length, {context_length} tokens",
+                    i + 1,
+                    s.text_len
+                );
+            }
+            Schedule::Stages(stages)
         }
         None => {
             let high_res = args.high_res.unwrap_or(model.vision_cfg.image_size);
             let low_res = args.low_res.unwrap_or((4 * model.vision_cfg.patch_size).min(high_res));
+            for (option, size) in [("--high-res", high_res), ("--low-res", low_res)] {
+                model.vision_cfg.grid_size(size).with_context(|| format!("{option} {size}"))?;
+            }
             if low_res > high_res {
                 bail!(
                     "--low-res {low_res} is above the high resolution {high_res} (the model's image size unless --high-res)"
                 );
             }
             let low_text_len = args.low_text_len.unwrap_or(text_len);
+            if low_text_len == 0 {
+                bail!("--low-text-len 0: a caption needs at least one token");
+            }
             if low_text_len > text_len {
                 bail!(
                     "--low-text-len {low_text_len} is above the text length {text_len} (the model's context length unless --text-len)"
@@ -276,13 +304,13 @@ pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> an
     let schedule = schedule(args, &model, baseline)?;
     let switch_moments: SwitchMoments =
         args.switch_moments.parse().map_err(|e| anyhow::anyhow!("--switch-moments: {e}"))?;
-    let (zero_shot, retrieval) = eval_sets(&args.eval, &args.csv, args.data == "builtin", args.seed)?;
     let length = match (args.steps, args.epochs) {
         (_, Some(e)) => RunLength::Epochs(e),
         (Some(s), None) => RunLength::Steps(s),
         (None, None) => RunLength::Steps(2000),
     };
-    Ok(TrainOptions {
+    let (zero_shot, retrieval) = eval_sets(&args.eval, &args.csv, args.data == "builtin", args.seed)?;
+    let opts = TrainOptions {
         model_name: args.model.clone(),
         model,
         data: data_source(&args.data, &args.csv, args.seed)?,
@@ -308,43 +336,23 @@ pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> an
         log_every: args.log_every.max(1),
         eval_every: (args.eval_every > 0).then_some(args.eval_every),
         checkpoint_every: (args.checkpoint_every > 0).then_some(args.checkpoint_every),
+        keep_checkpoints: args.keep_checkpoints,
         resume,
         workers: args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         eval_batch_size: args.batch_size.max(64),
         probe_steps: args.probe_steps,
         progress: !args.quiet,
         stop_after: args.stop_after,
-    })
+    };
+    opts.check_memory()?;
+    Ok(opts)
 }
 
-/// The options of the run in `dir`, saved by its first invocation.
-fn saved_args(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let path = dir.join("run.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("--resume {}: {}", dir.display(), path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| path.display().to_string())?;
-    v["args"]
-        .as_array()
-        .and_then(|a| a.iter().map(|s| s.as_str().map(String::from)).collect())
-        .ok_or_else(|| anyhow::anyhow!("{}: no \"args\" list", path.display()))
-}
-
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+/// `reclip train`: a new run into `--out`, or the run `--resume` names
+/// continued; `matches` tell which options were given.
+pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let (args, out, resume) = match &args.resume {
-        Some(dir) => {
-            if args.steps.is_some() || args.epochs.is_some() {
-                bail!(
-                    "--resume {}: a resumed run keeps the length it was started with (its run.json); only --stop-after, --workers and --quiet apply",
-                    dir.display()
-                );
-            }
-            let mut saved: TrainArgs = super::parse_train_args(&saved_args(dir)?)?;
-            // What may differ between invocations: where to stop, and how it looks.
-            saved.stop_after = args.stop_after;
-            saved.quiet = args.quiet;
-            saved.workers = args.workers.or(saved.workers);
-            (saved, dir.clone(), true)
-        }
+        Some(dir) => (resumed_args(&args, matches, dir)?, dir.clone(), true),
         None => {
             let out = args.out.clone();
             (args, out, false)
@@ -352,20 +360,54 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     // Resolved before anything is written: a refused run leaves --out as it was.
     let opts = options(&args, is_baseline(&args)?, &out, resume)?;
-    if !resume {
+    if resume {
+        for (id, option, value) in [("lr", "--lr", Some(args.lr)), ("finetune_lr", "--finetune-lr", args.finetune_lr)] {
+            if let Some(v) = value.filter(|_| run_dir::given(matches, id)) {
+                run_dir::update_saved(&out, option, &v.to_string())?;
+            }
+        }
+    } else {
+        run_dir::claim(&out, args.overwrite, run_dir::TRAIN_OUTPUTS, "--out")?;
         std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
         let argv: Vec<String> = std::env::args().skip(1).collect();
-        let run = serde_json::json!({ "args": argv });
-        reclip_core::fs::write_atomic(&out.join("run.json"), serde_json::to_string_pretty(&run)?.as_bytes())?;
+        run_dir::record(&out, &argv, &std::env::current_dir().context("the working folder")?)?;
     }
-    let report = trainer::train(&opts)?;
-    print!("{}", report.table());
-    println!(
-        "report: {}, metrics: {}, plot: {}, model: {}",
-        out.join("report.json").display(),
-        out.join("metrics.jsonl").display(),
-        out.join("curves.png").display(),
-        out.join("model.safetensors").display()
-    );
+    match trainer::train(&opts)? {
+        Outcome::Finished(report) => {
+            print!("{}", report.table());
+            println!(
+                "report: {}, metrics: {}, plot: {}, model: {}",
+                out.join("report.json").display(),
+                out.join("metrics.jsonl").display(),
+                out.join("curves.png").display(),
+                out.join("model.safetensors").display()
+            );
+        }
+        Outcome::Stopped { step, total } => println!(
+            "stopped after step {step} of {total} as asked (--stop-after); continue with `reclip train --resume {}`",
+            out.display()
+        ),
+    }
     Ok(())
+}
+
+/// The options of the run in `dir`, as its run.json saved them, with what
+/// this invocation may change applied.
+fn resumed_args(args: &TrainArgs, matches: &ArgMatches, dir: &Path) -> anyhow::Result<TrainArgs> {
+    run_dir::check_resume_options(matches, dir)?;
+    let mut saved: TrainArgs = super::parse_train_args(&run_dir::saved_args(dir)?)?;
+    saved.stop_after = args.stop_after;
+    saved.quiet = args.quiet;
+    saved.workers = args.workers.or(saved.workers);
+    saved.keep_checkpoints = args.keep_checkpoints;
+    if run_dir::given(matches, "lr") {
+        saved.lr = args.lr;
+    }
+    if run_dir::given(matches, "finetune_lr") {
+        saved.finetune_lr = args.finetune_lr;
+    }
+    if run_dir::given(matches, "device") || run_dir::given(matches, "tf32") {
+        saved.device = args.device.clone();
+    }
+    Ok(saved)
 }

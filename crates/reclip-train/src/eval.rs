@@ -6,7 +6,7 @@
 
 use reclip_autograd::Tape;
 use reclip_core::{DType, Device, Result, Tensor};
-use reclip_data::{BatchSpec, Dataset, Loader, LoaderConfig, ZeroShotSet};
+use reclip_data::{BatchSpec, DataReport, Dataset, Loader, LoaderConfig, ZeroShotSet};
 use reclip_model::clip::{Clip, normalize};
 use reclip_tokenizer::ClipTokenizer;
 use serde::{Deserialize, Serialize};
@@ -41,12 +41,23 @@ pub struct Evaluator<'a> {
     pub workers: usize,
 }
 
+/// A dataset's features, as [`Evaluator::encode_dataset`] makes them.
+struct Encoded {
+    images: Tensor,
+    /// Caption features, when asked for.
+    texts: Option<Tensor>,
+    /// The dataset index of each row.
+    indices: Vec<usize>,
+    data: DataReport,
+}
+
 /// How many of `scores`' rows rank their target column within the top k,
-/// for k in `ks` (ties count against the target).
+/// for k in `ks` (ties, and NaN scores of a model that overflowed, count
+/// against the target).
 fn recall_at(scores: &[f32], cols: usize, targets: &[usize], ks: &[usize]) -> Vec<usize> {
     let mut hits = vec![0; ks.len()];
     for (row, &t) in scores.chunks(cols).zip(targets) {
-        let better = row.iter().filter(|&&s| s >= row[t]).count() - 1;
+        let better = row.iter().enumerate().filter(|&(j, &s)| j != t && !(s < row[t])).count();
         for (h, &k) in hits.iter_mut().zip(ks) {
             if better < k {
                 *h += 1;
@@ -62,13 +73,9 @@ impl Evaluator<'_> {
         Loader::new(dataset, self.encoder.clone(), cfg)
     }
 
-    /// Normalised image and caption features of a whole dataset (bad samples
-    /// left out), with the dataset index of each row.
-    fn encode_dataset(
-        &self,
-        dataset: Arc<dyn Dataset>,
-        with_text: bool,
-    ) -> anyhow::Result<(Tensor, Option<Tensor>, Vec<usize>)> {
+    /// Normalised image and caption features of a whole dataset, with the
+    /// dataset index of each row; bad samples are left out and reported.
+    fn encode_dataset(&self, dataset: Arc<dyn Dataset>, with_text: bool) -> anyhow::Result<Encoded> {
         let mut loader = self.loader(dataset)?;
         let spec = BatchSpec { image_size: self.image_size, context_length: self.text_len };
         let tape = Tape::no_grad();
@@ -88,7 +95,7 @@ impl Evaluator<'_> {
         }
         let cat = |v: &[Tensor]| -> Result<Tensor> { Tensor::concat(&v.iter().collect::<Vec<_>>(), 0) };
         let texts = if with_text { Some(cat(&texts)?) } else { None };
-        Ok((cat(&images)?, texts, indices))
+        Ok(Encoded { images: cat(&images)?, texts, indices, data: loader.report() })
     }
 
     /// Normalised text features of `texts`.
@@ -104,7 +111,8 @@ impl Evaluator<'_> {
         Tensor::concat(&out.iter().collect::<Vec<_>>(), 0)
     }
 
-    pub fn zero_shot(&self, set: &ZeroShotSet) -> anyhow::Result<ZeroShotResult> {
+    /// Zero-shot accuracy on `set`, and what was wrong with its images.
+    pub fn zero_shot(&self, set: &ZeroShotSet) -> anyhow::Result<(ZeroShotResult, DataReport)> {
         let classes: Vec<Tensor> = (0..set.num_classes())
             .map(|c| {
                 let mean = self.encode_texts(&set.prompts(c))?.mean_dim(0, true)?;
@@ -112,35 +120,38 @@ impl Evaluator<'_> {
             })
             .collect::<Result<_>>()?;
         let classes = Tensor::concat(&classes.iter().collect::<Vec<_>>(), 0)?;
-        let (images, _, indices) = self.encode_dataset(set.images.clone(), false)?;
+        let Encoded { images, indices, data, .. } = self.encode_dataset(set.images.clone(), false)?;
         let scores = images.matmul(&classes.transpose(0, 1)?)?.to_vec_f32()?;
         let targets: Vec<usize> = indices.iter().map(|&i| set.labels[i]).collect();
         let hits = recall_at(&scores, set.num_classes(), &targets, &[1, 5]);
         let n = targets.len().max(1) as f64;
-        Ok(ZeroShotResult {
+        let result = ZeroShotResult {
             name: set.name.clone(),
             top1: hits[0] as f64 / n,
             top5: hits[1] as f64 / n,
             images: targets.len(),
             classes: set.num_classes(),
-        })
+        };
+        Ok((result, data))
     }
 
-    pub fn retrieval(&self, name: &str, dataset: Arc<dyn Dataset>) -> anyhow::Result<RetrievalResult> {
-        let (images, texts, indices) = self.encode_dataset(dataset, true)?;
-        let texts = texts.expect("requested");
+    /// Retrieval recall on `dataset`, and what was wrong with its samples.
+    pub fn retrieval(&self, name: &str, dataset: Arc<dyn Dataset>) -> anyhow::Result<(RetrievalResult, DataReport)> {
+        let Encoded { images, texts, indices, data } = self.encode_dataset(dataset, true)?;
+        let texts = texts.ok_or_else(|| anyhow::anyhow!("{name}: no caption features"))?;
         let n = indices.len();
         let targets: Vec<usize> = (0..n).collect();
         let i2t = images.matmul(&texts.transpose(0, 1)?)?.to_vec_f32()?;
         let t2i = texts.matmul(&images.transpose(0, 1)?)?.to_vec_f32()?;
         let ks = [1, 5, 10];
         let rate = |h: Vec<usize>| [0, 1, 2].map(|i| h[i] as f64 / n.max(1) as f64);
-        Ok(RetrievalResult {
+        let result = RetrievalResult {
             name: name.to_string(),
             image_to_text: rate(recall_at(&i2t, n, &targets, &ks)),
             text_to_image: rate(recall_at(&t2i, n, &targets, &ks)),
             pairs: n,
-        })
+        };
+        Ok((result, data))
     }
 }
 
@@ -153,5 +164,8 @@ mod tests {
         // Row 0: target 1 is best. Row 1: target 0 ties with column 2.
         let scores = [0.1, 0.9, 0.3, 0.5, 0.2, 0.5];
         assert_eq!(recall_at(&scores, 3, &[1, 0], &[1, 2]), vec![1, 2]);
+        // A NaN target ranks last; a NaN elsewhere ranks above the target.
+        let nan = f32::NAN;
+        assert_eq!(recall_at(&[nan, 0.1, 0.2, 0.5, nan, 0.1], 3, &[0, 0], &[1, 2]), vec![0, 1]);
     }
 }

@@ -10,8 +10,8 @@ use reclip_data::{
     CaptionEncoder, CsvDataset, CsvOptions, Dataset, Loader, LoaderConfig, Synthetic, SyntheticConfig, WebDataset,
     ZeroShotSet,
 };
-use reclip_model::ModelConfig;
 use reclip_model::clip::Clip;
+use reclip_model::{ModelConfig, memory};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -102,6 +102,9 @@ pub struct TrainOptions {
     /// Evaluate (the first zero-shot set) every this many steps.
     pub eval_every: Option<u64>,
     pub checkpoint_every: Option<u64>,
+    /// How many of the newest checkpoints a run keeps (at least 1): with two,
+    /// a latest one found corrupt on resume falls back to the one before.
+    pub keep_checkpoints: usize,
     /// Continue from the checkpoint in `out`.
     pub resume: bool,
     pub workers: usize,
@@ -133,10 +136,29 @@ pub fn plan_run(opts: &TrainOptions, batches_per_epoch: usize) -> anyhow::Result
             );
         }
     }
+    opts.check_memory()?;
     Ok((phases, total))
 }
 
 impl TrainOptions {
+    /// Refuses a run whose model, batch and image sizes cannot fit in the
+    /// device's memory (a lower-bound estimate from the config), before
+    /// anything is allocated or written, rather than dying in the allocator.
+    pub fn check_memory(&self) -> anyhow::Result<()> {
+        let Some(available) = self.device.memory_bytes() else { return Ok(()) };
+        for (name, image_size, text_len) in self.schedule.shapes() {
+            self.model.vision_cfg.grid_size(image_size).with_context(|| format!("{name} phase"))?;
+            let estimate =
+                |cfg: &ModelConfig| memory::training_bytes(cfg, self.batch_size, image_size, text_len, self.precision);
+            let what = format!(
+                "--model {} at --batch-size {} and {image_size} px ({name} phase)",
+                self.model_name, self.batch_size
+            );
+            memory::check_fits(&self.model, estimate, available, &what)?;
+        }
+        Ok(())
+    }
+
     /// A new model at `image_size`, initialised from `seed`, and its optimizer.
     pub(crate) fn new_model(&self, seed: u64, image_size: usize) -> anyhow::Result<(Clip, AdamW)> {
         let mut clip = Clip::new(self.model.clone(), seed, &self.device)?;

@@ -87,6 +87,20 @@ impl Schedule {
         }
     }
 
+    /// Each phase's name, image size and text length, in order (whatever
+    /// the run's length).
+    pub fn shapes(&self) -> Vec<(String, usize, usize)> {
+        match self {
+            Schedule::Baseline { image_size, text_len } => vec![("baseline".into(), *image_size, *text_len)],
+            Schedule::Reclip { low_res, low_text_len, high_res, high_text_len, .. } => {
+                vec![("main".into(), *low_res, *low_text_len), ("finetune".into(), *high_res, *high_text_len)]
+            }
+            Schedule::Stages(stages) => {
+                stages.iter().enumerate().map(|(i, s)| (format!("stage{}", i + 1), s.image_size, s.text_len)).collect()
+            }
+        }
+    }
+
     /// The baseline for this schedule: every step at its final shape.
     pub fn baseline(&self) -> Schedule {
         let (image_size, text_len) = self.final_shape();
@@ -136,25 +150,24 @@ pub fn plan(schedule: &Schedule, total_steps: u64) -> Result<Vec<Phase>, String>
     if total_steps == 0 {
         return Err("the run has no steps".into());
     }
+    let with_steps = |steps: Vec<u64>| {
+        let parts = schedule.shapes().into_iter().zip(steps).map(|((name, size, len), n)| (name, size, len, n));
+        consecutive(parts.collect())
+    };
     Ok(match schedule {
-        Schedule::Baseline { image_size, text_len } => {
-            consecutive(vec![("baseline".into(), *image_size, *text_len, total_steps)])
-        }
-        Schedule::Reclip { low_res, low_text_len, high_res, high_text_len, finetune } => {
+        Schedule::Baseline { .. } => with_steps(vec![total_steps]),
+        Schedule::Reclip { finetune, .. } => {
             let finetune_steps = match *finetune {
                 Finetune::Fraction(f) if !(0.0..=1.0).contains(&f) => {
                     return Err(format!("--finetune-fraction {f} is not between 0 and 1"));
                 }
                 Finetune::Fraction(f) => (total_steps as f64 * f).round() as u64,
                 Finetune::Steps(s) if s > total_steps => {
-                    return Err(format!("{s} finetune steps exceed the run's {total_steps} steps"));
+                    return Err(format!("--finetune-steps {s} exceeds the run's {total_steps} steps"));
                 }
                 Finetune::Steps(s) => s,
             };
-            consecutive(vec![
-                ("main".into(), *low_res, *low_text_len, total_steps - finetune_steps),
-                ("finetune".into(), *high_res, *high_text_len, finetune_steps),
-            ])
+            with_steps(vec![total_steps - finetune_steps, finetune_steps])
         }
         Schedule::Stages(stages) => {
             // Each stage ends where its cumulative share of the run does, rounded,
@@ -162,7 +175,7 @@ pub fn plan(schedule: &Schedule, total_steps: u64) -> Result<Vec<Phase>, String>
             let sum: f64 = stages.iter().map(|s| s.share).sum();
             let mut cumulative = 0.0;
             let mut start = 0;
-            let mut parts = Vec::new();
+            let mut steps_of = Vec::new();
             for (i, s) in stages.iter().enumerate() {
                 cumulative += s.share;
                 let end = if i + 1 == stages.len() {
@@ -180,9 +193,9 @@ pub fn plan(schedule: &Schedule, total_steps: u64) -> Result<Vec<Phase>, String>
                     ));
                 }
                 start = end;
-                parts.push((format!("stage{}", i + 1), s.image_size, s.text_len, steps));
+                steps_of.push(steps);
             }
-            consecutive(parts)
+            with_steps(steps_of)
         }
     })
 }

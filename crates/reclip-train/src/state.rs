@@ -4,14 +4,15 @@
 //! open_clip and by `reclip eval`) and `train.safetensors` (the optimizer's
 //! moments and, in the metadata, where the run stands). Only when both are
 //! complete does `<out>/checkpoints/latest` (written atomically) point to the
-//! new folder; then older folders are removed. A run killed at any moment
-//! thus leaves a complete checkpoint to resume from.
+//! new folder; then all but the newest few folders are removed. A run killed
+//! at any moment thus leaves a complete checkpoint to resume from, and one
+//! found corrupt later falls back to the one before it.
 
 use crate::AdamW;
 use reclip_core::{Device, Tensor};
 use reclip_data::Position;
-use reclip_model::checkpoint;
 use reclip_model::clip::Clip;
+use reclip_model::{checkpoint, first_non_finite};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -69,16 +70,72 @@ fn checkpoints(out: &Path) -> PathBuf {
     out.join("checkpoints")
 }
 
-fn latest(out: &Path) -> anyhow::Result<PathBuf> {
-    let pointer = checkpoints(out).join("latest");
-    let name = std::fs::read_to_string(&pointer)
-        .map_err(|e| anyhow::anyhow!("{}: no checkpoint to resume from ({e})", pointer.display()))?;
-    Ok(checkpoints(out).join(name.trim()))
+const STEP_PREFIX: &str = "step-";
+const STEP_DIGITS: usize = 7;
+
+fn step_folder(step: u64) -> String {
+    format!("{STEP_PREFIX}{step:0STEP_DIGITS$}")
 }
 
-/// Saves a checkpoint and makes it the latest.
-pub fn save(out: &Path, clip: &Clip, optimizer: &AdamW, state: &TrainState) -> anyhow::Result<PathBuf> {
-    let name = format!("step-{:07}", state.step);
+/// The step a checkpoint folder's name stands for: `step-` and seven digits
+/// (more once a run passes ten million steps), nothing else — no path.
+fn folder_step(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(STEP_PREFIX)?;
+    let plain = digits.len() >= STEP_DIGITS && digits.bytes().all(|b| b.is_ascii_digit());
+    plain.then(|| digits.parse().ok()).flatten()
+}
+
+/// The run's checkpoint folders, newest first.
+fn step_folders(out: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(checkpoints(out)) else { return Vec::new() };
+    let mut folders: Vec<(u64, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| Some((folder_step(e.file_name().to_str()?)?, e.path())))
+        .collect();
+    folders.sort_by(|a, b| b.0.cmp(&a.0));
+    folders
+}
+
+/// The folder `checkpoints/latest` names, if it names one of the run's own
+/// step folders; why not otherwise.
+fn latest(out: &Path) -> Result<PathBuf, String> {
+    let pointer = checkpoints(out).join("latest");
+    let name = std::fs::read_to_string(&pointer).map_err(|e| format!("{}: {e}", pointer.display()))?;
+    let name = name.trim();
+    if folder_step(name).is_none() {
+        return Err(format!("{} names {name:?}, not a step folder of this run", pointer.display()));
+    }
+    Ok(checkpoints(out).join(name))
+}
+
+/// Where a stopped run can go on from, for its error message.
+pub fn last_good(out: &Path) -> String {
+    match latest(out).ok().and_then(|dir| folder_step(dir.file_name()?.to_str()?)) {
+        Some(step) => format!(
+            "stopped without saving it: the last good checkpoint is step {step} — resume from it with `reclip train --resume {}` (perhaps with a lower --lr)",
+            out.display()
+        ),
+        None => "stopped before the first checkpoint: start again (perhaps with a lower --lr)".into(),
+    }
+}
+
+/// Saves a checkpoint, makes it the latest, and removes all but the newest
+/// `keep` (at least the new one).
+pub fn save(out: &Path, clip: &Clip, optimizer: &AdamW, state: &TrainState, keep: usize) -> anyhow::Result<PathBuf> {
+    // A step that left NaN or inf in the weights (a finite loss, but an
+    // unclipped gradient that overflowed) must not become the latest.
+    for param in clip.params() {
+        if let Some(found) = first_non_finite(&param.value())? {
+            anyhow::bail!(
+                "step {}: the weights turned non-finite ({} holds {found}); {}",
+                state.step,
+                param.name(),
+                last_good(out)
+            );
+        }
+    }
+    let name = step_folder(state.step);
     let dir = checkpoints(out).join(&name);
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
     for (param, m, v) in optimizer.moments() {
@@ -92,12 +149,11 @@ pub fn save(out: &Path, clip: &Clip, optimizer: &AdamW, state: &TrainState) -> a
     checkpoint::save(&dir.join("train.safetensors"), &tensors, meta)?;
     clip.save(&dir.join("model.safetensors"))?;
     reclip_core::fs::write_atomic(&checkpoints(out).join("latest"), name.as_bytes())?;
-    for entry in std::fs::read_dir(checkpoints(out))? {
-        let path = entry?.path();
-        let stale = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step-") && n != name);
-        if stale && path.is_dir() {
-            std::fs::remove_dir_all(&path)?;
-        }
+    // Older than the new one only: a folder of a later step (left by a run
+    // that fell back to an earlier checkpoint) is overwritten when reached.
+    let older = step_folders(out).into_iter().filter(|(step, _)| *step < state.step);
+    for (_, path) in older.skip(keep.saturating_sub(1)) {
+        std::fs::remove_dir_all(&path)?;
     }
     Ok(dir.join("model.safetensors"))
 }
@@ -111,9 +167,33 @@ pub struct Checkpoint {
     pub state: TrainState,
 }
 
-/// Loads the latest checkpoint of the run in `out`.
+/// Loads the latest checkpoint of the run in `out`; if it (or the pointer to
+/// it) is unusable, the newest earlier one that loads, with a warning.
 pub fn load(out: &Path, device: &Device) -> anyhow::Result<Checkpoint> {
-    let dir = latest(out)?;
+    let latest = latest(out);
+    let mut candidates: Vec<PathBuf> = latest.iter().cloned().collect();
+    let below = latest.as_ref().ok().and_then(|dir| folder_step(dir.file_name()?.to_str()?)).unwrap_or(u64::MAX);
+    candidates.extend(step_folders(out).into_iter().filter(|(step, _)| *step < below).map(|(_, path)| path));
+    let mut failures: Vec<String> = latest.err().into_iter().collect();
+    for dir in candidates {
+        match load_folder(&dir, device) {
+            Ok(checkpoint) => {
+                if !failures.is_empty() {
+                    eprintln!("warning: {}; resuming from {}", failures.join("; "), dir.display());
+                }
+                return Ok(checkpoint);
+            }
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
+    match failures.len() {
+        0 => anyhow::bail!("{}: no checkpoint to resume from", checkpoints(out).display()),
+        _ => anyhow::bail!("no usable checkpoint to resume from: {}", failures.join("; ")),
+    }
+}
+
+/// Loads the checkpoint in step folder `dir`.
+fn load_folder(dir: &Path, device: &Device) -> anyhow::Result<Checkpoint> {
     let clip = Clip::load(&dir.join("model.safetensors"), None, device)?;
     let sp = dir.join("train.safetensors");
     let dict = checkpoint::load(&sp)?;
@@ -127,6 +207,13 @@ pub fn load(out: &Path, device: &Device) -> anyhow::Result<Checkpoint> {
             moments.entry(p.to_string()).or_default().0 = Some(t);
         } else if let Some(p) = name.strip_prefix("adamw.v.") {
             moments.entry(p.to_string()).or_default().1 = Some(t);
+        }
+    }
+    for (param, (m, v)) in &moments {
+        for (kind, t) in [("m", m), ("v", v)] {
+            if let Some(found) = t.as_ref().map(first_non_finite).transpose()?.flatten() {
+                anyhow::bail!("{}: tensor adamw.{kind}.{param} holds {found}", sp.display());
+            }
         }
     }
     let moments = moments.into_iter().filter_map(|(n, (m, v))| Some((n, (m?, v?)))).collect();

@@ -27,22 +27,35 @@ use reclip_tokenizer::ClipTokenizer;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Trains as `opts` says and returns the report (also written to
-/// `<out>/report.json`, with the plot in `<out>/curves.png`).
-pub fn train(opts: &TrainOptions) -> anyhow::Result<Report> {
+/// How an invocation of [`train`] ended.
+pub enum Outcome {
+    /// The run is complete: its report (also written to `<out>/report.json`,
+    /// with the plot in `<out>/curves.png`).
+    Finished(Report),
+    /// Stopped after `step` of `total` steps as asked (`--stop-after`), with
+    /// a checkpoint to resume from.
+    Stopped { step: u64, total: u64 },
+}
+
+/// Trains as `opts` says: to the end of the run, or to where `--stop-after`
+/// stops this invocation.
+pub fn train(opts: &TrainOptions) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&opts.out).with_context(|| format!("--out {}", opts.out.display()))?;
     let mut trainer = if opts.resume { Trainer::resume(opts)? } else { Trainer::new(opts)? };
     for phase in 0..trainer.phases.len() {
         trainer.run_phase(phase)?;
     }
     trainer.finish()?;
+    if trainer.state.step < trainer.total_steps {
+        return Ok(Outcome::Stopped { step: trainer.state.step, total: trainer.total_steps });
+    }
     let (zero_shot, retrieval) = trainer.evaluate_final()?;
     let baseline = baseline::price(opts, trainer.encoder.clone(), trainer.total_steps)?;
     let report = trainer.report(zero_shot, retrieval, baseline);
     let json = serde_json::to_string_pretty(&report)?;
     reclip_core::fs::write_atomic(&opts.out.join("report.json"), json.as_bytes())?;
     crate::plot::curves(&trainer.metrics.lines, &trainer.phases, &opts.out.join("curves.png"))?;
-    Ok(report)
+    Ok(Outcome::Finished(report))
 }
 
 /// A run in progress: its plan and data, the model and optimizer, where it
@@ -98,6 +111,7 @@ impl Trainer<'_> {
         let (loss, report) =
             train_step(&self.clip, &mut self.optimizer, &batch.images, &batch.tokens, self.opts.precision, lr)?;
         self.count(pi, batch.len() as u64);
+        self.check_finite(&loss, &report)?;
         let last = self.state.step == self.phases[pi].end_step() || self.state.step == self.stop_at;
         if self.state.step.is_multiple_of(self.opts.log_every) || last {
             self.log(pi, &loss, &report, lr)?;
@@ -144,6 +158,21 @@ impl Trainer<'_> {
         Ok(())
     }
 
+    /// Stops the run at the first step whose loss or gradient norm is not a
+    /// number, before anything of it is saved: the latest checkpoint stays
+    /// the last good one. (Reading both back costs a device sync per step;
+    /// without it a NaN would be found at the next log, a checkpoint later.)
+    fn check_finite(&self, loss: &Var, report: &StepReport) -> anyhow::Result<()> {
+        let loss = loss.tensor().to_scalar()?;
+        let norm = report.grad_norm()?;
+        let bad = match norm {
+            _ if !loss.is_finite() => format!("the loss is {loss}"),
+            Some(n) if !n.is_finite() => format!("the gradient norm is {n} (loss {loss:.4})"),
+            _ => return Ok(()),
+        };
+        anyhow::bail!("step {}: {bad}; {}", self.state.step, state::last_good(&self.opts.out))
+    }
+
     /// Whether something done every `k` steps is due after this step.
     fn due(&self, k: Option<u64>) -> bool {
         k.is_some_and(|k| k > 0 && self.state.step.is_multiple_of(k))
@@ -168,7 +197,7 @@ impl Trainer<'_> {
     /// where the loader will take the next batch from.
     fn save_checkpoint(&mut self) -> anyhow::Result<()> {
         self.state.loader = self.loader.position();
-        state::save(&self.opts.out, &self.clip, &self.optimizer, &self.state)?;
+        state::save(&self.opts.out, &self.clip, &self.optimizer, &self.state, self.opts.keep_checkpoints)?;
         Ok(())
     }
 
@@ -180,20 +209,11 @@ impl Trainer<'_> {
         Ok(())
     }
 
-    /// Saves where the run stands (a checkpoint) and the model. A run stopped
-    /// short on purpose ends here, with an error that says how to go on.
+    /// Saves where the run stands (a checkpoint) and the model.
     fn finish(&mut self) -> anyhow::Result<()> {
         self.bar.finish_and_clear();
         self.save_checkpoint()?;
         self.clip.save(&self.opts.out.join("model.safetensors"))?;
-        if self.state.step < self.total_steps {
-            anyhow::bail!(
-                "stopped after step {} of {} as asked (--stop-after); resume with --resume {}",
-                self.state.step,
-                self.total_steps,
-                self.opts.out.display()
-            );
-        }
         Ok(())
     }
 

@@ -106,7 +106,12 @@ impl Report {
                 b.image_size, b.probe_steps
             );
             let _ = writeln!(s, "GF = GFLOPs per sample, both towers (2 per multiply-add); training = 3x forward");
-            let _ = writeln!(s, "savings: {:.2}x fewer training FLOPs, {:.2}x less wall time", r.flops, r.wall_time);
+            let _ = writeln!(
+                s,
+                "savings: {}, {}",
+                saving(r.flops, "fewer", "training FLOPs"),
+                saving(r.wall_time, "less", "wall time")
+            );
         }
         if self.phases.iter().any(|p| p.zero_shot_top1.is_some()) {
             let _ = writeln!(s, "top-1 = zero-shot top-1 of the first set at the phase's end, at its image size");
@@ -160,4 +165,11 @@ impl Report {
         }
         s
     }
+}
+
+/// A baseline-over-run ratio as a saving ("2.50x fewer training FLOPs"), or
+/// as a cost when the run spent more ("1.25x more wall time"): never a
+/// saving below 1x.
+fn saving(ratio: f64, fewer: &str, what: &str) -> String {
+    if ratio >= 1.0 { format!("{ratio:.2}x {fewer} {what}") } else { format!("{:.2}x more {what}", 1.0 / ratio) }
 }

@@ -4,6 +4,7 @@
 use super::Trainer;
 use crate::eval::{Evaluator, RetrievalResult, ZeroShotResult};
 use crate::metrics::{EvalMetrics, Line};
+use reclip_data::DataReport;
 
 type Results = (Vec<ZeroShotResult>, Vec<RetrievalResult>);
 
@@ -65,9 +66,30 @@ impl Trainer<'_> {
         };
         let opts = self.opts;
         let sets = if all { &opts.zero_shot[..] } else { &opts.zero_shot[..opts.zero_shot.len().min(1)] };
-        let zero_shot = sets.iter().map(|s| ev.zero_shot(s)).collect::<anyhow::Result<_>>()?;
+        // Problems with an evaluation set recur at every evaluation; the final
+        // one, over every set, says them once.
+        let said = |data: DataReport| {
+            if all && !data.is_clean() {
+                eprintln!("{data}");
+            }
+        };
+        let zero_shot = sets
+            .iter()
+            .map(|s| {
+                let (result, data) = ev.zero_shot(s)?;
+                said(data);
+                Ok(result)
+            })
+            .collect::<anyhow::Result<_>>()?;
         let retrieval = if all {
-            opts.retrieval.iter().map(|r| ev.retrieval(&r.name, r.data.clone())).collect::<anyhow::Result<_>>()?
+            opts.retrieval
+                .iter()
+                .map(|r| {
+                    let (result, data) = ev.retrieval(&r.name, r.data.clone())?;
+                    said(data);
+                    Ok(result)
+                })
+                .collect::<anyhow::Result<_>>()?
         } else {
             Vec::new()
         };
