@@ -40,7 +40,10 @@ fn equal_compute_rows(e: &EqualCompute) -> [(String, String, String, String); 2]
 /// saved nothing, what it cost instead (never a negative or NaN saving).
 fn savings(flops_ratio: f64, wall_ratio: f64) -> String {
     let saved = |ratio: f64| 100.0 * (1.0 - 1.0 / ratio);
-    if !(flops_ratio > 1.0) {
+    if !flops_ratio.is_finite() {
+        return "RECLIP's and the baseline's training FLOPs could not be compared".into();
+    }
+    if flops_ratio <= 1.0 {
         return format!("RECLIP saves no training FLOPs here: it costs {:.2}x the baseline's", 1.0 / flops_ratio);
     }
     let flops = format!("RECLIP saves {:.0}% of the training FLOPs", saved(flops_ratio));
@@ -75,7 +78,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     for ((name, _), opts) in runs.iter().zip(&all_opts) {
         eprintln!("== training the {name} schedule into {}", opts.out.display());
         match trainer::train(opts)? {
-            Outcome::Finished(report) => reports.push(report),
+            Outcome::Finished(report) => reports.push(*report),
             Outcome::Stopped { step, .. } => anyhow::bail!("the {name} run stopped early, after step {step}"),
         }
     }
@@ -129,4 +132,24 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     println!("{}", savings(flops_ratio, wall_ratio));
     println!("details: {}, plot: {}", args.out.join("compare.json").display(), args.out.join("compare.png").display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::savings;
+
+    #[test]
+    fn savings_are_never_negative_or_nan() {
+        assert_eq!(
+            savings(4.0, 2.0),
+            "RECLIP saves 75% of the training FLOPs and 50% of the wall time (67% of the FLOPs saving)"
+        );
+        assert_eq!(
+            savings(4.0, 0.5),
+            "RECLIP saves 75% of the training FLOPs, but no wall time: it took 2.00x the baseline's"
+        );
+        assert_eq!(savings(1.0, 1.0), "RECLIP saves no training FLOPs here: it costs 1.00x the baseline's");
+        assert_eq!(savings(0.5, 0.4), "RECLIP saves no training FLOPs here: it costs 2.00x the baseline's");
+        assert!(!savings(f64::NAN, f64::NAN).contains("NaN"));
+    }
 }

@@ -57,7 +57,8 @@ struct Encoded {
 fn recall_at(scores: &[f32], cols: usize, targets: &[usize], ks: &[usize]) -> Vec<usize> {
     let mut hits = vec![0; ks.len()];
     for (row, &t) in scores.chunks(cols).zip(targets) {
-        let better = row.iter().enumerate().filter(|&(j, &s)| j != t && !(s < row[t])).count();
+        let outranks = |s: f32| s.partial_cmp(&row[t]).is_none_or(|o| o.is_ge());
+        let better = row.iter().enumerate().filter(|&(j, &s)| j != t && outranks(s)).count();
         for (h, &k) in hits.iter_mut().zip(ks) {
             if better < k {
                 *h += 1;

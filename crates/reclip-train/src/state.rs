@@ -93,7 +93,7 @@ fn step_folders(out: &Path) -> Vec<(u64, PathBuf)> {
         .filter(|e| e.path().is_dir())
         .filter_map(|e| Some((folder_step(e.file_name().to_str()?)?, e.path())))
         .collect();
-    folders.sort_by(|a, b| b.0.cmp(&a.0));
+    folders.sort_by_key(|f| std::cmp::Reverse(f.0));
     folders
 }
 

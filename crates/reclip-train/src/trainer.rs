@@ -31,7 +31,7 @@ use std::time::Instant;
 pub enum Outcome {
     /// The run is complete: its report (also written to `<out>/report.json`,
     /// with the plot in `<out>/curves.png`).
-    Finished(Report),
+    Finished(Box<Report>),
     /// Stopped after `step` of `total` steps as asked (`--stop-after`), with
     /// a checkpoint to resume from.
     Stopped { step: u64, total: u64 },
@@ -55,7 +55,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Outcome> {
     let json = serde_json::to_string_pretty(&report)?;
     reclip_core::fs::write_atomic(&opts.out.join("report.json"), json.as_bytes())?;
     crate::plot::curves(&trainer.metrics.lines, &trainer.phases, &opts.out.join("curves.png"))?;
-    Ok(Outcome::Finished(report))
+    Ok(Outcome::Finished(Box::new(report)))
 }
 
 /// A run in progress: its plan and data, the model and optimizer, where it
