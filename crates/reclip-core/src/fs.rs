@@ -1,4 +1,6 @@
-//! Files that are never seen half-written: checkpoints, reports, metrics.
+//! Files that are never seen half-written: checkpoints, reports, metrics;
+//! and what a path that is not a regular file is, for the refusals of
+//! readers that open only regular files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,32 @@ pub struct IoError {
 
 fn at(path: &Path) -> impl FnOnce(std::io::Error) -> IoError + '_ {
     move |error| IoError { path: path.to_path_buf(), error }
+}
+
+/// What a file that is not a regular file is, in words ("a FIFO"), for a
+/// refusal: opening a FIFO blocks until a writer comes, and a device such
+/// as `/dev/zero` never ends, so readers check the type before opening.
+pub fn file_kind(file_type: std::fs::FileType) -> &'static str {
+    if file_type.is_dir() {
+        return "a folder";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    "neither a file nor a folder"
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder

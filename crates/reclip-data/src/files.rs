@@ -8,7 +8,7 @@
 
 use crate::limits::{ByteCeiling, IMAGE_FILE, TEXT_FILE};
 use crate::{Error, Problem, ProblemKind};
-use std::fs::{File, FileType};
+use std::fs::File;
 use std::io::{ErrorKind, Read, Take};
 use std::path::Path;
 
@@ -48,7 +48,10 @@ impl FileError {
 fn regular_file_len(path: &Path) -> Result<u64, FileError> {
     let metadata = std::fs::metadata(path)?;
     if !metadata.is_file() {
-        return Err(FileError::Refused(format!("not a regular file ({})", describe_type(metadata.file_type()))));
+        return Err(FileError::Refused(format!(
+            "not a regular file ({})",
+            reclip_core::fs::file_kind(metadata.file_type())
+        )));
     }
     Ok(metadata.len())
 }
@@ -108,30 +111,6 @@ pub fn read_text_file(path: &Path) -> Result<String, Error> {
 pub(crate) fn io_problem(location: String, e: &std::io::Error) -> Problem {
     let kind = if e.kind() == ErrorKind::NotFound { ProblemKind::MissingFile } else { ProblemKind::UnreadableFile };
     Problem::new(kind, location, e.to_string())
-}
-
-/// What a file that is not a regular file is, in words.
-fn describe_type(file_type: FileType) -> &'static str {
-    if file_type.is_dir() {
-        return "a folder";
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if file_type.is_fifo() {
-            return "a FIFO";
-        }
-        if file_type.is_char_device() {
-            return "a character device";
-        }
-        if file_type.is_block_device() {
-            return "a block device";
-        }
-        if file_type.is_socket() {
-            return "a socket";
-        }
-    }
-    "neither a file nor a folder"
 }
 
 /// Makes a FIFO at `path` for tests; `None` where `mkfifo` is not available.

@@ -9,7 +9,7 @@ use half::{bf16, f16};
 use reclip_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
-use std::fs::{File, FileType};
+use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -183,7 +183,10 @@ pub fn load(path: &Path) -> Result<StateDict, CheckpointError> {
 fn read_whole(path: &Path) -> Result<Vec<u8>, CheckpointError> {
     let meta = std::fs::metadata(path).map_err(io(path))?;
     if !meta.is_file() {
-        return Err(CheckpointError::NotAFile { path: path.to_path_buf(), kind: kind_of(meta.file_type()) });
+        return Err(CheckpointError::NotAFile {
+            path: path.to_path_buf(),
+            kind: reclip_core::fs::file_kind(meta.file_type()),
+        });
     }
     let size = meta.len();
     if let Some(available) = Device::Cpu.memory_bytes()
@@ -228,24 +231,6 @@ fn mis_sized_tensor(bytes: &[u8]) -> Option<(String, String)> {
             None => Some((name, format!("shape {shape:?} of {dtype} is too large to hold"))),
         }
     })
-}
-
-/// What a path that is not a regular file is, for the error.
-pub(crate) fn kind_of(file_type: FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if file_type.is_fifo() {
-            return "a FIFO";
-        }
-        if file_type.is_socket() {
-            return "a socket";
-        }
-        if file_type.is_block_device() || file_type.is_char_device() {
-            return "a device";
-        }
-    }
-    if file_type.is_dir() { "a directory" } else { "not a regular file" }
 }
 
 #[cfg(test)]

@@ -105,7 +105,7 @@ impl ModelConfig {
         let read = |source| ConfigError::Read { path: path.to_path_buf(), source };
         let meta = std::fs::metadata(path).map_err(read)?;
         if !meta.is_file() {
-            let kind = crate::checkpoint::kind_of(meta.file_type());
+            let kind = reclip_core::fs::file_kind(meta.file_type());
             return Err(read(std::io::Error::other(format!("{kind}, not a config file"))));
         }
         if meta.len() > MAX_CONFIG_BYTES {

@@ -253,7 +253,7 @@ fn non_finite_weights_are_refused_naming_tensor_count_and_first_element() {
 fn only_regular_files_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let message = checkpoint::load(dir.path()).err().unwrap().to_string();
-    assert_mentions(&message, &[&dir.path().display().to_string(), "is a directory, not a checkpoint file"]);
+    assert_mentions(&message, &[&dir.path().display().to_string(), "is a folder, not a checkpoint file"]);
 }
 
 /// Opening a FIFO for reading blocks until a writer comes: the load must
