@@ -145,6 +145,10 @@ pub fn load(path: &Path) -> Result<StateDict, CheckpointError> {
         let view = st.tensor(&name).map_err(|e| format(e.to_string()))?;
         let bad = |msg: String| CheckpointError::Tensor { path: path.to_path_buf(), name: name.clone(), msg };
         let dims = view.shape().to_vec();
+        // An empty tensor's other dimensions may be anything; their strides must still fit.
+        if dims.iter().filter(|&&d| d > 0).try_fold(1usize, |n, &d| n.checked_mul(d)).is_none() {
+            return Err(bad(format!("shape {dims:?} is too large to address")));
+        }
         let data = view.data();
         let t = match view.dtype() {
             Dtype::F32 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, f32>(data), dims, &Device::Cpu),

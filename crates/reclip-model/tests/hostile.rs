@@ -283,18 +283,25 @@ fn a_config_that_is_a_fifo_or_too_long_is_refused_without_blocking() {
     assert_mentions(&message, &["long.json", "more than a model config's"]);
 }
 
-/// A header whose shape disagrees with the tensor's bytes is refused naming the tensor.
+/// A header whose shape disagrees with the tensor's bytes, or whose shape
+/// cannot be addressed, is refused naming the tensor.
 #[test]
 fn a_tensor_whose_shape_does_not_match_its_bytes_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
-    for (shape, why) in [("[3,5]", "needs 60 bytes, its data holds 16"), ("[4294967296,4294967296]", "too large")] {
+    for (shape, bytes_of_proj, why) in [
+        ("[3,5]", 16, "needs 60 bytes, its data holds 16"),
+        ("[4294967296,4294967296]", 16, "too large"),
+        // No element, but strides that overflow: found by reclip-fuzz.
+        ("[0,4294967296,4294967296]", 0, "too large to address"),
+    ] {
+        let end = 16 + bytes_of_proj;
         let header = format!(
-            r#"{{"a":{{"dtype":"F32","shape":[4],"data_offsets":[0,16]}},"visual.proj":{{"dtype":"F32","shape":{shape},"data_offsets":[16,32]}}}}"#
+            r#"{{"a":{{"dtype":"F32","shape":[4],"data_offsets":[0,16]}},"visual.proj":{{"dtype":"F32","shape":{shape},"data_offsets":[16,{end}]}}}}"#
         );
         let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
         bytes.extend_from_slice(header.as_bytes());
-        bytes.extend_from_slice(&[0; 32]);
+        bytes.extend_from_slice(&vec![0; end]);
         std::fs::write(&path, &bytes).unwrap();
         let message = checkpoint::load(&path).err().unwrap().to_string();
         assert_mentions(&message, &["model.safetensors", "tensor visual.proj", why]);

@@ -75,6 +75,8 @@ struct Trainer<'a> {
     optimizer: AdamW,
     state: TrainState,
     metrics: MetricsLog,
+    /// The last step's loss and gradient norm, until checked.
+    unchecked: Option<Unchecked>,
     /// Training PFLOPs spent before the current step.
     pflops: f64,
     bar: ProgressBar,
@@ -111,10 +113,17 @@ impl Trainer<'_> {
         let (loss, report) =
             train_step(&self.clip, &mut self.optimizer, &batch.images, &batch.tokens, self.opts.precision, lr)?;
         self.count(pi, batch.len() as u64);
-        self.check_finite(&loss, &report)?;
+        // The previous step's numbers are read with this one queued: a GPU
+        // goes on computing while the host waits for them. A step that is
+        // logged is read now anyway, and checked before it is written.
+        self.check_finite()?;
+        let unchecked = Unchecked { step: self.state.step, loss, report };
         let last = self.state.step == self.phases[pi].end_step() || self.state.step == self.stop_at;
         if self.state.step.is_multiple_of(self.opts.log_every) || last {
-            self.log(pi, &loss, &report, lr)?;
+            self.verify(&unchecked)?;
+            self.log(pi, &unchecked.loss, &unchecked.report, lr)?;
+        } else {
+            self.unchecked = Some(unchecked);
         }
         if self.due(self.opts.eval_every) || self.due(self.opts.checkpoint_every) {
             self.evaluate_and_checkpoint(pi)?;
@@ -159,18 +168,26 @@ impl Trainer<'_> {
     }
 
     /// Stops the run at the first step whose loss or gradient norm is not a
-    /// number, before anything of it is saved: the latest checkpoint stays
-    /// the last good one. (Reading both back costs a device sync per step;
-    /// without it a NaN would be found at the next log, a checkpoint later.)
-    fn check_finite(&self, loss: &Var, report: &StepReport) -> anyhow::Result<()> {
+    /// number, before anything after it is saved: the latest checkpoint
+    /// stays the last good one. Every step is checked (reading two scalars
+    /// back): a logged one at once, others one step late, and the last
+    /// before every checkpoint.
+    fn check_finite(&mut self) -> anyhow::Result<()> {
+        match self.unchecked.take() {
+            Some(unchecked) => self.verify(&unchecked),
+            None => Ok(()),
+        }
+    }
+
+    /// An error naming the step unless its loss and gradient norm are finite.
+    fn verify(&self, Unchecked { step, loss, report }: &Unchecked) -> anyhow::Result<()> {
         let loss = loss.tensor().to_scalar()?;
-        let norm = report.grad_norm()?;
-        let bad = match norm {
+        let bad = match report.grad_norm()? {
             _ if !loss.is_finite() => format!("the loss is {loss}"),
             Some(n) if !n.is_finite() => format!("the gradient norm is {n} (loss {loss:.4})"),
             _ => return Ok(()),
         };
-        anyhow::bail!("step {}: {bad}; {}", self.state.step, state::last_good(&self.opts.out))
+        anyhow::bail!("step {step}: {bad}; {}", state::last_good(&self.opts.out))
     }
 
     /// Whether something done every `k` steps is due after this step.
@@ -196,6 +213,7 @@ impl Trainer<'_> {
     /// Saves where the run stands: the model, the optimizer, the step and
     /// where the loader will take the next batch from.
     fn save_checkpoint(&mut self) -> anyhow::Result<()> {
+        self.check_finite()?;
         self.state.loader = self.loader.position();
         state::save(&self.opts.out, &self.clip, &self.optimizer, &self.state, self.opts.keep_checkpoints)?;
         Ok(())
@@ -236,6 +254,14 @@ impl Trainer<'_> {
             data: self.loader.report(),
         })
     }
+}
+
+/// A step whose loss and gradient norm, still on the device, are yet to be
+/// checked.
+struct Unchecked {
+    step: u64,
+    loss: Var,
+    report: StepReport,
 }
 
 /// The clocks of a phase: its training time, which leaves out evaluations

@@ -86,6 +86,7 @@ impl<'a> Trainer<'a> {
             optimizer,
             state,
             metrics,
+            unchecked: None,
             pflops,
             bar,
             clock,
