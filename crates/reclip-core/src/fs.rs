@@ -45,6 +45,40 @@ pub fn file_kind(file_type: std::fs::FileType) -> &'static str {
     "neither a file nor a folder"
 }
 
+/// Why [`open_regular`] did not open a file.
+#[derive(Debug)]
+pub enum OpenRefusal {
+    Io(std::io::Error),
+    /// Not a regular file: what it is ([`file_kind`]).
+    NotRegular(&'static str),
+    /// A regular file of `len` bytes, more than allowed.
+    TooLarge {
+        len: u64,
+    },
+}
+
+impl From<std::io::Error> for OpenRefusal {
+    fn from(e: std::io::Error) -> Self {
+        OpenRefusal::Io(e)
+    }
+}
+
+/// Opens `path` for reading if it is a regular file (after following links;
+/// checked before opening) of at most `max_bytes`, with its length. The
+/// reader stops one byte past `max_bytes`, so a file that grew meanwhile
+/// reads as longer than allowed rather than without end.
+pub fn open_regular(path: &Path, max_bytes: u64) -> Result<(std::io::Take<std::fs::File>, u64), OpenRefusal> {
+    let metadata = std::fs::metadata(path)?;
+    if !metadata.is_file() {
+        return Err(OpenRefusal::NotRegular(file_kind(metadata.file_type())));
+    }
+    let len = metadata.len();
+    if len > max_bytes {
+        return Err(OpenRefusal::TooLarge { len });
+    }
+    Ok((std::io::Read::take(std::fs::File::open(path)?, max_bytes.saturating_add(1)), len))
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder
 /// (created if need be), synced, then renamed over the target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {

@@ -8,6 +8,7 @@
 
 use crate::limits::{ByteCeiling, IMAGE_FILE, TEXT_FILE};
 use crate::{Error, Problem, ProblemKind};
+use reclip_core::fs::OpenRefusal;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Take};
 use std::path::Path;
@@ -44,33 +45,28 @@ impl FileError {
     }
 }
 
-/// The length of `path` if it is a regular file, after following links.
-fn regular_file_len(path: &Path) -> Result<u64, FileError> {
-    let metadata = std::fs::metadata(path)?;
-    if !metadata.is_file() {
-        return Err(FileError::Refused(format!(
-            "not a regular file ({})",
-            reclip_core::fs::file_kind(metadata.file_type())
-        )));
+/// [`reclip_core::fs::open_regular`]'s refusal in this crate's words;
+/// `too_large` says why a file of that many bytes is refused.
+fn refused(refusal: OpenRefusal, too_large: impl FnOnce(u64) -> String) -> FileError {
+    match refusal {
+        OpenRefusal::Io(e) => FileError::Io(e),
+        OpenRefusal::NotRegular(kind) => FileError::Refused(format!("not a regular file ({kind})")),
+        OpenRefusal::TooLarge { len } => FileError::Refused(too_large(len)),
     }
-    Ok(metadata.len())
 }
 
 /// Opens `path` for reading if it is a regular file (a tar shard, of any size).
 pub(crate) fn open_regular(path: &Path) -> Result<File, FileError> {
-    regular_file_len(path)?;
-    Ok(File::open(path)?)
+    let opened = reclip_core::fs::open_regular(path, u64::MAX);
+    let (file, _) = opened.map_err(|r| refused(r, |len| format!("a shard of {len} bytes")))?;
+    Ok(file.into_inner())
 }
 
 /// Opens `path` for reading if it is a regular file of at most
 /// `ceiling.bytes` bytes (`what` names it in the refusal); the reader stops
 /// one byte past the ceiling, so a file that grew can still be told apart.
 pub(crate) fn open_bounded(path: &Path, ceiling: ByteCeiling, what: &str) -> Result<(Take<File>, u64), FileError> {
-    let len = regular_file_len(path)?;
-    if len > ceiling.bytes {
-        return Err(FileError::Refused(ceiling.refuse(what, len)));
-    }
-    Ok((File::open(path)?.take(ceiling.bytes + 1), len))
+    reclip_core::fs::open_regular(path, ceiling.bytes).map_err(|r| refused(r, |len| ceiling.refuse(what, len)))
 }
 
 /// Reads a regular file of at most `ceiling.bytes` bytes.

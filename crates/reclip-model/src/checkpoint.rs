@@ -6,10 +6,10 @@
 use crate::finite::NonFinite;
 use crate::memory::human_bytes;
 use half::{bf16, f16};
+use reclip_core::fs::OpenRefusal;
 use reclip_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -185,26 +185,19 @@ pub fn load(path: &Path) -> Result<StateDict, CheckpointError> {
 /// host's memory (loading holds the file and the tensors decoded from it,
 /// so this refuses only what surely cannot load).
 fn read_whole(path: &Path) -> Result<Vec<u8>, CheckpointError> {
-    let meta = std::fs::metadata(path).map_err(io(path))?;
-    if !meta.is_file() {
-        return Err(CheckpointError::NotAFile {
-            path: path.to_path_buf(),
-            kind: reclip_core::fs::file_kind(meta.file_type()),
-        });
-    }
-    let size = meta.len();
-    if let Some(available) = Device::Cpu.memory_bytes()
-        && size > available
-    {
-        return Err(CheckpointError::TooLarge { path: path.to_path_buf(), size, available });
-    }
+    let available = Device::Cpu.memory_bytes().unwrap_or(u64::MAX);
+    let (file, size) = reclip_core::fs::open_regular(path, available).map_err(|refusal| match refusal {
+        OpenRefusal::Io(e) => io(path)(e),
+        OpenRefusal::NotRegular(kind) => CheckpointError::NotAFile { path: path.to_path_buf(), kind },
+        OpenRefusal::TooLarge { len } => CheckpointError::TooLarge { path: path.to_path_buf(), size: len, available },
+    })?;
     let mut bytes = Vec::new();
     // A failed reservation is an error here rather than an abort in the allocator.
     bytes
         .try_reserve_exact(usize::try_from(size).unwrap_or(usize::MAX))
         .map_err(|e| io(path)(std::io::Error::other(e)))?;
     // No further than the size checked, should the file grow meanwhile.
-    File::open(path).and_then(|f| f.take(size).read_to_end(&mut bytes)).map_err(io(path))?;
+    file.into_inner().take(size).read_to_end(&mut bytes).map_err(io(path))?;
     Ok(bytes)
 }
 

@@ -16,6 +16,7 @@ pub mod limits;
 mod open_clip_fields;
 mod presets;
 
+use reclip_core::fs::OpenRefusal;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -103,19 +104,19 @@ impl ModelConfig {
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let read = |source| ConfigError::Read { path: path.to_path_buf(), source };
-        let meta = std::fs::metadata(path).map_err(read)?;
-        if !meta.is_file() {
-            let kind = reclip_core::fs::file_kind(meta.file_type());
-            return Err(read(std::io::Error::other(format!("{kind}, not a config file"))));
-        }
-        if meta.len() > MAX_CONFIG_BYTES {
-            let msg = format!("{} bytes, more than a model config's {MAX_CONFIG_BYTES}", meta.len());
-            return Err(read(std::io::Error::other(msg)));
-        }
+        let too_large =
+            |len| read(std::io::Error::other(format!("{len} bytes, more than a model config's {MAX_CONFIG_BYTES}")));
+        let (mut file, _) = reclip_core::fs::open_regular(path, MAX_CONFIG_BYTES).map_err(|refusal| match refusal {
+            OpenRefusal::Io(e) => read(e),
+            OpenRefusal::NotRegular(kind) => read(std::io::Error::other(format!("{kind}, not a config file"))),
+            OpenRefusal::TooLarge { len } => too_large(len),
+        })?;
         let mut json = String::new();
-        std::fs::File::open(path)
-            .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_CONFIG_BYTES), &mut json))
-            .map_err(read)?;
+        // At most a byte past the ceiling: a file that grew while read.
+        std::io::Read::read_to_string(&mut file, &mut json).map_err(read)?;
+        if json.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(too_large(json.len() as u64));
+        }
         Self::parse(&json).map_err(|e| e.within(path.display().to_string()))
     }
 
