@@ -108,12 +108,10 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let dtype = super::train::precision(&args.precision, &device)?;
     let config = args.model.as_deref().map(ModelConfig::load).transpose().context("--model")?;
     let clip = Clip::load(&args.checkpoint, config, &device).context("--checkpoint")?;
-    if let Some(available) = device.memory_bytes() {
-        let (size, len) = (clip.image_size(), clip.config().text_cfg.context_length);
-        let estimate = |cfg: &ModelConfig| memory::inference_bytes(cfg, args.batch_size, size, len, dtype);
-        let what = format!("encoding {} inputs a batch at {size} px (--batch-size)", args.batch_size);
-        memory::check_fits(clip.config(), estimate, available, &what).context("--checkpoint")?;
-    }
+    let (size, len) = (clip.image_size(), clip.config().text_cfg.context_length);
+    let estimate = |cfg: &ModelConfig| memory::inference_bytes(cfg, args.batch_size, size, len, dtype);
+    let what = format!("encoding {} inputs a batch at {size} px (--batch-size)", args.batch_size);
+    memory::check_fits_on(clip.config(), estimate, &device, &what).context("--checkpoint")?;
     let tape = Tape::no_grad();
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
     let mut meta = HashMap::new();

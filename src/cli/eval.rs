@@ -47,22 +47,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let clip = Clip::load(&args.checkpoint, config, &device).context("--checkpoint")?;
     let image_size = args.image_size.unwrap_or(clip.image_size());
     clip.config().vision_cfg.grid_size(image_size).context("--image-size")?;
-    let context_length = clip.config().text_cfg.context_length;
-    let text_len = args.text_len.unwrap_or(context_length);
-    if !(1..=context_length).contains(&text_len) {
-        anyhow::bail!("--text-len {text_len}: expected 1 to the model's context length, {context_length} tokens");
-    }
+    let text_len = super::numbers::text_len(args.text_len, clip.config().text_cfg.context_length)?;
     if args.batch_size == 0 {
         anyhow::bail!("--batch-size 0: expected at least 1 image per batch");
     }
     let precision = precision(&args.precision, &device)?;
-    if let Some(available) = device.memory_bytes() {
-        let estimate =
-            |cfg: &ModelConfig| memory::inference_bytes(cfg, args.batch_size, image_size, text_len, precision);
-        let what =
-            format!("encoding {} images a batch at {image_size} px (--batch-size, --image-size)", args.batch_size);
-        memory::check_fits(clip.config(), estimate, available, &what).context("--checkpoint")?;
-    }
+    let estimate = |cfg: &ModelConfig| memory::inference_bytes(cfg, args.batch_size, image_size, text_len, precision);
+    let what = format!("encoding {} images a batch at {image_size} px (--batch-size, --image-size)", args.batch_size);
+    memory::check_fits_on(clip.config(), estimate, &device, &what).context("--checkpoint")?;
     let builtin = args.sets.eval_zero_shot.is_none() && args.sets.eval_retrieval.is_none();
     let (zero_shot, retrieval) = eval_sets(&args.sets, &args.csv, builtin, 0)?;
     let ev = Evaluator {

@@ -1,5 +1,6 @@
-//! The numeric options of `train` and `compare`, checked before any work:
-//! each must be finite and in its range. (Those that must agree with the
+//! The numeric options of `train` and `compare` (and the batch and text
+//! length of the other commands), checked before any work: each must be
+//! finite and in its range. (Those that must agree with the
 //! model, the resolutions and text lengths, are checked with the schedule.)
 
 use super::train::TrainArgs;
@@ -32,6 +33,24 @@ fn non_negative(option: &str, v: f32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An error unless `--batch-size` gives the contrastive loss pairs to compare.
+pub fn contrastive_batch(batch_size: usize) -> anyhow::Result<()> {
+    if batch_size < MIN_BATCH {
+        bail!("--batch-size {batch_size}: a contrastive loss needs at least {MIN_BATCH} image–caption pairs per batch");
+    }
+    Ok(())
+}
+
+/// The text length `--text-len` gives (the model's context length when
+/// not given); an error unless it is 1 to that.
+pub fn text_len(given: Option<usize>, context_length: usize) -> anyhow::Result<usize> {
+    let len = given.unwrap_or(context_length);
+    if !(1..=context_length).contains(&len) {
+        bail!("--text-len {len}: expected 1 to the model's context length, {context_length} tokens");
+    }
+    Ok(len)
+}
+
 pub fn check(args: &TrainArgs) -> anyhow::Result<()> {
     positive("--lr", args.lr)?;
     if let Some(lr) = args.finetune_lr {
@@ -42,12 +61,7 @@ pub fn check(args: &TrainArgs) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&args.finetune_fraction) {
         bail!("--finetune-fraction {}: expected a fraction of the steps, from 0 to 1", args.finetune_fraction);
     }
-    if args.batch_size < MIN_BATCH {
-        bail!(
-            "--batch-size {}: a contrastive loss needs at least {MIN_BATCH} image–caption pairs per batch",
-            args.batch_size
-        );
-    }
+    contrastive_batch(args.batch_size)?;
     for (option, value) in [("--steps", args.steps), ("--epochs", args.epochs)] {
         if value == Some(0) {
             bail!("{option} 0: a run needs at least one step");

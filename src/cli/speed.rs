@@ -51,30 +51,21 @@ pub fn run(args: SpeedArgs) -> anyhow::Result<()> {
     let device = args.device.open()?;
     let dtype = super::train::precision(&args.precision, &device)?;
     let cfg = ModelConfig::load(&args.model).with_context(|| format!("--model {}", args.model))?;
-    let context_length = cfg.text_cfg.context_length;
-    let text_len = args.text_len.unwrap_or(context_length);
-    if !(1..=context_length).contains(&text_len) {
-        anyhow::bail!("--text-len {text_len}: expected 1 to the model's context length, {context_length} tokens");
-    }
-    if args.batch_size < 2 {
-        anyhow::bail!("--batch-size {}: a contrastive loss needs at least 2 pairs per batch", args.batch_size);
-    }
+    let text_len = super::numbers::text_len(args.text_len, cfg.text_cfg.context_length)?;
+    super::numbers::contrastive_batch(args.batch_size)?;
     if args.steps == 0 {
         anyhow::bail!("--steps 0: expected at least 1 timed step");
     }
     if let Some(p) = args.peak_tflops.filter(|p| !(p.is_finite() && *p > 0.0)) {
         anyhow::bail!("--peak-tflops {p}: expected a positive number");
     }
-    let available = device.memory_bytes();
     let peak = args.peak_tflops.or_else(|| known_peak(&device.name()));
     let mut rows = Vec::new();
     for &size in &args.image_size {
         cfg.vision_cfg.grid_size(size).with_context(|| format!("--image-size {size}"))?;
-        if let Some(available) = available {
-            let estimate = |c: &ModelConfig| memory::training_bytes(c, args.batch_size, size, text_len, dtype);
-            let what = format!("training {} pairs a batch at {size} px (--batch-size, --image-size)", args.batch_size);
-            memory::check_fits(&cfg, estimate, available, &what).with_context(|| format!("--model {}", args.model))?;
-        }
+        let estimate = |c: &ModelConfig| memory::training_bytes(c, args.batch_size, size, text_len, dtype);
+        let what = format!("training {} pairs a batch at {size} px (--batch-size, --image-size)", args.batch_size);
+        memory::check_fits_on(&cfg, estimate, &device, &what).with_context(|| format!("--model {}", args.model))?;
         let mut clip = Clip::new(cfg.clone(), 0, &device)?;
         clip.set_image_size(size)?;
         let mut optimizer = AdamW::new(&clip.params(), AdamWConfig::default())?;

@@ -235,10 +235,7 @@ pub fn precision(arg: &Option<String>, device: &Device) -> anyhow::Result<DType>
 /// or, when `baseline`, its baseline.
 fn schedule(args: &TrainArgs, model: &ModelConfig, baseline: bool) -> anyhow::Result<Schedule> {
     let context_length = model.text_cfg.context_length;
-    let text_len = args.text_len.unwrap_or(context_length);
-    if !(1..=context_length).contains(&text_len) {
-        bail!("--text-len {text_len}: expected 1 to the model's context length, {context_length} tokens");
-    }
+    let text_len = super::numbers::text_len(args.text_len, context_length)?;
     let schedule = match &args.stages {
         Some(spec) => {
             let stages = parse_stages(spec, text_len).map_err(|e| anyhow::anyhow!("--stages {spec}: {e}"))?;

@@ -8,7 +8,7 @@
 //! allocator's slack, the data loader), which the estimates do not try to
 //! predict.
 
-use reclip_core::DType;
+use reclip_core::{DType, Device};
 
 use crate::config::{ConfigError, ModelConfig, TextConfig, VisionConfig};
 use crate::count::{product, sum};
@@ -108,6 +108,20 @@ pub fn check_fits(
         .max_by_key(|(saved, _)| *saved)
         .map(|(_, f)| format!("`{}` = {} ({})", f.name, f.value, f.reference));
     Err(ConfigError::TooLarge { what: what.to_string(), needed, available, culprit })
+}
+
+/// [`check_fits`] against `device`'s memory ([`Device::memory_bytes`]);
+/// nothing is refused where that is unknown.
+pub fn check_fits_on(
+    cfg: &ModelConfig,
+    estimate: impl Fn(&ModelConfig) -> Result<u64, ConfigError>,
+    device: &Device,
+    what: &str,
+) -> Result<(), ConfigError> {
+    match device.memory_bytes() {
+        Some(available) => check_fits(cfg, estimate, available, what),
+        None => Ok(()),
+    }
 }
 
 /// Bytes in decimal units to one decimal, as disks and RAM are sold:

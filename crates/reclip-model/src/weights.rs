@@ -74,10 +74,8 @@ impl ClipWeights {
     /// exceed the device's memory is refused before anything is allocated.
     pub fn init(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<Self> {
         cfg.validate().map_err(config_error)?;
-        if let Some(available) = device.memory_bytes() {
-            let what = format!("allocating the model's weights on {device}");
-            memory::check_fits(cfg, memory::weight_bytes, available, &what).map_err(config_error)?;
-        }
+        let what = format!("allocating the model's weights on {device}");
+        memory::check_fits_on(cfg, memory::weight_bytes, device, &what).map_err(config_error)?;
         let mut init = Init { rng: reclip_core::rng(seed), device };
         let act = if cfg.quick_gelu { Activation::QuickGelu } else { Activation::Gelu };
         let visual = VisionTower::init(&mut init, cfg, act)?;

@@ -145,7 +145,6 @@ impl TrainOptions {
     /// device's memory (a lower-bound estimate from the config), before
     /// anything is allocated or written, rather than dying in the allocator.
     pub fn check_memory(&self) -> anyhow::Result<()> {
-        let Some(available) = self.device.memory_bytes() else { return Ok(()) };
         for (name, image_size, text_len) in self.schedule.shapes() {
             self.model.vision_cfg.grid_size(image_size).with_context(|| format!("{name} phase"))?;
             let estimate =
@@ -154,7 +153,7 @@ impl TrainOptions {
                 "--model {} at --batch-size {} and {image_size} px ({name} phase)",
                 self.model_name, self.batch_size
             );
-            memory::check_fits(&self.model, estimate, available, &what)?;
+            memory::check_fits_on(&self.model, estimate, &self.device, &what)?;
         }
         Ok(())
     }
