@@ -121,6 +121,9 @@ impl KernelBackend for CountingBackend {
     fn synchronize(&self) -> Result<()> {
         self.inner.backend().synchronize()
     }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// The device to measure on, and the counter of its memory.

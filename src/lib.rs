@@ -7,6 +7,7 @@ pub use reclip_autograd as autograd;
 pub use reclip_core as core;
 pub use reclip_cuda as cuda;
 pub use reclip_data as data;
+pub use reclip_dist as dist;
 pub use reclip_embed as embed;
 pub use reclip_loss as loss;
 pub use reclip_mlp as mlp;

@@ -7,18 +7,22 @@
 #       Here, with cargo: the release --features cuda builds of reclip, of the
 #       one kernel-test binary (tests/gpu_kernels.rs) and of the GPU benches,
 #       stripped, with the wheels of the PyTorch peer (open_clip is not
-#       installed there), packed into .gpu-bundle/bundle.tar.xz. It fails above
-#       60 MiB: the whole working tree travels in 64 MiB.
+#       installed there), packed into .gpu-bundle/bundle.tar.xz. Beside them,
+#       for the nccl stage, the --features nccl builds of reclip and of
+#       reclip-dist's allreduce_time, which link libmpi, and the Open MPI they
+#       need (the device has none; see bundle_mpi). It fails above 60 MiB: the
+#       whole working tree travels in 64 MiB.
 #
 #   tools/gpu-check.sh run [--rehearse] [--quick] OUTDIR
 #       There: unpack the bundle and run the stages smoke, kernels, sanitizer,
-#       speed, benches and peer, each under its own time limit, all of them
-#       within 480 s, so that one command of at most 600 s holds them, the
-#       transfers and a margin. A failing stage does not stop the next, except
-#       smoke: nothing is worth running on a device that cannot run a kernel.
-#       Each stage leaves OUTDIR/<stage>.log; OUTDIR/summary.json is rewritten
-#       after every stage, so a killed run still leaves one; the summary table
-#       is the last thing printed. At most 8 files, as the device tool returns.
+#       speed, nccl, benches and peer, each under its own time limit, all of
+#       them within 480 s, so that one command of at most 600 s holds them,
+#       the transfers and a margin. A failing stage does not stop the next,
+#       except smoke: nothing is worth running on a device that cannot run a
+#       kernel. Each stage leaves OUTDIR/<stage>.log; OUTDIR/summary.json
+#       (with the speed stage's whole speed.json in it) is rewritten after
+#       every stage, so a killed run still leaves one; the summary table is
+#       the last thing printed. At most 8 files, as the device tool returns.
 #       --rehearse: the same stages here, on the kernel emulator and the CPU.
 #       --quick: a subset of each stage (CI runs `run --rehearse --quick`).
 #       RECLIP_PEER_PYTHON: the python with torch for the peer (python3).
@@ -62,23 +66,76 @@ for line in sys.stdin:
 ' <"$stage/cargo.json")
 }
 
+# ompi_path NAME: one of Open MPI's install folders (bindir, pkglibdir, ...).
+ompi_path() {
+  ompi_info --path "$1" | sed 's/^[^:]*: *//'
+}
+
+# bundle_mpi DEST PROGRAM...: the Open MPI that PROGRAMs link, for a device
+# that has none (KINDS.md lists no MPI there): its libraries; the components
+# it loads at run time (not those for networks between machines, InfiniBand,
+# UCX, libfabric, PSM, netlink, nor OpenSHMEM's: one machine's ranks use
+# none, and their libraries are not there); orted, which a singleton (a rank
+# started without mpirun) forks to manage it; its help texts, which its
+# error messages are made of; PMIx's components and texts when it uses an
+# external PMIx. mpi_env points Open MPI at DEST there.
+bundle_mpi() {
+  local dest=$1 bindir pkglibdir comp deps pmix name path
+  shift
+  command -v ompi_info >/dev/null || die "no ompi_info: the nccl stage bundles Open MPI (tools/install-mpi.sh)"
+  bindir=$(ompi_path bindir) pkglibdir=$(ompi_path pkglibdir)
+  mkdir -p "$dest"/{bin,lib/openmpi,lib/pmix,extra,share,etc}
+  cp "$bindir/orted" "$dest/bin/" || die "no orted in $bindir: the bundled MPI needs Open MPI 4"
+  cp -r "$(ompi_path pkgdatadir)" "$dest/share/openmpi" || die "no Open MPI help texts"
+  for comp in "$pkglibdir"/mca_*.so; do
+    # Read whole: grep -q stopping early would fail the pipe (pipefail).
+    deps=$(ldd "$comp")
+    grep -qE '^\s*lib(fabric|uc[mpst]|ibverbs|rdmacm|efa|psm|infinipath|nl-|oshmem)' <<<"$deps" ||
+      cp "$comp" "$dest/lib/openmpi/"
+  done
+  pmix=$(ldd "$dest"/lib/openmpi/mca_pmix_*.so 2>/dev/null | awk '$1 ~ /^libpmix[.]so/ {print $3; exit}')
+  if [[ -n $pmix ]]; then
+    pmix=$(dirname "$(readlink -f "$pmix")")
+    if compgen -G "$pmix/pmix/*.so" >/dev/null; then cp "$pmix"/pmix/*.so "$dest/lib/pmix/"; fi
+    if [[ -d $pmix/../share/pmix ]]; then cp -r "$pmix/../share/pmix" "$dest/share/pmix"; fi
+  fi
+  # Every library all of these load, but the C and C++ runtimes, which the
+  # device has in newer versions: Open MPI's and PMIx's own in lib/, used
+  # always (its components must match them); the others in extra/, used
+  # where the device lacks them.
+  while read -r name path; do
+    case $name in
+      linux-vdso* | ld-linux* | libc.so* | libm.so* | libdl.so* | libpthread.so* | librt.so* | libgcc_s* | libstdc++*) ;;
+      libmpi* | libopen-* | libpmix* | libmca_common_*) cp -L "$path" "$dest/lib/$name" ;;
+      *) cp -L "$path" "$dest/extra/$name" ;;
+    esac
+  done < <(ldd "$@" "$dest/bin/orted" "$dest"/lib/openmpi/*.so "$dest"/lib/pmix/*.so 2>/dev/null |
+    awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u)
+  compgen -G "$dest/lib/libmpi.so*" >/dev/null || die "the nccl programs link no libmpi (built without the mpi feature?)"
+}
+
 build() {
   cd "$root" || die "no checkout at $root"
   tools/install-cuda.sh || die "tools/install-cuda.sh failed"
+  tools/install-mpi.sh || die "tools/install-mpi.sh failed"
   stage=$(mktemp -d) || die "mktemp failed"
   trap 'rm -rf "$stage"' EXIT
-  mkdir -p "$stage/bin" "$stage/benches" "$stage/wheels" "$wheel_cache"
+  mkdir -p "$stage/bin" "$stage/benches" "$stage/nccl" "$stage/wheels" "$wheel_cache"
 
   local bench_flags=() b name
   for b in "${benches[@]}"; do bench_flags+=(--bench "$b"); done
   cargo_copy bin "$stage/bin" build --release --features cuda --bin reclip
   cargo_copy test "$stage/bin" test --release --features cuda --test gpu_kernels --no-run
   cargo_copy bench "$stage/benches" bench --features cuda "${bench_flags[@]}" --no-run
+  # Apart from bin/reclip, so that no other stage depends on MPI.
+  cargo_copy bin "$stage/nccl" build --release --features nccl --bin reclip
+  cargo_copy example "$stage/nccl" build --release -p reclip-dist --features nccl --example allreduce_time
   rm "$stage/cargo.json"
-  for name in bin/reclip bin/gpu_kernels "${benches[@]/#/benches/}"; do
+  for name in bin/reclip bin/gpu_kernels "${benches[@]/#/benches/}" nccl/reclip nccl/allreduce_time; do
     [[ -f "$stage/$name" ]] || die "cargo built no $name"
   done
-  strip "$stage"/bin/* "$stage"/benches/* || die "strip failed"
+  bundle_mpi "$stage/mpi" "$stage"/nccl/*
+  strip "$stage"/bin/* "$stage"/benches/* "$stage"/nccl/* || die "strip failed"
 
   local spec
   for spec in "${wheels[@]}"; do
@@ -96,12 +153,13 @@ build() {
   mkdir -p "$(dirname "$archive")"
   # xz rather than zstd: every Debian or Ubuntu image has xz, not always zstd.
   # -9: a 64 MiB window spans several binaries, which share most of their
-  # code, so the bundle packs to half of what -6 gives.
-  tar -C "$stage" -cf - . | xz -9 >"$archive.tmp" || die "packing the bundle failed"
+  # code, so the bundle packs to half of what -6 gives; nccl/reclip follows
+  # bin/reclip, the binary it differs least from.
+  tar -C "$stage" -cf - bundle.txt bin nccl benches mpi wheels | xz -9 >"$archive.tmp" || die "packing the bundle failed"
   mv "$archive.tmp" "$archive" || die "cannot move the bundle into place"
 
   echo "bundle contents (stripped):"
-  (cd "$stage" && du -k bin/* benches/* wheels/* | awk '{printf "  %8.1f MiB  %s\n", $1 / 1024, $2}')
+  (cd "$stage" && du -k bin/* benches/* nccl/* wheels/* && du -sk mpi) | awk '{printf "  %8.1f MiB  %s\n", $1 / 1024, $2}'
   local size
   size=$(stat -c %s "$archive")
   awk -v s="$size" -v a="${archive#"$root"/}" 'BEGIN {printf "%s: %.1f MiB compressed\n", a, s / 1048576}'
@@ -131,6 +189,63 @@ PY
     fi
   done
   echo "warning: libcublas not found; GEMMs will fail"
+}
+
+# mpi_env DIR: makes the programs run after it use the Open MPI that
+# bundle_mpi put in DIR, whatever the machine has installed, and says what
+# it found for the log.
+mpi_env() {
+  local m=$1 f cache
+  # Read whole before grep stops reading, so that ldconfig never dies of a closed pipe.
+  cache=$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true)
+  echo "installed here: $(grep -oE '^\s*libmpi[.]so[.0-9]*' <<<"$cache" | tr -d ' \t' | paste -sd, - || true); using the bundle's Open MPI"
+  for f in "$m"/extra/*; do
+    if ! grep -qE "^\s+${f##*/} " <<<"$cache"; then
+      ln -sf "$f" "$m/lib/"
+      echo "  ${f##*/}: not installed here, the bundle's"
+    fi
+  done
+  export LD_LIBRARY_PATH="$m/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # Open MPI's and PMIx's folders, which they otherwise take from where they were built.
+  export OPAL_PREFIX=$m OPAL_EXEC_PREFIX=$m OPAL_BINDIR=$m/bin OPAL_LIBDIR=$m/lib OPAL_PKGLIBDIR=$m/lib/openmpi \
+    OPAL_DATAROOTDIR=$m/share OPAL_DATADIR=$m/share OPAL_PKGDATADIR=$m/share/openmpi OPAL_SYSCONFDIR=$m/etc
+  export PMIX_PREFIX=$m PMIX_EXEC_PREFIX=$m PMIX_BINDIR=$m/bin PMIX_LIBDIR=$m/lib PMIX_PKGLIBDIR=$m/lib/pmix \
+    PMIX_DATADIR=$m/share PMIX_PKGDATADIR=$m/share/pmix PMIX_SYSCONFDIR=$m/etc
+  export OMPI_MCA_mca_base_component_path=$m/lib/openmpi PMIX_MCA_mca_base_component_path=$m/lib/pmix
+  # This machine's ranks only: nothing is started elsewhere (no ssh there).
+  export OMPI_MCA_plm=isolated
+  # The device runs commands as root, which Open MPI refuses unless told.
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+}
+
+# libnccl for NcclComm, from the nvidia-nccl wheel PyTorch installs or the
+# system. cudarc asks the loader for libnccl.so (or .so.1, .so.9 to .so.13),
+# never for the wheel's libnccl.so.2: DIR gets a libnccl.so linked to it and
+# goes first on the library path.
+find_nccl() {
+  local dir=$1 py d lib
+  py=$(python3 - 2>/dev/null <<'PY' || true
+import importlib, os
+for mod in ("nvidia.nccl", "nvidia.cu13"):
+    try:
+        m = importlib.import_module(mod)
+    except ImportError:
+        continue
+    for base in m.__path__:
+        print(os.path.join(base, "lib"))
+PY
+)
+  for d in $py /usr/lib/x86_64-linux-gnu /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+    for lib in "$d/libnccl.so.2" "$d/libnccl.so"; do
+      [[ -e $lib ]] || continue
+      mkdir -p "$dir" && ln -sf "$lib" "$dir/libnccl.so"
+      export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      echo "NCCL from $lib"
+      return 0
+    done
+  done
+  echo "no libnccl in ${py//$'\n'/, }${py:+, }the system's or CUDA's folders"
+  return 1
 }
 
 # ---- run: the stages ---------------------------------------------------------
@@ -223,7 +338,7 @@ stage_speed() {
       "$reclip" speed "${train_args[@]}" --image-size "$size" --json || rc=1
     n=$((n - 1))
   done
-  python3 - "$outdir/speed.json" "${parts[@]}" <<'PY' || rc=1
+  python3 - "$speed_json" "${parts[@]}" <<'PY' || rc=1
 import json, sys
 parts = []
 for path in sys.argv[2:]:
@@ -238,6 +353,39 @@ if parts:
 PY
   return $rc
 }
+
+# Data parallelism on NCCL with one rank, each program an MPI singleton (no
+# mpirun) on the bundled Open MPI: first the MPI bootstrap alone (a CPU
+# all-reduce), so that a failure there is told apart from NCCL's; then the
+# gradient all-reduce timed through NcclComm (ViT-B-16's parameter count, f32
+# and bf16, whole and in DDP's buckets; one rank moves no data, so this is
+# the cost of the calls and their event ordering); then a short
+# `reclip train --dist-backend nccl`. A rehearsal has no NCCL: it runs the
+# bootstrap, and the training through MPI on the CPU. A subshell: the MPI
+# and NCCL environment stays out of the later stages.
+stage_nccl() (
+  local programs="$unpacked/nccl" rc=0 iters=20 steps=4
+  [[ $quick == 1 ]] && iters=5 steps=2
+  local reduce=(--backend nccl --device cuda --model ViT-B-16 --warmup 3 --iters "$iters")
+  local train=(--model ViT-B-16 --batch-size 64 --precision bf16 --device cuda --dist-backend nccl)
+  if [[ $rehearse == 1 ]]; then
+    steps=2
+    train=(--model reclip-tiny --batch-size 16 --precision f32 --device cpu --dist-backend mpi)
+  fi
+  mpi_env "$unpacked/mpi" >>"$log"
+  # NCCL's own words on what fails, beyond its error codes.
+  export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
+  step mpi 30 - "$programs/allreduce_time" --backend mpi --device cpu --model reclip-tiny --dtypes f32 \
+    --warmup 0 --iters 1 || rc=1
+  if [[ $rehearse == 0 ]]; then
+    # Without one, NcclComm's own error says what is missing.
+    find_nccl "$unpacked/nccl-lib" >>"$log" || rc=1
+    step allreduce $(((stage_end - SECONDS) / 2)) - "$programs/allreduce_time" "${reduce[@]}" || rc=1
+  fi
+  step train $((stage_end - SECONDS)) - "$programs/reclip" train "${train[@]}" --steps "$steps" --warmup 1 \
+    --finetune-steps 1 --probe-steps 1 --eval-every 0 --checkpoint-every 0 --quiet --out "$unpacked/nccl-train" || rc=1
+  exit $rc
+)
 
 stage_benches() {
   local b rc=0 filter=() n=${#benches[@]} bench_device=cuda stage_log=$log raw="$unpacked/bench.txt"
@@ -284,10 +432,10 @@ stage_peer() {
 # SECONDS REASON" records a stage in summary.json, reading its figures off its
 # log; "table" prints the summary.
 summarize() {
-  python3 - "$outdir" "$peer_json" "$mode" "$@" <<'PY'
+  python3 - "$outdir" "$peer_json" "$speed_json" "$mode" "$@" <<'PY'
 import json, os, re, signal, sys
 
-outdir, peer_json, mode, verb, *args = sys.argv[1:]
+outdir, peer_json, speed_json, mode, verb, *args = sys.argv[1:]
 path = os.path.join(outdir, "summary.json")
 try:
     with open(path) as f:
@@ -384,8 +532,24 @@ def figures_of(stage, log):
                 figures[tool.group(1)] = int((hazards or errors).group(1))
         return figures
     if stage == "speed":
-        speed = load(os.path.join(outdir, "speed.json"))
-        return {"rows": speed["rows"], "device": speed["device"]} if speed else {}
+        return load(speed_json) or {}
+    if stage == "nccl":
+        figures = {}
+        version = re.search(r"^NCCL (\S+), ", log, re.M)
+        if version:
+            figures["nccl"] = version.group(1)
+        rows = []
+        for line in log.splitlines():
+            if line.startswith("{"):
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    pass
+        # The bootstrap check's row (reclip-tiny on the CPU) says only that MPI ran.
+        rows = [r for r in rows if r.get("model") != "reclip-tiny" or mode.startswith("rehearsal")]
+        if rows:
+            figures["allreduce"] = rows
+        return figures
     if stage == "benches":
         return {"results": len(re.findall(r"\btime:\s+\[", log))}
     if stage == "peer":
@@ -432,6 +596,13 @@ def brief(entry):
         return ", ".join(f"{tool} {n} {'hazards' if tool == 'racecheck' else 'errors'}" for tool, n in figures.items())
     if stage == "benches" and figures:
         return f"{figures['results']} results"
+    if stage == "nccl" and figures:
+        rows = figures.get("allreduce", [])
+        times = ", ".join(
+            f"{r['dtype']} {r['layout']} {r['device_ms'] if r.get('device_ms') is not None else r['host_ms']:.3f} ms"
+            for r in rows
+        )
+        return f"NCCL {figures['nccl']}: {times}" if "nccl" in figures else times
     if stage in ("speed", "peer") and figures.get("rows"):
         return f"{figures.get('device', '')}, " + ", ".join(f"{r['image_size']} px {r['images_per_second']:.0f}/s" for r in figures["rows"])
     return figures.get("device", "")
@@ -524,7 +695,7 @@ run() {
   command -v python3 >/dev/null || die "python3 is needed for the summary"
   mkdir -p "$outdir" || die "cannot create $outdir"
   outdir=$(cd "$outdir" && pwd)
-  rm -f "$outdir"/{smoke,kernels,sanitizer,speed,benches,peer}.log "$outdir"/speed.json "$outdir"/summary.json
+  rm -f "$outdir"/{smoke,kernels,sanitizer,speed,nccl,benches,peer}.log "$outdir"/speed.json "$outdir"/summary.json
 
   SECONDS=0
   deadline=480
@@ -554,6 +725,8 @@ run() {
   tar -C "$unpacked" -xJf "$archive" || die "cannot unpack $archive"
   reclip="$unpacked/bin/reclip"
   peer_json="$unpacked/peer.json"
+  # Not in OUTDIR: summary.json holds it, and OUTDIR's 8 files are the logs and the summary.
+  speed_json="$unpacked/speed.json"
   # Criterion's filters are regular expressions; these match one case a
   # precision on either device.
   declare -gA one_bench_case=(
@@ -566,7 +739,7 @@ run() {
 
   # stage budget floor (seconds): the floor is the least worth starting with,
   # and each stage leaves the later stages their floors.
-  local plan=(smoke 30 10 kernels 150 30 sanitizer 90 20 speed 120 30 benches 90 15 peer 120 40)
+  local plan=(smoke 30 10 kernels 150 30 sanitizer 90 20 speed 120 30 nccl 90 25 benches 90 15 peer 120 40)
   declare -gA floor=() floor_after=()
   local i reserve=0
   for ((i = ${#plan[@]} - 3; i >= 0; i -= 3)); do

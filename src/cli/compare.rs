@@ -73,14 +73,23 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         opts.probe_steps = opts.probe_steps.min(2);
         all_opts.push(opts);
     }
-    run_dir::claim(&args.out, args.overwrite, run_dir::COMPARE_OUTPUTS, "--out")?;
+    let leader = all_opts[0].comm.is_leader();
+    super::ranks::check_same_command(&all_opts[0].comm)?;
+    if leader {
+        run_dir::claim(&args.out, args.overwrite, run_dir::COMPARE_OUTPUTS, "--out")?;
+    }
     let mut reports = Vec::new();
     for ((name, _), opts) in runs.iter().zip(&all_opts) {
-        eprintln!("== training the {name} schedule into {}", opts.out.display());
+        if leader {
+            eprintln!("== training the {name} schedule into {}", opts.out.display());
+        }
         match trainer::train(opts)? {
             Outcome::Finished(report) => reports.push(*report),
             Outcome::Stopped { step, .. } => anyhow::bail!("the {name} run stopped early, after step {step}"),
         }
+    }
+    if !leader {
+        return Ok(());
     }
     let (base, reclip) = (&reports[0], &reports[1]);
     let flops_ratio = base.total.total_pflops / reclip.total.total_pflops.max(1e-30);

@@ -24,8 +24,15 @@ impl DeviceArgs {
     /// The device asked for. `auto` falling back to the CPU although a CUDA
     /// driver is installed says so on stderr, in one line.
     pub fn open(&self) -> anyhow::Result<Device> {
+        self.open_at(0)
+    }
+
+    /// The device asked for; a GPU, the one of index `ordinal` (a rank's
+    /// local rank: one GPU per rank).
+    pub fn open_at(&self, ordinal: usize) -> anyhow::Result<Device> {
         let choice: DeviceChoice = self.device.parse().map_err(anyhow::Error::msg).context("--device")?;
-        let selection = select_device(choice, self.tf32).with_context(|| format!("--device {}", self.device))?;
+        let selection =
+            select_device(choice, ordinal, self.tf32).with_context(|| format!("--device {}", self.device))?;
         if let Some(reason) = selection.cpu_fallback {
             eprintln!("reclip: --device auto: using the CPU: {reason}");
         }

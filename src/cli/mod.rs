@@ -6,6 +6,7 @@ mod embed;
 mod eval;
 mod flops;
 mod numbers;
+mod ranks;
 mod run_dir;
 mod speed;
 mod train;
@@ -41,14 +42,15 @@ enum Command {
 /// `cli` was parsed) tell an option given from one left at its default.
 pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     let sub = |name: &str| matches.subcommand_matches(name).expect("the parsed subcommand");
+    let one = ranks::refuse_several;
     match cli.command {
-        Command::Train(args) => train::run(args, sub("train")),
-        Command::Eval(args) => eval::run(args),
-        Command::Flops(args) => flops::run(args),
-        Command::Compare(args) => compare::run(args),
-        Command::Embed(args) => embed::run(args),
-        Command::Speed(args) => speed::run(args),
-        Command::Device(args) => device::run(args),
+        Command::Train(args) => ranks::end(train::run(args, sub("train"))),
+        Command::Compare(args) => ranks::end(compare::run(args)),
+        Command::Eval(args) => one("eval").and_then(|_| eval::run(args)),
+        Command::Flops(args) => one("flops").and_then(|_| flops::run(args)),
+        Command::Embed(args) => one("embed").and_then(|_| embed::run(args)),
+        Command::Speed(args) => one("speed").and_then(|_| speed::run(args)),
+        Command::Device(args) => one("device").and_then(|_| device::run(args)),
     }
 }
 

@@ -25,8 +25,19 @@ const PATH_OPTIONS: &[&str] =
 
 /// What a resumed invocation may change: how and how long it runs, and the
 /// learning rate (to go on past a divergence). Everything else is the run's.
-const RESUME_OPTIONS: &[&str] =
-    &["resume", "stop_after", "workers", "quiet", "lr", "finetune_lr", "keep_checkpoints", "device", "tf32"];
+const RESUME_OPTIONS: &[&str] = &[
+    "resume",
+    "stop_after",
+    "workers",
+    "quiet",
+    "lr",
+    "finetune_lr",
+    "keep_checkpoints",
+    "device",
+    "tf32",
+    "dist_backend",
+    "bucket_mib",
+];
 
 /// Makes `out` ready for a new run that writes `outputs`: absent or empty,
 /// or holding an earlier run that `overwrite` replaces (only its outputs

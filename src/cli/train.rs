@@ -124,9 +124,19 @@ pub struct TrainArgs {
     /// Stop after this many steps of this invocation; continue later with --resume.
     #[arg(long)]
     pub stop_after: Option<u64>,
-    /// Data loading threads (default: one per core).
+    /// Data loading threads (default: one per core, shared among the ranks of a machine).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// How ranks launched by mpirun or srun share their work: auto (MPI
+    /// under a launcher of several ranks, NCCL between their GPUs in a build
+    /// with it; one process otherwise), single, mpi or nccl. --batch-size is
+    /// the global batch, split evenly among the ranks.
+    #[arg(long, default_value = "auto")]
+    pub dist_backend: String,
+    /// Size in MiB of the buckets in which gradients are averaged over ranks
+    /// while the backward pass runs.
+    #[arg(long, default_value_t = reclip_dist::DEFAULT_BUCKET_MIB)]
+    pub bucket_mib: usize,
     /// Timed steps of the high-resolution probe that prices the baseline.
     #[arg(long, default_value_t = 10)]
     pub probe_steps: usize,
@@ -295,8 +305,17 @@ fn is_baseline(args: &TrainArgs) -> anyhow::Result<bool> {
 /// Resolves the options into a run: the baseline of their schedule when `baseline`.
 pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> anyhow::Result<TrainOptions> {
     super::numbers::check(args)?;
+    let host = super::ranks::start(&args.dist_backend)?;
+    if !args.batch_size.is_multiple_of(host.world()) {
+        bail!(
+            "--batch-size {} is not divisible by the {} ranks: each trains on an equal slice",
+            args.batch_size,
+            host.world()
+        );
+    }
     let model = ModelConfig::load(&args.model).with_context(|| format!("--model {}", args.model))?;
-    let device = args.device.open()?;
+    let device = args.device.open_at(host.local_rank())?;
+    let comm = super::ranks::on_device(&args.dist_backend, &device)?;
     let precision = precision(&args.precision, &device)?;
     let schedule = schedule(args, &model, baseline)?;
     let switch_moments: SwitchMoments =
@@ -335,11 +354,16 @@ pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> an
         checkpoint_every: (args.checkpoint_every > 0).then_some(args.checkpoint_every),
         keep_checkpoints: args.keep_checkpoints,
         resume,
-        workers: args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        workers: args.workers.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / comm.local_world()).max(1)
+        }),
         eval_batch_size: args.batch_size.max(64),
         probe_steps: args.probe_steps,
         progress: !args.quiet,
         stop_after: args.stop_after,
+        comm,
+        bucket_mib: args.bucket_mib,
     };
     opts.check_memory()?;
     Ok(opts)
@@ -357,19 +381,13 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     };
     // Resolved before anything is written: a refused run leaves --out as it was.
     let opts = options(&args, is_baseline(&args)?, &out, resume)?;
-    if resume {
-        for (id, option, value) in [("lr", "--lr", Some(args.lr)), ("finetune_lr", "--finetune-lr", args.finetune_lr)] {
-            if let Some(v) = value.filter(|_| run_dir::given(matches, id)) {
-                run_dir::update_saved(&out, option, &v.to_string())?;
-            }
-        }
-    } else {
-        run_dir::claim(&out, args.overwrite, run_dir::TRAIN_OUTPUTS, "--out")?;
-        std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
-        let argv: Vec<String> = std::env::args().skip(1).collect();
-        run_dir::record(&out, &argv, &std::env::current_dir().context("the working folder")?)?;
+    // Ranks started with other options would train apart; rank 0 alone writes.
+    super::ranks::check_same_command(&opts.comm)?;
+    if opts.comm.is_leader() {
+        prepare_out(&args, matches, &out, resume)?;
     }
     match trainer::train(&opts)? {
+        _ if !opts.comm.is_leader() => {}
         Outcome::Finished(report) => {
             print!("{}", report.table());
             println!(
@@ -386,6 +404,23 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// Rank 0's setting up of `--out`: a resumed run records a lowered learning
+/// rate; a new one claims the folder and records how it was started.
+fn prepare_out(args: &TrainArgs, matches: &ArgMatches, out: &Path, resume: bool) -> anyhow::Result<()> {
+    if resume {
+        for (id, option, value) in [("lr", "--lr", Some(args.lr)), ("finetune_lr", "--finetune-lr", args.finetune_lr)] {
+            if let Some(v) = value.filter(|_| run_dir::given(matches, id)) {
+                run_dir::update_saved(out, option, &v.to_string())?;
+            }
+        }
+        return Ok(());
+    }
+    run_dir::claim(out, args.overwrite, run_dir::TRAIN_OUTPUTS, "--out")?;
+    std::fs::create_dir_all(out).with_context(|| format!("--out {}", out.display()))?;
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    run_dir::record(out, &argv, &std::env::current_dir().context("the working folder")?)
 }
 
 /// The options of the run in `dir`, as its run.json saved them, with what
@@ -406,5 +441,7 @@ fn resumed_args(args: &TrainArgs, matches: &ArgMatches, dir: &Path) -> anyhow::R
     if run_dir::given(matches, "device") || run_dir::given(matches, "tf32") {
         saved.device = args.device.clone();
     }
+    saved.dist_backend = args.dist_backend.clone();
+    saved.bucket_mib = args.bucket_mib;
     Ok(saved)
 }

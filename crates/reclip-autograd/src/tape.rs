@@ -180,16 +180,29 @@ impl Var {
     /// Backpropagates from this scalar: accumulates into every parameter's
     /// gradient and returns the gradients of tracked inputs.
     pub fn backward(&self) -> Result<Gradients> {
-        if self.tensor.elem_count() != 1 {
-            return Err(Error::invalid("backward", format!("needs a scalar, got shape {}", self.tensor.shape())));
-        }
-        let seed = Tensor::ones(self.tensor.shape().clone(), self.tensor.dtype(), self.tensor.device())?;
-        self.backward_with(seed)
+        self.backward_notify(&mut |_| Ok(()))
     }
 
     /// Backpropagates `grad` as the gradient of this value. The tape's nodes
     /// up to this one are consumed.
     pub fn backward_with(&self, grad: Tensor) -> Result<Gradients> {
+        self.backward_hooked(grad, &mut |_| Ok(()))
+    }
+
+    /// Backpropagates from this scalar, calling `done` with each parameter
+    /// on the tape as soon as its gradient is complete (its earliest use on
+    /// the tape has been reached), while the rest of the backward pass is
+    /// still to run: data parallelism starts reducing those gradients there.
+    /// `done` is called once per parameter, also for one that got no gradient.
+    pub fn backward_notify(&self, done: &mut dyn FnMut(&Param) -> Result<()>) -> Result<Gradients> {
+        if self.tensor.elem_count() != 1 {
+            return Err(Error::invalid("backward", format!("needs a scalar, got shape {}", self.tensor.shape())));
+        }
+        let seed = Tensor::ones(self.tensor.shape().clone(), self.tensor.dtype(), self.tensor.device())?;
+        self.backward_hooked(seed, done)
+    }
+
+    fn backward_hooked(&self, grad: Tensor, done: &mut dyn FnMut(&Param) -> Result<()>) -> Result<Gradients> {
         let Some((tape, root)) = &self.node else {
             return Err(Error::invalid("backward", "value is not tracked on a tape"));
         };
@@ -205,12 +218,25 @@ impl Var {
         nodes.truncate(root + 1);
         let mut grads: Vec<Option<Tensor>> = vec![None; nodes.len()];
         grads[*root] = Some(grad);
+        let earliest = earliest_uses(&nodes);
         let mut out = Gradients { grads: Vec::new() };
         while let Some(node) = nodes.pop() {
             let id = nodes.len();
-            let Some(g) = grads[id].take() else { continue };
+            let Some(g) = grads[id].take() else {
+                if let Node::Param(p) = &node
+                    && earliest[id]
+                {
+                    done(p)?;
+                }
+                continue;
+            };
             match node {
-                Node::Param(p) => p.accumulate_grad(&g)?,
+                Node::Param(p) => {
+                    p.accumulate_grad(&g)?;
+                    if earliest[id] {
+                        done(&p)?;
+                    }
+                }
                 Node::Input => out.grads.push((id, g)),
                 Node::Op { name, inputs, backward } => {
                     // Every recorded node descends from a leaf, so "tracked" is "needs a gradient".
@@ -233,6 +259,22 @@ impl Var {
         }
         Ok(out)
     }
+}
+
+/// For each node, whether it is the first of the tape's leaves for its
+/// parameter: the last one the backward pass reaches.
+fn earliest_uses(nodes: &[Node]) -> Vec<bool> {
+    let mut seen: Vec<&Param> = Vec::new();
+    nodes
+        .iter()
+        .map(|node| match node {
+            Node::Param(p) if !seen.iter().any(|q| q.same(p)) => {
+                seen.push(p);
+                true
+            }
+            _ => false,
+        })
+        .collect()
 }
 
 /// Gradients of the tracked inputs after a backward pass.

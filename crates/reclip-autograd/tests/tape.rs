@@ -62,3 +62,28 @@ fn activations_are_freed_during_backward() {
     assert_eq!(probe.storage_owners(), 1, "backward kept the activation alive");
     assert!(tape.is_empty(), "the tape's nodes are consumed");
 }
+
+#[test]
+fn backward_notify_reports_each_parameter_once_when_its_gradient_is_complete() {
+    // w is used twice (first by `a`, then by `c`), u once, late; v is on the
+    // tape but gets no gradient. Each is reported once, w only after both
+    // its uses have added in, and in the order the pass completes them.
+    let (w, u, v) =
+        (Param::new("w", t(&[2.0], &[1])), Param::new("u", t(&[3.0], &[1])), Param::new("v", t(&[5.0], &[1])));
+    let tape = Tape::new();
+    let (wv, uv) = (tape.param(&w), tape.param(&u));
+    let _unused = tape.param(&v);
+    let a = wv.mul(&wv).unwrap();
+    let wv2 = tape.param(&w);
+    let c = a.add(&wv2.mul(&uv).unwrap()).unwrap().sum_all().unwrap();
+    let mut seen = Vec::new();
+    c.backward_notify(&mut |p| {
+        seen.push((p.name().to_string(), p.grad().map(|g| g.to_vec_f64().unwrap()[0])));
+        Ok(())
+    })
+    .unwrap();
+    // d/dw (w² + w·u) = 2w + u = 7, d/du = w = 2.
+    let expected = [("v", None), ("u", Some(2.0)), ("w", Some(7.0))];
+    let expected: Vec<_> = expected.iter().map(|(n, g)| (n.to_string(), *g)).collect();
+    assert_eq!(seen, expected);
+}

@@ -267,4 +267,7 @@ pub trait KernelBackend: Send + Sync {
     fn memory_bytes(&self) -> Option<u64> {
         None
     }
+    /// The backend itself, for code that needs one kind of backend's own
+    /// interface (NCCL runs on the CUDA backend's context and stream).
+    fn as_any(&self) -> &dyn std::any::Any;
 }

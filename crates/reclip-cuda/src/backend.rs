@@ -1,7 +1,7 @@
 use cudarc::cublas::sys as cublas;
 use cudarc::driver::sys as cu;
 use cudarc::driver::{CudaContext, CudaStream, DriverError, result};
-use reclip_core::{DType, Error, GemmCall, KernelBackend, Launch, Result};
+use reclip_core::{DType, Device, Error, GemmCall, KernelBackend, Launch, Result};
 use std::collections::HashMap;
 use std::ffi::{CString, c_void};
 use std::sync::{Arc, Mutex};
@@ -67,6 +67,11 @@ pub fn driver_version() -> Result<String> {
     // SAFETY: writes one int; callable before cuInit.
     unsafe { cu::cuDriverGetVersion(&mut v).result() }.map_err(|e| driver("cuDriverGetVersion", e))?;
     Ok(format!("{}.{}", v / 1000, (v % 1000) / 10))
+}
+
+/// The CUDA backend behind `device`, None for the CPU and other backends.
+pub fn cuda_backend(device: &Device) -> Option<&CudaBackend> {
+    device.gpu()?.backend().as_any().downcast_ref()
 }
 
 impl CudaBackend {
@@ -150,6 +155,13 @@ impl CudaBackend {
         // SAFETY: our stream.
         unsafe { result::stream::synchronize(self.stream.cu_stream()) }
             .map_err(|e| Error::Device(format!("CUDA error in {}: {e}", what())))
+    }
+
+    /// The stream all of this device's work is ordered on; its context is
+    /// `stream().context()`. For libraries that queue work of their own
+    /// (NCCL), which must order it with this stream by events.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
     }
 
     fn bind(&self) -> Result<()> {
@@ -362,5 +374,9 @@ impl KernelBackend for CudaBackend {
     /// The total of cuMemGetInfo; None if the driver does not answer.
     fn memory_bytes(&self) -> Option<u64> {
         self.ctx.mem_get_info().ok().map(|(_free, total)| total as u64)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }

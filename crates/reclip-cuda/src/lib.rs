@@ -14,7 +14,7 @@ pub mod ptxas;
 mod select;
 
 #[cfg(feature = "cuda")]
-pub use backend::{CudaBackend, CudaOptions, SYNC_VAR, driver_version};
+pub use backend::{CudaBackend, CudaOptions, SYNC_VAR, cuda_backend, driver_version};
 pub use select::{DeviceChoice, Selection, cuda_device, driver_installed, select_device};
 
 /// The fatbins (one per kernel file) and the ptxas report of the build.

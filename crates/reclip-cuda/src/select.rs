@@ -58,14 +58,15 @@ pub fn cuda_device(ordinal: usize, tf32: bool) -> Result<Device> {
     }
 }
 
-/// Resolves a device choice. `Cuda` is an error when the device cannot be
-/// opened; `Auto` then uses the CPU, saying why when a driver is installed
-/// (a GPU that should work but does not must not go unnoticed).
-pub fn select_device(choice: DeviceChoice, tf32: bool) -> Result<Selection> {
+/// Resolves a device choice; a GPU is CUDA device `ordinal`. `Cuda` is an
+/// error when the device cannot be opened; `Auto` then uses the CPU, saying
+/// why when a driver is installed (a GPU that should work but does not must
+/// not go unnoticed).
+pub fn select_device(choice: DeviceChoice, ordinal: usize, tf32: bool) -> Result<Selection> {
     let device = match choice {
         DeviceChoice::Cpu => Device::Cpu,
-        DeviceChoice::Cuda => cuda_device(0, tf32)?,
-        DeviceChoice::Auto => match cuda_device(0, tf32) {
+        DeviceChoice::Cuda => cuda_device(ordinal, tf32)?,
+        DeviceChoice::Auto => match cuda_device(ordinal, tf32) {
             Ok(gpu) => gpu,
             Err(e) => {
                 let cpu_fallback = driver_installed().then(|| e.to_string());

@@ -49,7 +49,7 @@ pub use limits::{
     MAX_CAPTION_BYTES, MAX_FOLDER_DEPTH, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MAX_LIST_BYTES, MAX_SHARDS,
     MAX_TEXT_FILE_BYTES,
 };
-pub use loader::{Batch, BatchSpec, Loader, LoaderConfig, MAX_SUBSTITUTES, Position};
+pub use loader::{Batch, BatchSpec, Loader, LoaderConfig, MAX_SUBSTITUTES, Position, Slice};
 pub use report::{DataReport, EXAMPLES_PER_KIND, Problem, ProblemKind};
 pub use rgb::{CLIP_MEAN, CLIP_STD, Rgb8Image};
 pub use shards::expand_shard_list;

@@ -194,4 +194,8 @@ impl KernelBackend for Emulator {
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }

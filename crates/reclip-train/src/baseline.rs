@@ -5,7 +5,7 @@
 
 use crate::options::TrainOptions;
 use crate::phases::{Phase, Schedule, plan};
-use crate::train_step;
+use crate::{DataParallel, train_step};
 use reclip_model::{FlopsReport, flops};
 use reclip_tokenizer::ClipTokenizer;
 use std::sync::Arc;
@@ -45,11 +45,17 @@ fn probe(opts: &TrainOptions, encoder: Arc<ClipTokenizer>, phase: &Phase, steps:
     let seed = opts.seed ^ 0x9e37;
     let (clip, mut optimizer) = opts.new_model(seed, phase.image_size)?;
     let mut loader = opts.loader(encoder, seed)?;
+    // With several ranks the probe is data-parallel too, communication included.
+    let mut parallel = (opts.comm.world() > 1).then(|| DataParallel::new(&opts.comm, &clip, opts.bucket_mib));
     let mut timed = 0.0;
     for i in 0..steps + 2 {
         let batch = loader.next_batch(phase.batch_spec())?;
         let t0 = Instant::now();
-        train_step(&clip, &mut optimizer, &batch.images, &batch.tokens, opts.precision, opts.lr)?;
+        let (images, tokens, dtype) = (&batch.images, &batch.tokens, opts.precision);
+        match &mut parallel {
+            Some(dp) => dp.step(&clip, &mut optimizer, images, tokens, dtype, opts.lr)?,
+            None => train_step(&clip, &mut optimizer, images, tokens, dtype, opts.lr)?,
+        };
         opts.device.synchronize()?;
         if i >= 2 {
             timed += t0.elapsed().as_secs_f64();

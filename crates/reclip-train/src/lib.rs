@@ -6,6 +6,7 @@ mod baseline;
 pub mod eval;
 pub mod metrics;
 mod options;
+pub mod parallel;
 pub mod phases;
 pub mod plot;
 pub mod report;
@@ -14,5 +15,6 @@ pub mod state;
 pub mod step;
 pub mod trainer;
 
+pub use parallel::DataParallel;
 pub use reclip_optim::{AdamW, AdamWConfig, StepReport};
 pub use step::train_step;

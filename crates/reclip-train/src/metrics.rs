@@ -21,6 +21,10 @@ pub struct StepMetrics {
     pub samples: u64,
     /// Training FLOPs spent up to and including this step.
     pub train_pflops: f64,
+    /// Seconds rank 0 waited on collectives since the previous line (0 in
+    /// one process, and in metrics written before it was recorded).
+    #[serde(default)]
+    pub comm_seconds: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,11 +57,17 @@ impl Line {
 }
 
 pub struct MetricsLog {
-    path: PathBuf,
+    /// None for a log kept in memory only.
+    path: Option<PathBuf>,
     pub lines: Vec<Line>,
 }
 
 impl MetricsLog {
+    /// A log that writes nothing: the other ranks' (rank 0 writes the run's).
+    pub fn unwritten() -> Self {
+        MetricsLog { path: None, lines: Vec::new() }
+    }
+
     /// A new log, or the existing one cut after `resume_step` (the lines of
     /// steps the resumed run repeats are dropped).
     pub fn open(out: &Path, resume_step: Option<u64>) -> anyhow::Result<Self> {
@@ -86,12 +96,14 @@ impl MetricsLog {
             text.push('\n');
         }
         reclip_core::fs::write_atomic(&path, text.as_bytes())?;
-        Ok(MetricsLog { path, lines })
+        Ok(MetricsLog { path: Some(path), lines })
     }
 
     pub fn push(&mut self, line: Line) -> anyhow::Result<()> {
-        let mut f = std::fs::OpenOptions::new().append(true).open(&self.path)?;
-        writeln!(f, "{}", serde_json::to_string(&line)?)?;
+        if let Some(path) = &self.path {
+            let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
+            writeln!(f, "{}", serde_json::to_string(&line)?)?;
+        }
         self.lines.push(line);
         Ok(())
     }

@@ -7,9 +7,10 @@ use crate::{AdamW, AdamWConfig};
 use anyhow::Context;
 use reclip_core::{DType, Device};
 use reclip_data::{
-    CaptionEncoder, CsvDataset, CsvOptions, Dataset, Loader, LoaderConfig, Synthetic, SyntheticConfig, WebDataset,
-    ZeroShotSet,
+    CaptionEncoder, CsvDataset, CsvOptions, Dataset, Loader, LoaderConfig, Slice, Synthetic, SyntheticConfig,
+    WebDataset, ZeroShotSet,
 };
+use reclip_dist::Comm;
 use reclip_model::clip::Clip;
 use reclip_model::{ModelConfig, memory};
 use std::path::PathBuf;
@@ -116,6 +117,11 @@ pub struct TrainOptions {
     /// learning-rate cycles stay those of the whole run): a run cut short on
     /// purpose, to be resumed.
     pub stop_after: Option<u64>,
+    /// The job's ranks: this process alone, or one of several that each
+    /// train on a slice of every global batch of `batch_size`.
+    pub comm: Comm,
+    /// Size of the buckets in which gradients are averaged over ranks.
+    pub bucket_mib: usize,
 }
 
 /// The run's phases and step count, from the options and the data.
@@ -147,10 +153,16 @@ impl TrainOptions {
     pub fn check_memory(&self) -> anyhow::Result<()> {
         for (name, image_size, text_len) in self.schedule.shapes() {
             self.model.vision_cfg.grid_size(image_size).with_context(|| format!("{name} phase"))?;
+            // Each rank holds the activations of its slice of the batch.
+            let rank_batch = self.batch_size / self.comm.world();
             let estimate =
-                |cfg: &ModelConfig| memory::training_bytes(cfg, self.batch_size, image_size, text_len, self.precision);
+                |cfg: &ModelConfig| memory::training_bytes(cfg, rank_batch, image_size, text_len, self.precision);
+            let ranks = match self.comm.world() {
+                1 => String::new(),
+                k => format!(" over {k} ranks"),
+            };
             let what = format!(
-                "--model {} at --batch-size {} and {image_size} px ({name} phase)",
+                "--model {} at --batch-size {}{ranks} and {image_size} px ({name} phase)",
                 self.model_name, self.batch_size
             );
             memory::check_fits_on(&self.model, estimate, &self.device, &what)?;
@@ -166,9 +178,11 @@ impl TrainOptions {
         Ok((clip, optimizer))
     }
 
-    /// A training loader over the data, shuffled from `seed`.
+    /// A training loader over the data, shuffled from `seed`: this rank's
+    /// slice of each global batch.
     pub(crate) fn loader(&self, encoder: Arc<dyn CaptionEncoder>, seed: u64) -> anyhow::Result<Loader> {
-        let cfg = LoaderConfig { workers: self.workers, ..LoaderConfig::train(self.batch_size, seed) };
+        let slice = Slice { rank: self.comm.rank(), ranks: self.comm.world() };
+        let cfg = LoaderConfig { workers: self.workers, slice, ..LoaderConfig::train(self.batch_size, seed) };
         Ok(Loader::new(self.data.open()?, encoder, cfg)?)
     }
 }

@@ -30,6 +30,9 @@ pub struct PhaseReport {
     pub gflops_elementwise_forward: f64,
     pub total_pflops: f64,
     pub wall_seconds: f64,
+    /// Of the wall time, rank 0's wait on collectives.
+    pub comm_seconds: f64,
+    /// Global: every rank's samples.
     pub images_per_second: f64,
     /// Zero-shot top-1 (first set) at the phase's end, at its image size.
     pub zero_shot_top1: Option<f64>,
@@ -41,6 +44,7 @@ pub struct Totals {
     pub samples: u64,
     pub total_pflops: f64,
     pub wall_seconds: f64,
+    pub comm_seconds: f64,
     pub images_per_second: f64,
 }
 
@@ -87,7 +91,11 @@ pub struct Report {
     pub device: String,
     pub precision: String,
     pub schedule: String,
+    /// The global batch.
     pub batch_size: usize,
+    /// The ranks that trained, and what carried their collectives.
+    pub world_size: usize,
+    pub dist_backend: String,
     pub phases: Vec<PhaseReport>,
     pub total: Totals,
     /// Present when the run was not itself the baseline.

@@ -25,6 +25,15 @@ pub struct PhaseStats {
     pub steps: u64,
     pub samples: u64,
     pub wall_seconds: f64,
+    /// Of the wall time, what rank 0 spent waiting on collectives (0 in one
+    /// process, and in checkpoints written before it was recorded; stored
+    /// only when not 0, so one process's checkpoints read as before).
+    #[serde(default, skip_serializing_if = "no_wait")]
+    pub comm_seconds: f64,
+}
+
+fn no_wait(seconds: &f64) -> bool {
+    *seconds == 0.0
 }
 
 /// Where a run stands: what a checkpoint records besides the weights and
@@ -233,5 +242,9 @@ mod tests {
         assert_eq!(state.loader, Position { epoch: 2, batch: 5 });
         assert_eq!((state.step, state.samples(), state.training_seconds()), (37, 296, 0.375));
         assert_eq!(serde_json::to_string(&state).unwrap(), STORED);
+        let ranks = STORED.replace(r#""wall_seconds":0.125"#, r#""wall_seconds":0.125,"comm_seconds":0.0625"#);
+        let state: TrainState = serde_json::from_str(&ranks).unwrap();
+        assert_eq!(state.phases[1].comm_seconds, 0.0625);
+        assert_eq!(serde_json::to_string(&state).unwrap(), ranks);
     }
 }

@@ -2,6 +2,12 @@
 //! or any list of stages), a cosine learning-rate cycle each, with periodic
 //! metrics, evaluation and checkpoints, resumable exactly at any step,
 //! ending with the report.
+//!
+//! With several ranks, every rank runs this loop on its slice of each
+//! global batch ([`DataParallel`]); rank 0 alone evaluates and writes the
+//! metrics, checkpoints, model, report and plot, while the others wait for
+//! it at the next collective. Every rank resumes from rank 0's checkpoint,
+//! whatever the number of ranks that wrote it.
 
 mod evaluation;
 mod start;
@@ -15,7 +21,7 @@ use crate::phases::Phase;
 use crate::report::{Report, RunRecord};
 use crate::schedule::RunSchedule;
 use crate::state::{self, TrainState};
-use crate::{AdamW, StepReport, train_step};
+use crate::{AdamW, DataParallel, StepReport, train_step};
 use anyhow::Context;
 use indicatif::ProgressBar;
 use reclip_autograd::{FollowsParams, Param, Var};
@@ -40,7 +46,10 @@ pub enum Outcome {
 /// Trains as `opts` says: to the end of the run, or to where `--stop-after`
 /// stops this invocation.
 pub fn train(opts: &TrainOptions) -> anyhow::Result<Outcome> {
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("--out {}", opts.out.display()))?;
+    let leader = opts.comm.is_leader();
+    if leader {
+        std::fs::create_dir_all(&opts.out).with_context(|| format!("--out {}", opts.out.display()))?;
+    }
     let mut trainer = if opts.resume { Trainer::resume(opts)? } else { Trainer::new(opts)? };
     for phase in 0..trainer.phases.len() {
         trainer.run_phase(phase)?;
@@ -52,9 +61,11 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<Outcome> {
     let (zero_shot, retrieval) = trainer.evaluate_final()?;
     let baseline = baseline::price(opts, trainer.encoder.clone(), trainer.total_steps)?;
     let report = trainer.report(zero_shot, retrieval, baseline);
-    let json = serde_json::to_string_pretty(&report)?;
-    reclip_core::fs::write_atomic(&opts.out.join("report.json"), json.as_bytes())?;
-    crate::plot::curves(&trainer.metrics.lines, &trainer.phases, &opts.out.join("curves.png"))?;
+    if leader {
+        let json = serde_json::to_string_pretty(&report)?;
+        reclip_core::fs::write_atomic(&opts.out.join("report.json"), json.as_bytes())?;
+        crate::plot::curves(&trainer.metrics.lines, &trainer.phases, &opts.out.join("curves.png"))?;
+    }
     Ok(Outcome::Finished(Box::new(report)))
 }
 
@@ -73,6 +84,8 @@ struct Trainer<'a> {
     stop_at: u64,
     clip: Clip,
     optimizer: AdamW,
+    /// This rank's part when there are several.
+    parallel: Option<DataParallel>,
     state: TrainState,
     metrics: MetricsLog,
     /// The last step's loss and gradient norm, until checked.
@@ -97,7 +110,7 @@ impl Trainer<'_> {
         let mut moments = Moments { optimizer: &mut self.optimizer, policy: self.opts.switch_moments };
         self.clip.set_image_size_with(phase.image_size, &mut moments)?;
         self.bar.set_prefix(format!("{} {}px", phase.name, phase.image_size));
-        self.clock = Clock::start();
+        self.clock = Clock::start(self.opts.comm.waited_seconds());
         while self.state.step < phase.end_step().min(self.stop_at) {
             self.step(pi)?;
         }
@@ -110,9 +123,23 @@ impl Trainer<'_> {
     fn step(&mut self, pi: usize) -> anyhow::Result<()> {
         let batch = self.loader.next_batch(self.phases[pi].batch_spec())?;
         let lr = self.schedule.lr(self.state.step);
-        let (loss, report) =
-            train_step(&self.clip, &mut self.optimizer, &batch.images, &batch.tokens, self.opts.precision, lr)?;
-        self.count(pi, batch.len() as u64);
+        let world = self.opts.comm.world();
+        if world > 1 && batch.len() * world != self.opts.batch_size {
+            // The ranks' features are gathered in equal slices.
+            anyhow::bail!(
+                "rank {}: only {} of this rank's {} places of batch {:?} found a usable sample among their substitutes",
+                self.opts.comm.rank(),
+                batch.len(),
+                self.opts.batch_size / world,
+                batch.position
+            );
+        }
+        let (clip, optimizer, dtype) = (&self.clip, &mut self.optimizer, self.opts.precision);
+        let (loss, report) = match &mut self.parallel {
+            Some(dp) => dp.step(clip, optimizer, &batch.images, &batch.tokens, dtype, lr)?,
+            None => train_step(clip, optimizer, &batch.images, &batch.tokens, dtype, lr)?,
+        };
+        self.count(pi, (batch.len() * world) as u64);
         // The previous step's numbers are read with this one queued: a GPU
         // goes on computing while the host waits for them. A step that is
         // logged is read now anyway, and checked before it is written.
@@ -127,8 +154,22 @@ impl Trainer<'_> {
         }
         if self.due(self.opts.eval_every) || self.due(self.opts.checkpoint_every) {
             self.evaluate_and_checkpoint(pi)?;
+        } else if self.due(Some(WEIGHTS_CHECK_EVERY)) {
+            self.check_ranks_agree()?;
         }
         Ok(())
+    }
+
+    /// An error unless every rank holds the same weights, bit for bit: they
+    /// take the same steps from the same start, so a difference means a
+    /// rank went wrong, and training on would hide it.
+    fn check_ranks_agree(&self) -> anyhow::Result<()> {
+        if self.parallel.is_none() {
+            return Ok(());
+        }
+        let checksum = reclip_dist::weights_checksum(&self.clip.params())?;
+        let what = format!("the weights after step {}", self.state.step);
+        Ok(reclip_dist::check_agree(&self.opts.comm, &what, checksum)?)
     }
 
     /// Counts a step of phase `pi` on `samples` samples.
@@ -145,9 +186,13 @@ impl Trainer<'_> {
     /// gradient norm back from the device).
     fn log(&mut self, pi: usize, loss: &Var, report: &StepReport, lr: f32) -> anyhow::Result<()> {
         let phase = &self.phases[pi];
-        let loss = loss.tensor().to_scalar()?;
+        let loss = match &self.parallel {
+            Some(dp) => dp.global_loss(loss.tensor().to_scalar()?)?,
+            None => loss.tensor().to_scalar()?,
+        };
         self.opts.device.synchronize()?;
         let elapsed = self.clock.window.elapsed().as_secs_f64();
+        let waited = self.opts.comm.waited_seconds();
         let line = StepMetrics {
             step: self.state.step,
             phase: phase.name.clone(),
@@ -160,10 +205,11 @@ impl Trainer<'_> {
             images_per_second: self.clock.window_samples as f64 / elapsed.max(1e-9),
             samples: self.state.samples(),
             train_pflops: self.pflops,
+            comm_seconds: waited - self.clock.window_waited,
         };
         self.bar.set_message(format!("loss {loss:.4} {:.0} img/s", line.images_per_second));
         self.metrics.push(Line::Step(line))?;
-        self.clock.restart_window();
+        self.clock.restart_window(waited);
         Ok(())
     }
 
@@ -206,7 +252,7 @@ impl Trainer<'_> {
         if self.due(self.opts.checkpoint_every) {
             self.save_checkpoint()?;
         }
-        self.clock = Clock::start();
+        self.clock = Clock::start(self.opts.comm.waited_seconds());
         Ok(())
     }
 
@@ -214,8 +260,11 @@ impl Trainer<'_> {
     /// where the loader will take the next batch from.
     fn save_checkpoint(&mut self) -> anyhow::Result<()> {
         self.check_finite()?;
+        self.check_ranks_agree()?;
         self.state.loader = self.loader.position();
-        state::save(&self.opts.out, &self.clip, &self.optimizer, &self.state, self.opts.keep_checkpoints)?;
+        if self.opts.comm.is_leader() {
+            state::save(&self.opts.out, &self.clip, &self.optimizer, &self.state, self.opts.keep_checkpoints)?;
+        }
         Ok(())
     }
 
@@ -224,6 +273,7 @@ impl Trainer<'_> {
     fn stop_clock(&mut self, pi: usize) -> anyhow::Result<()> {
         self.opts.device.synchronize()?;
         self.state.phases[pi].wall_seconds += self.clock.phase.elapsed().as_secs_f64();
+        self.state.phases[pi].comm_seconds += self.opts.comm.waited_seconds() - self.clock.phase_waited;
         Ok(())
     }
 
@@ -231,7 +281,9 @@ impl Trainer<'_> {
     fn finish(&mut self) -> anyhow::Result<()> {
         self.bar.finish_and_clear();
         self.save_checkpoint()?;
-        self.clip.save(&self.opts.out.join("model.safetensors"))?;
+        if self.opts.comm.is_leader() {
+            self.clip.save(&self.opts.out.join("model.safetensors"))?;
+        }
         Ok(())
     }
 
@@ -264,23 +316,31 @@ struct Unchecked {
     report: StepReport,
 }
 
+/// How often every rank's weights are compared (besides at checkpoints).
+const WEIGHTS_CHECK_EVERY: u64 = 100;
+
 /// The clocks of a phase: its training time, which leaves out evaluations
 /// and checkpoints, and the window since the last metrics line, over which
-/// throughput is measured.
+/// throughput is measured; with the communication wait at the start of each
+/// ([`reclip_dist::Comm::waited_seconds`]).
 struct Clock {
     window: Instant,
     window_samples: u64,
+    window_waited: f64,
     phase: Instant,
+    phase_waited: f64,
 }
 
 impl Clock {
-    fn start() -> Self {
-        Clock { window: Instant::now(), window_samples: 0, phase: Instant::now() }
+    fn start(waited: f64) -> Self {
+        let now = Instant::now();
+        Clock { window: now, window_samples: 0, window_waited: waited, phase: now, phase_waited: waited }
     }
 
-    fn restart_window(&mut self) {
+    fn restart_window(&mut self, waited: f64) {
         self.window = Instant::now();
         self.window_samples = 0;
+        self.window_waited = waited;
     }
 }
 

@@ -1,7 +1,8 @@
-//! Making one batch: the epoch's order, each place's sample (or a substitute
-//! for a bad one), decoding and normalising in parallel, tokenising.
+//! Making one batch, or a rank's slice of it: the epoch's order, each place's
+//! sample (or a substitute for a bad one), decoding and normalising in
+//! parallel, tokenising.
 
-use super::{Batch, BatchSpec, LoaderConfig, Position};
+use super::{Batch, BatchSpec, LoaderConfig, Position, Slice};
 use crate::seed::mix;
 use crate::{CaptionEncoder, DataReport, Dataset, Error, Result, Sample, View};
 use rand::Rng;
@@ -70,6 +71,10 @@ impl Maker {
         if self.config.drop_last { n / b } else { n.div_ceil(b) }
     }
 
+    pub(crate) fn slice(&self) -> Slice {
+        self.config.slice
+    }
+
     pub(crate) fn report(&self) -> DataReport {
         let mut report = self.dataset.open_report().clone();
         report.merge(&self.problems.lock().expect("problem log poisoned"));
@@ -96,10 +101,16 @@ impl Maker {
     pub(crate) fn make(&self, pos: Position, spec: BatchSpec) -> Result<Batch> {
         let order = self.order(pos.epoch);
         let start = pos.batch * self.config.batch_size;
-        let places = self.config.batch_size.min(order.len() - start);
+        // The global batch's places that exist (fewer at the end of an
+        // evaluation epoch), and of them this slice's, numbered globally so
+        // that each place is seeded as in a single process.
+        let available = self.config.batch_size.min(order.len() - start);
+        let share = self.config.slice.places(self.config.batch_size);
+        let (first, last) = (share.start.min(available), share.end.min(available));
         let plane = 3 * spec.image_size * spec.image_size;
-        let mut images = vec![0f32; places * plane];
-        let fill = |(place, out): (usize, &mut [f32])| -> Result<Option<Filled>> {
+        let mut images = vec![0f32; (last - first) * plane];
+        let fill = |(row, out): (usize, &mut [f32])| -> Result<Option<Filled>> {
+            let place = first + row;
             let Some((index, sample)) = self.load_place(pos, place, order[start + place] as usize, spec.image_size)
             else {
                 return Ok(None);

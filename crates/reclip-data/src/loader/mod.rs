@@ -18,6 +18,18 @@
 //! sample, or any batch once every sample has failed, is an error naming the
 //! dataset.
 //!
+//! Ranks: with data-parallel training, `k` processes share each batch. The
+//! batch size stays the global one, and rank `r`'s loader ([`Slice`]) makes
+//! only places `r*B/k .. (r+1)*B/k` of each batch — the same indices, crops
+//! and substitutes, in the same order, as those rows of the batch a single
+//! process makes, since every seed above names the global place. So the
+//! rows the `k` ranks train on together do not depend on `k`. Positions,
+//! batches per epoch, seeking and resuming are those of the global stream.
+//! `B` must be divisible by `k`. Only training is split: the last partial
+//! batch of an evaluation epoch could not be shared evenly, so evaluation
+//! is left to one process. Each rank reports the bad samples it met, and a
+//! rank whose places all failed errs even where the others' did not.
+//!
 //! Size: each request names the image size and context length. Batches made
 //! ahead at another size are discarded and made again, so the trainer can
 //! switch from 64 px to 224 px between two steps.
@@ -31,10 +43,66 @@ use crate::{Augment, CaptionEncoder, DataReport, Dataset, Error, Result};
 use assemble::Maker;
 use prefetch::Prefetcher;
 use reclip_core::Tensor;
+use std::ops::Range;
 use std::sync::Arc;
 
+/// The share of each batch one of several data-parallel processes makes:
+/// rank `rank` of `ranks` holds places `rank*B/ranks .. (rank+1)*B/ranks`
+/// of every global batch of `B` places.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slice {
+    /// This process's rank, `0 .. ranks`.
+    pub rank: usize,
+    /// How many processes share each batch.
+    pub ranks: usize,
+}
+
+impl Slice {
+    /// The whole batch: a single process.
+    pub const WHOLE: Slice = Slice { rank: 0, ranks: 1 };
+
+    /// The places of a global batch of `batch_size` places that this slice holds.
+    ///
+    /// # Panics
+    /// If `ranks` is 0 ([`Loader::new`] refuses such a slice).
+    pub fn places(self, batch_size: usize) -> Range<usize> {
+        self.rank * batch_size / self.ranks..(self.rank + 1) * batch_size / self.ranks
+    }
+
+    /// Why this slice cannot be used with `config`, if it cannot.
+    fn check(self, config: &LoaderConfig) -> Result<()> {
+        let Slice { rank, ranks } = self;
+        if ranks == 0 {
+            return Err(Error::option("rank slice", "there must be at least 1 rank"));
+        }
+        if rank >= ranks {
+            return Err(Error::option(
+                "rank slice",
+                format!("rank {rank} of {ranks} ranks (ranks are 0 to {})", ranks - 1),
+            ));
+        }
+        if !config.batch_size.is_multiple_of(ranks) {
+            return Err(Error::option(
+                "batch size",
+                format!("{} is not divisible by the {ranks} ranks", config.batch_size),
+            ));
+        }
+        if ranks > 1 && !config.drop_last {
+            return Err(Error::option(
+                "rank slice",
+                format!(
+                    "an epoch's last partial batch (kept without drop_last) cannot be split evenly among {ranks} ranks"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How a [`Loader`] draws, makes and shares its batches.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoaderConfig {
+    /// The global batch size: places per batch, summed over all ranks.
     pub batch_size: usize,
     pub seed: u64,
     /// A new permutation each epoch; without it, index order (evaluation).
@@ -50,11 +118,13 @@ pub struct LoaderConfig {
     pub workers: usize,
     /// Batches kept ready ahead of the trainer (with workers only).
     pub prefetch: usize,
+    /// The share of each batch this process makes.
+    pub slice: Slice,
 }
 
 impl LoaderConfig {
     /// Shuffled, last partial batch dropped, random resized crops, bad samples
-    /// replaced, a worker per core.
+    /// replaced, a worker per core, the whole batch.
     pub fn train(batch_size: usize, seed: u64) -> Self {
         LoaderConfig {
             batch_size,
@@ -66,6 +136,7 @@ impl LoaderConfig {
             reduced_jpeg_scale: true,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             prefetch: 2,
+            slice: Slice::WHOLE,
         }
     }
 
@@ -107,12 +178,13 @@ impl Position {
 
 #[derive(Clone, Debug)]
 pub struct Batch {
-    /// f32 `[B, 3, size, size]`, CLIP-normalised, on the CPU.
+    /// f32 `[rows, 3, size, size]`, CLIP-normalised, on the CPU.
     pub images: Tensor,
-    /// u32 `[B, context_length]`, on the CPU.
+    /// u32 `[rows, context_length]`, on the CPU.
     pub tokens: Tensor,
-    /// The dataset index of each row. Fewer than the batch size at the end of
-    /// an evaluation epoch or where evaluation left bad samples out.
+    /// The dataset index of each row: one per place of the loader's slice,
+    /// fewer at the end of an evaluation epoch, where evaluation left bad
+    /// samples out, or where a place's substitutes all failed.
     pub indices: Vec<usize>,
     pub position: Position,
 }
@@ -138,6 +210,7 @@ impl Loader {
         if config.batch_size == 0 {
             return Err(Error::option("batch size", "must be at least 1"));
         }
+        config.slice.check(&config)?;
         if config.workers > 0 && config.prefetch == 0 {
             return Err(Error::option("prefetch", "must be at least 1 when there are workers"));
         }
@@ -166,6 +239,11 @@ impl Loader {
 
     pub fn batches_per_epoch(&self) -> usize {
         self.maker.batches_per_epoch()
+    }
+
+    /// The share of each batch this loader makes.
+    pub fn slice(&self) -> Slice {
+        self.maker.slice()
     }
 
     /// The position of the batch the next call to [`Loader::next_batch`] returns.

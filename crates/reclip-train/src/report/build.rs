@@ -48,6 +48,8 @@ impl Report {
             precision: opts.precision.name().to_string(),
             schedule: opts.schedule.name().to_string(),
             batch_size: opts.batch_size,
+            world_size: opts.comm.world(),
+            dist_backend: opts.comm.backend().name().to_string(),
             phases,
             total,
             baseline,
@@ -75,6 +77,7 @@ impl PhaseReport {
             gflops_elementwise_forward: f.image.forward_elementwise_gflops + f.text.forward_elementwise_gflops,
             total_pflops: f.training_pflops(s.samples),
             wall_seconds: s.wall_seconds,
+            comm_seconds: s.comm_seconds,
             images_per_second: s.samples as f64 / s.wall_seconds.max(1e-9),
             zero_shot_top1: top1_at(evaluations, p.end_step(), p.image_size),
         }
@@ -90,6 +93,7 @@ impl Totals {
             samples,
             total_pflops: phases.iter().map(|p| p.total_pflops).sum(),
             wall_seconds,
+            comm_seconds: phases.iter().map(|p| p.comm_seconds).sum(),
             images_per_second: samples as f64 / wall_seconds.max(1e-9),
         }
     }

@@ -11,9 +11,13 @@ impl Report {
     /// The report as the table printed at the end of a run.
     pub fn table(&self) -> String {
         let mut s = String::new();
+        let ranks = match self.world_size {
+            1 => String::new(),
+            k => format!(" × {k} ranks over {}", self.dist_backend),
+        };
         let _ = writeln!(
             s,
-            "reclip report — model {}, {} schedule, batch {}, {} on {}",
+            "reclip report — model {}, {} schedule, batch {}, {} on {}{ranks}",
             self.model, self.schedule, self.batch_size, self.precision, self.device
         );
         let _ = writeln!(
@@ -84,6 +88,17 @@ impl Report {
             t.images_per_second,
             None,
         );
+        if self.world_size > 1 {
+            let _ = writeln!(
+                s,
+                "ranks: {} over {}; images/s are global; rank 0 waited {:.1} s of its {:.1} s on collectives ({})",
+                self.world_size,
+                self.dist_backend,
+                t.comm_seconds,
+                t.wall_seconds,
+                pct(t.comm_seconds / t.wall_seconds.max(1e-9))
+            );
+        }
         if let (Some(b), Some(r)) = (&self.baseline, &self.ratios) {
             line(
                 &mut s,

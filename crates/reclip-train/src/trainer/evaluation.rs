@@ -53,8 +53,13 @@ impl Trainer<'_> {
         Ok((zero_shot, retrieval))
     }
 
-    /// The first zero-shot set, or with `all` every zero-shot and retrieval set.
+    /// The first zero-shot set, or with `all` every zero-shot and retrieval
+    /// set; on rank 0 only (the others return no results and go on to wait
+    /// for it at the next step's first collective).
     fn evaluate(&self, image_size: usize, text_len: usize, all: bool) -> anyhow::Result<Results> {
+        if !self.opts.comm.is_leader() {
+            return Ok((Vec::new(), Vec::new()));
+        }
         let ev = Evaluator {
             clip: &self.clip,
             encoder: self.encoder.clone(),

@@ -2,12 +2,12 @@
 //! checkpoint. Both set up the data and the plan alike.
 
 use super::{Clock, Trainer};
-use crate::AdamW;
 use crate::metrics::MetricsLog;
 use crate::options::{TrainOptions, plan_run};
 use crate::phases::Phase;
 use crate::schedule::RunSchedule;
 use crate::state::{self, TrainState};
+use crate::{AdamW, DataParallel};
 use indicatif::{ProgressBar, ProgressStyle};
 use reclip_data::Loader;
 use reclip_model::clip::Clip;
@@ -69,11 +69,15 @@ impl<'a> Trainer<'a> {
         let flops: Vec<_> =
             phases.iter().map(|p| flops::model(&opts.model, p.image_size, p.text_len)).collect::<Result<_, _>>()?;
         let pflops = state.phases.iter().zip(&flops).map(|(s, f)| f.training_pflops(s.samples)).sum();
-        let metrics = MetricsLog::open(&opts.out, opts.resume.then_some(state.step))?;
-        let bar = progress_bar(opts.progress, total_steps, state.step);
+        let metrics = match opts.comm.is_leader() {
+            true => MetricsLog::open(&opts.out, opts.resume.then_some(state.step))?,
+            false => MetricsLog::unwritten(),
+        };
+        let parallel = (opts.comm.world() > 1).then(|| DataParallel::new(&opts.comm, &clip, opts.bucket_mib));
+        let bar = progress_bar(opts.progress && opts.comm.is_leader(), total_steps, state.step);
         let stop_at = opts.stop_after.map(|n| (state.step + n).min(total_steps)).unwrap_or(total_steps);
-        let clock = Clock::start();
-        Ok(Trainer {
+        let clock = Clock::start(opts.comm.waited_seconds());
+        let trainer = Trainer {
             opts,
             encoder,
             loader,
@@ -84,13 +88,17 @@ impl<'a> Trainer<'a> {
             stop_at,
             clip,
             optimizer,
+            parallel,
             state,
             metrics,
             unchecked: None,
             pflops,
             bar,
             clock,
-        })
+        };
+        // Every rank starts from the same weights: the same seed, or the same checkpoint.
+        trainer.check_ranks_agree()?;
+        Ok(trainer)
     }
 }
 

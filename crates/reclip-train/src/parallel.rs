@@ -1,0 +1,68 @@
+//! One step of data-parallel training, as rank r of k takes it: its slice of
+//! the global batch through both towers, the features of every rank
+//! gathered (with gradient), this rank's rows of the global loss, backward
+//! with the parameter gradients averaged over ranks in buckets while it
+//! runs, then the same AdamW step as every other rank. The gradient each
+//! rank then holds is that of the global batch's loss; reclip-dist's docs
+//! give the derivation.
+
+use crate::{AdamW, StepReport};
+use reclip_autograd::{Tape, Var};
+use reclip_core::{DType, Result, Tensor};
+use reclip_dist::{Comm, GradReducer, all_gather};
+use reclip_loss::clip_loss_local;
+use reclip_model::Clip;
+
+/// A rank's part in data-parallel training of one model.
+pub struct DataParallel {
+    comm: Comm,
+    reducer: GradReducer,
+}
+
+impl DataParallel {
+    /// For `clip`'s parameters, reduced in buckets of `bucket_mib` MiB.
+    pub fn new(comm: &Comm, clip: &Clip, bucket_mib: usize) -> Self {
+        DataParallel { comm: comm.clone(), reducer: GradReducer::new(comm, &clip.params(), bucket_mib << 20) }
+    }
+
+    pub fn comm(&self) -> &Comm {
+        &self.comm
+    }
+
+    /// The number of gradient buckets.
+    pub fn buckets(&self) -> usize {
+        self.reducer.buckets()
+    }
+
+    /// One step on this rank's `images` [b, 3, S, S] and `tokens` [b, L]
+    /// (b = B / world). The loss returned is this rank's: the mean over
+    /// ranks is the global batch's.
+    pub fn step(
+        &mut self,
+        clip: &Clip,
+        optimizer: &mut AdamW,
+        images: &Tensor,
+        tokens: &Tensor,
+        dtype: DType,
+        lr: f32,
+    ) -> Result<(Var, StepReport)> {
+        let tape = Tape::new();
+        let image = clip.encode_image(&tape, images, dtype)?;
+        let text = clip.encode_text(&tape, tokens, dtype)?;
+        let all_images = all_gather(&self.comm, &image)?;
+        let all_texts = all_gather(&self.comm, &text)?;
+        let loss = clip_loss_local(&image, &text, &all_images, &all_texts, self.comm.rank(), &clip.log_scale(&tape))?;
+        let reducer = &mut self.reducer;
+        loss.backward_notify(&mut |param| reducer.ready(param))?;
+        reducer.finish()?;
+        let report = optimizer.step(lr)?;
+        clip.clamp_logit_scale()?;
+        Ok((loss.detach(), report))
+    }
+
+    /// The mean over ranks of each rank's `loss`: the global batch's loss.
+    pub fn global_loss(&self, loss: f64) -> Result<f64> {
+        let all = self.comm.all_gather_f64(&[loss])?;
+        Ok(all.iter().sum::<f64>() / all.len() as f64)
+    }
+}
