@@ -6,18 +6,14 @@
 //! Needs Open MPI's mpirun (tools/install-mpi.sh); built only with the
 //! `mpi` feature: `cargo test --features mpi --test mpi`.
 
+mod common;
+
 use reclip::model::checkpoint;
 use serde_json::Value;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-const TINY: &str = r#"{
-  "embed_dim": 16,
-  "vision_cfg": {"image_size": 16, "layers": 1, "width": 32, "patch_size": 8, "head_width": 32, "mlp_ratio": 2.0},
-  "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 32, "heads": 1, "layers": 1, "mlp_ratio": 2.0}
-}"#;
 
 const STEPS: u64 = 20;
 
@@ -202,7 +198,7 @@ impl Scratch {
     fn new() -> Scratch {
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("tiny.json");
-        std::fs::write(&model, TINY).unwrap();
+        std::fs::write(&model, common::TINY).unwrap();
         Scratch { dir, model }
     }
 

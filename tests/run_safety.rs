@@ -4,15 +4,11 @@
 //! checkpoint falls back to the one before; an existing run, or a command's
 //! own input, is not written over.
 
+mod common;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-const TINY: &str = r#"{
-  "embed_dim": 16,
-  "vision_cfg": {"image_size": 16, "layers": 1, "width": 32, "patch_size": 8, "head_width": 32, "mlp_ratio": 2.0},
-  "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 32, "heads": 1, "layers": 1, "mlp_ratio": 2.0}
-}"#;
 
 fn reclip(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_reclip")).args(args).current_dir(cwd).output().unwrap()
@@ -56,7 +52,7 @@ fn train<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 
 fn scratch() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tiny.json"), TINY).unwrap();
+    std::fs::write(dir.path().join("tiny.json"), common::TINY).unwrap();
     let cwd = dir.path().to_path_buf();
     (dir, cwd)
 }

@@ -3,6 +3,8 @@
 //! weights equal those of a run that was never interrupted; the same for a
 //! three-stage run stopped at and between its switches.
 
+mod common;
+
 use reclip::core::Tensor;
 use reclip::model::checkpoint;
 use serde_json::Value;
@@ -10,12 +12,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const TINY: &str = r#"{
-  "embed_dim": 16,
-  "vision_cfg": {"image_size": 16, "layers": 1, "width": 32, "patch_size": 8, "head_width": 32, "mlp_ratio": 2.0},
-  "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 32, "heads": 1, "layers": 1, "mlp_ratio": 2.0}
-}"#;
 
 const STEPS: u64 = 60;
 
@@ -90,7 +86,7 @@ fn latest_step(out: &Path) -> Option<u64> {
 fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny.json");
-    std::fs::write(&model, TINY).unwrap();
+    std::fs::write(&model, common::TINY).unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     (dir, model, a, b)
 }

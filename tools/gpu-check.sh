@@ -166,13 +166,12 @@ build() {
   ((size <= max_mib * 1048576)) || die "the bundle is over $max_mib MiB: it would not travel with the working tree"
 }
 
-# cuBLAS is not part of the driver: find it in a CUDA toolkit or in the
-# NVIDIA wheels that PyTorch installs.
-find_cublas() {
-  local py d
-  py=$(python3 - 2>/dev/null <<'PY' || true
-import importlib, os
-for mod in ("nvidia.cu13", "nvidia.cublas"):
+# wheel_lib_dirs MODULE...: the lib/ folders of those NVIDIA wheels' python
+# packages that are installed, one a line (none without python).
+wheel_lib_dirs() {
+  python3 - "$@" 2>/dev/null <<'PY' || true
+import importlib, os, sys
+for mod in sys.argv[1:]:
     try:
         m = importlib.import_module(mod)
     except ImportError:
@@ -180,7 +179,13 @@ for mod in ("nvidia.cu13", "nvidia.cublas"):
     for base in m.__path__:
         print(os.path.join(base, "lib"))
 PY
-)
+}
+
+# cuBLAS is not part of the driver: find it in a CUDA toolkit or in the
+# NVIDIA wheels that PyTorch installs.
+find_cublas() {
+  local py d
+  py=$(wheel_lib_dirs nvidia.cu13 nvidia.cublas)
   for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib $py; do
     if compgen -G "$d/libcublas.so*" >/dev/null; then
       export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -224,17 +229,7 @@ mpi_env() {
 # goes first on the library path.
 find_nccl() {
   local dir=$1 py d lib
-  py=$(python3 - 2>/dev/null <<'PY' || true
-import importlib, os
-for mod in ("nvidia.nccl", "nvidia.cu13"):
-    try:
-        m = importlib.import_module(mod)
-    except ImportError:
-        continue
-    for base in m.__path__:
-        print(os.path.join(base, "lib"))
-PY
-)
+  py=$(wheel_lib_dirs nvidia.nccl nvidia.cu13)
   for d in $py /usr/lib/x86_64-linux-gnu /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
     for lib in "$d/libnccl.so.2" "$d/libnccl.so"; do
       [[ -e $lib ]] || continue

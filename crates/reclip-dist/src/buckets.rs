@@ -57,11 +57,6 @@ impl GradReducer {
         GradReducer { comm: comm.clone(), buckets, bucket_of, next: 0 }
     }
 
-    /// The number of buckets (for the report).
-    pub fn buckets(&self) -> usize {
-        self.buckets.len()
-    }
-
     /// Backward's notice that `param`'s gradient is complete: starts every
     /// bucket, in order, whose parameters all are. A parameter that is not
     /// the model's is ignored.

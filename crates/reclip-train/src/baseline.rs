@@ -3,9 +3,10 @@
 //! timed probe on a scratch model, since training it in full is what the
 //! run set out to avoid.
 
+use crate::DataParallel;
 use crate::options::TrainOptions;
+use crate::parallel;
 use crate::phases::{Phase, Schedule, plan};
-use crate::{DataParallel, train_step};
 use reclip_model::{FlopsReport, flops};
 use reclip_tokenizer::ClipTokenizer;
 use std::sync::Arc;
@@ -46,16 +47,13 @@ fn probe(opts: &TrainOptions, encoder: Arc<ClipTokenizer>, phase: &Phase, steps:
     let (clip, mut optimizer) = opts.new_model(seed, phase.image_size)?;
     let mut loader = opts.loader(encoder, seed)?;
     // With several ranks the probe is data-parallel too, communication included.
-    let mut parallel = (opts.comm.world() > 1).then(|| DataParallel::new(&opts.comm, &clip, opts.bucket_mib));
+    let mut parallel = DataParallel::of_run(opts, &clip);
     let mut timed = 0.0;
     for i in 0..steps + 2 {
         let batch = loader.next_batch(phase.batch_spec())?;
         let t0 = Instant::now();
         let (images, tokens, dtype) = (&batch.images, &batch.tokens, opts.precision);
-        match &mut parallel {
-            Some(dp) => dp.step(&clip, &mut optimizer, images, tokens, dtype, opts.lr)?,
-            None => train_step(&clip, &mut optimizer, images, tokens, dtype, opts.lr)?,
-        };
+        parallel::step(parallel.as_mut(), &clip, &mut optimizer, images, tokens, dtype, opts.lr)?;
         opts.device.synchronize()?;
         if i >= 2 {
             timed += t0.elapsed().as_secs_f64();

@@ -6,7 +6,8 @@
 //! rank then holds is that of the global batch's loss; reclip-dist's docs
 //! give the derivation.
 
-use crate::{AdamW, StepReport};
+use crate::options::TrainOptions;
+use crate::{AdamW, StepReport, train_step};
 use reclip_autograd::{Tape, Var};
 use reclip_core::{DType, Result, Tensor};
 use reclip_dist::{Comm, GradReducer, all_gather};
@@ -25,13 +26,9 @@ impl DataParallel {
         DataParallel { comm: comm.clone(), reducer: GradReducer::new(comm, &clip.params(), bucket_mib << 20) }
     }
 
-    pub fn comm(&self) -> &Comm {
-        &self.comm
-    }
-
-    /// The number of gradient buckets.
-    pub fn buckets(&self) -> usize {
-        self.reducer.buckets()
+    /// A rank's part in `opts`'s run when it has several ranks.
+    pub(crate) fn of_run(opts: &TrainOptions, clip: &Clip) -> Option<Self> {
+        (opts.comm.world() > 1).then(|| Self::new(&opts.comm, clip, opts.bucket_mib))
     }
 
     /// One step on this rank's `images` [b, 3, S, S] and `tokens` [b, L]
@@ -64,5 +61,22 @@ impl DataParallel {
     pub fn global_loss(&self, loss: f64) -> Result<f64> {
         let all = self.comm.all_gather_f64(&[loss])?;
         Ok(all.iter().sum::<f64>() / all.len() as f64)
+    }
+}
+
+/// One step of the run: this rank's part of a data-parallel step with
+/// `parallel`, one process's [`train_step`] without.
+pub(crate) fn step(
+    parallel: Option<&mut DataParallel>,
+    clip: &Clip,
+    optimizer: &mut AdamW,
+    images: &Tensor,
+    tokens: &Tensor,
+    dtype: DType,
+    lr: f32,
+) -> Result<(Var, StepReport)> {
+    match parallel {
+        Some(dp) => dp.step(clip, optimizer, images, tokens, dtype, lr),
+        None => train_step(clip, optimizer, images, tokens, dtype, lr),
     }
 }

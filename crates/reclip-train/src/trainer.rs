@@ -17,11 +17,12 @@ pub use crate::options::{DataSource, RetrievalSet, RunLength, SwitchMoments, Tra
 use crate::baseline::{self, Baseline};
 use crate::eval::{RetrievalResult, ZeroShotResult};
 use crate::metrics::{Line, MetricsLog, StepMetrics};
+use crate::parallel;
 use crate::phases::Phase;
 use crate::report::{Report, RunRecord};
 use crate::schedule::RunSchedule;
 use crate::state::{self, TrainState};
-use crate::{AdamW, DataParallel, StepReport, train_step};
+use crate::{AdamW, DataParallel, StepReport};
 use anyhow::Context;
 use indicatif::ProgressBar;
 use reclip_autograd::{FollowsParams, Param, Var};
@@ -118,8 +119,8 @@ impl Trainer<'_> {
     }
 
     /// One step of phase `pi`: the batch, its learning rate, the step itself
-    /// (forward, loss, backward, update: [`train_step`]), then what the run
-    /// keeps of it.
+    /// (forward, loss, backward, update: [`crate::train_step`], or its
+    /// data-parallel form), then what the run keeps of it.
     fn step(&mut self, pi: usize) -> anyhow::Result<()> {
         let batch = self.loader.next_batch(self.phases[pi].batch_spec())?;
         let lr = self.schedule.lr(self.state.step);
@@ -135,10 +136,8 @@ impl Trainer<'_> {
             );
         }
         let (clip, optimizer, dtype) = (&self.clip, &mut self.optimizer, self.opts.precision);
-        let (loss, report) = match &mut self.parallel {
-            Some(dp) => dp.step(clip, optimizer, &batch.images, &batch.tokens, dtype, lr)?,
-            None => train_step(clip, optimizer, &batch.images, &batch.tokens, dtype, lr)?,
-        };
+        let (loss, report) =
+            parallel::step(self.parallel.as_mut(), clip, optimizer, &batch.images, &batch.tokens, dtype, lr)?;
         self.count(pi, (batch.len() * world) as u64);
         // The previous step's numbers are read with this one queued: a GPU
         // goes on computing while the host waits for them. A step that is

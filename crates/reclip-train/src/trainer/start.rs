@@ -73,7 +73,7 @@ impl<'a> Trainer<'a> {
             true => MetricsLog::open(&opts.out, opts.resume.then_some(state.step))?,
             false => MetricsLog::unwritten(),
         };
-        let parallel = (opts.comm.world() > 1).then(|| DataParallel::new(&opts.comm, &clip, opts.bucket_mib));
+        let parallel = DataParallel::of_run(opts, &clip);
         let bar = progress_bar(opts.progress && opts.comm.is_leader(), total_steps, state.step);
         let stop_at = opts.stop_after.map(|n| (state.step + n).min(total_steps)).unwrap_or(total_steps);
         let clock = Clock::start(opts.comm.waited_seconds());
