@@ -101,9 +101,13 @@ impl MpiComm {
 
     /// Runs `f` on the MPI thread and waits for its result.
     fn call<T: Send + 'static>(&self, f: impl FnOnce(&SimpleCommunicator) -> T + Send + 'static) -> Result<T> {
-        let result = self.queue(f)?;
-        result.recv().map_err(|_| mpi_error("its thread stopped during a collective"))
+        received(&self.queue(f)?)
     }
+}
+
+/// The result of a job queued for the MPI thread, once it is there.
+fn received<T>(result: &Receiver<T>) -> Result<T> {
+    result.recv().map_err(|_| mpi_error("its thread stopped during a collective"))
 }
 
 /// What a tensor collective does with each rank's buffer.
@@ -223,7 +227,7 @@ impl MpiComm {
         let (dtype, device) = (t.dtype(), t.device().clone());
         let result = self.queue(move |world| host.run(op, world))?;
         Ok(Pending::new(move || {
-            let host = result.recv().map_err(|_| mpi_error("its thread stopped during a collective"))?;
+            let host = received(&result)?;
             host.into_tensor(dims, dtype, &device)
         }))
     }
