@@ -475,3 +475,27 @@ fn commands_of_one_process_and_uneven_batches_are_refused() {
     assert!(text.contains("error: rank 0 of 2") || text.contains("error: rank 1 of 2"), "{text}");
     assert!(!out.exists(), "a refused job wrote its --out");
 }
+
+#[test]
+fn two_ranks_stream_their_own_shards_and_resume_exactly() {
+    let s = Scratch::new();
+    let data = common::write_shards(&s.path("shards"), 4, 24);
+    // 96 samples, 6 batches of 16 an epoch: the run crosses three epoch
+    // ends, and stopping after step 10 stops it mid-epoch.
+    let streamed = ["--data", &data, "--data-reader", "stream", "--shuffle-buffer", "16", "--samples-per-epoch", "96"];
+    let stop_after = STOP_AFTER.to_string();
+    let stop = [&streamed[..], &["--stop-after", &stop_after]].concat();
+    let (whole, stopped, alone_copy) = (s.path("whole"), s.path("stopped"), s.path("alone"));
+    succeeds(on_ranks(2, &s.train_args(&whole, &streamed)), &s.log("whole"));
+    succeeds(on_ranks(2, &s.train_args(&stopped, &stop)), &s.log("stopped"));
+    copy_dir(&stopped, &alone_copy);
+    succeeds(on_ranks(2, &resume(&stopped)), &s.log("resumed"));
+    assert_same_curve(&whole, &stopped, STEPS);
+    assert_same_weights(&whole, &stopped);
+    assert!(report(&stopped)["data_reader"].as_str().unwrap().starts_with("streamed: 4 shards"));
+
+    // Each rank read its own shards: one process cannot take over exactly.
+    let ended = run(alone(&resume(&alone_copy)), &s.log("alone"));
+    assert!(!ended.status.success(), "{}", ended.text);
+    assert!(ended.text.contains("streamed its shards over 2 rank(s), this job has 1"), "{}", ended.text);
+}

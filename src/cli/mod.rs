@@ -8,6 +8,7 @@ mod flops;
 mod numbers;
 mod ranks;
 mod run_dir;
+mod shards;
 mod speed;
 mod train;
 
@@ -36,6 +37,8 @@ enum Command {
     Speed(speed::SpeedArgs),
     /// Check in seconds that a device runs reclip's kernels and GEMMs and agrees with the CPU.
     Device(device::DeviceCheckArgs),
+    /// Count the samples of WebDataset shards and write open_clip's sizes.json beside them.
+    IndexShards(shards::IndexShardsArgs),
 }
 
 /// Runs the command; `matches` (what the command line held, from which
@@ -51,6 +54,7 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Embed(args) => one("embed").and_then(|_| embed::run(args)),
         Command::Speed(args) => one("speed").and_then(|_| speed::run(args)),
         Command::Device(args) => one("device").and_then(|_| device::run(args)),
+        Command::IndexShards(args) => one("index-shards").and_then(|_| shards::run(args)),
     }
 }
 

@@ -5,10 +5,12 @@ use super::run_dir;
 use anyhow::{Context, bail};
 use clap::{ArgMatches, Args};
 use reclip_core::{DType, Device};
-use reclip_data::{CsvOptions, ImageFolder, Synthetic, SyntheticConfig, ZeroShotSet, parse_separator, read_templates};
+use reclip_data::{
+    CsvOptions, ImageFolder, StreamConfig, Synthetic, SyntheticConfig, ZeroShotSet, parse_separator, read_templates,
+};
 use reclip_model::ModelConfig;
 use reclip_train::phases::{Finetune, Schedule, parse_stages};
-use reclip_train::trainer::{DataSource, Outcome, RetrievalSet, RunLength, SwitchMoments, TrainOptions};
+use reclip_train::trainer::{DataSource, Outcome, RetrievalSet, RunLength, ShardReader, SwitchMoments, TrainOptions};
 use reclip_train::{AdamWConfig, trainer};
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,8 @@ pub struct TrainArgs {
     pub data: String,
     #[command(flatten)]
     pub csv: CsvArgs,
+    #[command(flatten)]
+    pub shards: ShardArgs,
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
     /// Training steps (default: 2000, unless --epochs is given).
@@ -159,6 +163,73 @@ pub struct CsvArgs {
     pub csv_separator: String,
 }
 
+/// How WebDataset shards are read (streaming after open_clip's options).
+#[derive(Args, Clone, Debug)]
+pub struct ShardArgs {
+    /// How tar shards are read: auto (streamed past 1000 shards or 8 GiB, or
+    /// when a streaming option below is given; indexed otherwise), random
+    /// (every sample indexed when opened, then read in any order) or stream
+    /// (shard by shard through a shuffle buffer; opening reads no shard).
+    #[arg(long, default_value = "auto")]
+    pub data_reader: String,
+    /// Streaming: samples the shuffle buffer holds (open_clip's default).
+    #[arg(long, default_value_t = reclip_data::DEFAULT_SHUFFLE_BUFFER)]
+    pub shuffle_buffer: usize,
+    /// Streaming: sequential shard readers per rank, each on its own shards.
+    #[arg(long, default_value_t = reclip_data::DEFAULT_READERS)]
+    pub shard_readers: usize,
+    /// Streaming: draw shards with replacement (open_clip's --dataset-resampled).
+    #[arg(long, alias = "dataset-resampled")]
+    pub resampled: bool,
+    /// Streaming: an epoch's length in samples (open_clip's
+    /// --train-num-samples; default: the sum of the shards' sizes.json counts).
+    #[arg(long, alias = "train-num-samples")]
+    pub samples_per_epoch: Option<u64>,
+}
+
+impl ShardArgs {
+    /// The reader and streaming options, checked.
+    fn resolve(&self) -> anyhow::Result<(ShardReader, StreamConfig)> {
+        let reader: ShardReader = self.data_reader.parse().map_err(|e| anyhow::anyhow!("--data-reader: {e}"))?;
+        let max_buffer = reclip_data::MAX_SHUFFLE_BUFFER;
+        if self.shuffle_buffer == 0 || self.shuffle_buffer > max_buffer {
+            bail!("--shuffle-buffer {}: expected 1 to {max_buffer} samples", self.shuffle_buffer);
+        }
+        if self.shard_readers == 0 || self.shard_readers > reclip_data::MAX_READERS {
+            bail!("--shard-readers {}: expected 1 to {}", self.shard_readers, reclip_data::MAX_READERS);
+        }
+        if self.samples_per_epoch == Some(0) {
+            bail!("--samples-per-epoch 0: an epoch needs at least one batch of samples");
+        }
+        let stream = StreamConfig {
+            shuffle_buffer: self.shuffle_buffer,
+            readers: self.shard_readers,
+            resampled: self.resampled,
+            samples_per_epoch: self.samples_per_epoch,
+        };
+        if reader == ShardReader::Random && stream != StreamConfig::default() {
+            bail!(
+                "--data-reader random: the streaming options (--resampled, --samples-per-epoch, --shuffle-buffer, --shard-readers) need streamed shards"
+            );
+        }
+        Ok((reader, stream))
+    }
+
+    /// The option of those given that only streamed shards take, if any.
+    fn streaming_option(&self) -> Option<&'static str> {
+        let default = StreamConfig::default();
+        [
+            (self.data_reader != "auto", "--data-reader"),
+            (self.shuffle_buffer != default.shuffle_buffer, "--shuffle-buffer"),
+            (self.shard_readers != default.readers, "--shard-readers"),
+            (self.resampled, "--resampled"),
+            (self.samples_per_epoch.is_some(), "--samples-per-epoch"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
+}
+
 /// The evaluation sets.
 #[derive(Args, Clone, Debug)]
 pub struct EvalSetArgs {
@@ -180,13 +251,31 @@ fn builtin_config(seed: u64) -> SyntheticConfig {
     SyntheticConfig { seed, ..SyntheticConfig::default() }
 }
 
-/// The data source an option names: `builtin`, tar shards, or a CSV/TSV list.
+/// Whether a data option names tar shards.
+fn names_shards(data: &str) -> bool {
+    data.ends_with(".tar") || data.contains(".tar::") || data.ends_with('}')
+}
+
+/// The training data `--data` names, read as `shards` says if it is tar shards.
+fn train_source(args: &TrainArgs) -> anyhow::Result<DataSource> {
+    if names_shards(&args.data) {
+        let (reader, stream) = args.shards.resolve()?;
+        return Ok(DataSource::Shards { list: args.data.clone(), reader, stream });
+    }
+    if let Some(option) = args.shards.streaming_option() {
+        bail!("{option}: applies to WebDataset tar shards, and --data {} names none", args.data);
+    }
+    data_source(&args.data, &args.csv, args.seed)
+}
+
+/// The data source an option names: `builtin`, tar shards (indexed), or a CSV/TSV list.
 pub fn data_source(data: &str, csv: &CsvArgs, seed: u64) -> anyhow::Result<DataSource> {
     if data == "builtin" {
         return Ok(DataSource::Builtin(builtin_config(seed)));
     }
-    if data.ends_with(".tar") || data.contains(".tar::") || data.ends_with('}') {
-        return Ok(DataSource::Shards(data.to_string()));
+    if names_shards(data) {
+        let list = data.to_string();
+        return Ok(DataSource::Shards { list, reader: ShardReader::Random, stream: StreamConfig::default() });
     }
     let separator = parse_separator(&csv.csv_separator).context("--csv-separator")?;
     let options =
@@ -329,7 +418,7 @@ pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> an
     let opts = TrainOptions {
         model_name: args.model.clone(),
         model,
-        data: data_source(&args.data, &args.csv, args.seed)?,
+        data: train_source(args)?,
         batch_size: args.batch_size,
         length,
         lr: args.lr,

@@ -33,7 +33,10 @@ mod resize;
 mod rgb;
 mod seed;
 mod shards;
+mod sizes;
+mod stream;
 pub mod synthetic;
+mod tar_walk;
 mod templates;
 mod view;
 mod webdataset;
@@ -53,7 +56,12 @@ pub use loader::{Batch, BatchSpec, Loader, LoaderConfig, MAX_SUBSTITUTES, Positi
 pub use report::{DataReport, EXAMPLES_PER_KIND, Problem, ProblemKind};
 pub use rgb::{CLIP_MEAN, CLIP_STD, Rgb8Image};
 pub use shards::expand_shard_list;
+pub use sizes::{SIZES_FILE, read_sample_counts};
+pub use stream::{
+    DEFAULT_READERS, DEFAULT_SHUFFLE_BUFFER, MAX_READERS, MAX_SHUFFLE_BUFFER, ShardList, ShardStream, StreamConfig,
+    StreamState,
+};
 pub use synthetic::{Synthetic, SyntheticConfig};
 pub use templates::{DEFAULT_TEMPLATES, fill_template, read_templates};
 pub use view::{Augment, CROP_RATIO, CROP_SCALE, CropBox, View};
-pub use webdataset::WebDataset;
+pub use webdataset::{WebDataset, count_shard_samples};

@@ -15,22 +15,12 @@
 
 use crate::decode::decode_view;
 use crate::files::{FileError, open_regular};
-use crate::limits::{CAPTION, IMAGE_FILE};
 use crate::shards::expand_shard_list;
+use crate::tar_walk::{BLOCK, Member, Walked, split_key, walk_shard};
 use crate::{DataReport, Dataset, Error, Problem, ProblemKind, Result, Sample, View};
 use std::io::{Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-
-const BLOCK: u64 = 512;
-const IMAGE_SUFFIXES: [&str; 3] = ["jpg", "jpeg", "png"];
-const CAPTION_SUFFIX: &str = "txt";
-
-/// Where a member's data lies in its shard.
-#[derive(Clone, Copy, Debug)]
-struct Member {
-    offset: u64,
-    len: u64,
-}
 
 #[derive(Debug)]
 struct TarSample {
@@ -89,17 +79,10 @@ impl Dataset for WebDataset {
     fn load(&self, index: usize, view: &View) -> std::result::Result<Sample, Problem> {
         let s = &self.samples[index];
         let shard = &self.shards[s.shard as usize];
-        let problem = |kind, reason: String| Problem::new(kind, self.location(index), reason);
-        let caption =
-            read_at(shard, s.caption.offset, s.caption.len).map_err(|e| e.into_problem(self.location(index)))?;
-        let caption =
-            String::from_utf8(caption).map_err(|_| problem(ProblemKind::BadCaption, "caption is not UTF-8".into()))?;
-        if caption.trim().is_empty() {
-            return Err(problem(ProblemKind::BadCaption, "empty caption".into()));
-        }
-        let bytes = read_at(shard, s.image.offset, s.image.len).map_err(|e| e.into_problem(self.location(index)))?;
-        let image = decode_view(&bytes, view).map_err(|reason| problem(ProblemKind::BadImage, reason))?;
-        Ok(Sample { image, caption: caption.trim().to_string() })
+        let location = || self.location(index);
+        let caption = read_at(shard, s.caption.offset, s.caption.len).map_err(|e| e.into_problem(location()))?;
+        let image = read_at(shard, s.image.offset, s.image.len).map_err(|e| e.into_problem(location()))?;
+        decode_sample(&image, caption, view, location)
     }
 
     fn open_report(&self) -> &DataReport {
@@ -107,8 +90,33 @@ impl Dataset for WebDataset {
     }
 }
 
+/// How many complete samples the shard at `path` holds; its problems go to `report`.
+pub fn count_shard_samples(path: &Path, report: &mut DataReport) -> usize {
+    let mut samples = Vec::new();
+    index_shard(0, path, &mut samples, report);
+    samples.len()
+}
+
+/// A shard sample from its members' bytes: the caption must be UTF-8 and
+/// not blank, the image must decode; `location` names it in a problem.
+pub(crate) fn decode_sample(
+    image: &[u8],
+    caption: Vec<u8>,
+    view: &View,
+    location: impl Fn() -> String,
+) -> std::result::Result<Sample, Problem> {
+    let problem = |kind, reason: String| Problem::new(kind, location(), reason);
+    let caption =
+        String::from_utf8(caption).map_err(|_| problem(ProblemKind::BadCaption, "caption is not UTF-8".into()))?;
+    if caption.trim().is_empty() {
+        return Err(problem(ProblemKind::BadCaption, "empty caption".into()));
+    }
+    let image = decode_view(image, view).map_err(|reason| problem(ProblemKind::BadImage, reason))?;
+    Ok(Sample { image, caption: caption.trim().to_string() })
+}
+
 /// The `len` bytes at `offset` (a length the index checked against its ceiling).
-fn read_at(path: &Path, offset: u64, len: u64) -> std::result::Result<Vec<u8>, FileError> {
+pub(crate) fn read_at(path: &Path, offset: u64, len: u64) -> std::result::Result<Vec<u8>, FileError> {
     let mut file = open_regular(path)?;
     file.seek(SeekFrom::Start(offset))?;
     let mut bytes = vec![0; len as usize];
@@ -116,118 +124,14 @@ fn read_at(path: &Path, offset: u64, len: u64) -> std::result::Result<Vec<u8>, F
     Ok(bytes)
 }
 
-/// Splits a member path into its sample key and suffix (`a/b.c.jpg` → `a/b`, `c.jpg`).
-fn split_key(path: &str) -> (&str, Option<&str>) {
-    let name_start = path.rfind('/').map_or(0, |i| i + 1);
-    match path[name_start..].find('.') {
-        Some(dot) => (&path[..name_start + dot], Some(&path[name_start + dot + 1..])),
-        None => (path, None),
-    }
-}
-
-/// The members of the sample being read.
-struct Pending {
-    key: String,
-    image: Option<Member>,
-    caption: Option<Member>,
-}
-
-/// Keeps a complete sample, reports an incomplete one. `cut` says the shard
-/// broke off while this sample was being read.
-fn finish(
-    pending: Option<Pending>,
-    cut: bool,
-    shard: u32,
-    path: &Path,
-    samples: &mut Vec<TarSample>,
-    report: &mut DataReport,
-) {
-    let Some(p) = pending else { return };
-    let location = || format!("{}:{}", path.display(), p.key);
-    let reason = match (p.image, p.caption) {
-        (Some(image), _) if image.len > IMAGE_FILE.bytes => {
-            let reason = IMAGE_FILE.refuse("an image member", image.len);
-            return report.record(Problem::new(ProblemKind::UnreadableFile, location(), reason));
-        }
-        (_, Some(caption)) if caption.len > CAPTION.bytes => {
-            let reason = CAPTION.refuse("a caption member", caption.len);
-            return report.record(Problem::new(ProblemKind::BadCaption, location(), reason));
-        }
-        (Some(image), Some(caption)) => return samples.push(TarSample { shard, image, caption }),
-        _ if cut => "cut off where the shard breaks",
-        (None, _) => "no .jpg, .jpeg or .png member",
-        (Some(_), None) => "no .txt member",
-    };
-    report.record(Problem::new(ProblemKind::IncompleteSample, location(), reason));
-}
-
 fn index_shard(shard: u32, path: &Path, samples: &mut Vec<TarSample>, report: &mut DataReport) {
-    let problem = |e: FileError| e.into_problem(path.display().to_string());
-    let file = match open_regular(path) {
-        Ok(f) => f,
-        Err(e) => return report.record(problem(e)),
-    };
-    let file_len = match file.metadata() {
-        Ok(m) => m.len(),
-        Err(e) => return report.record(problem(e.into())),
-    };
-    let mut archive = tar::Archive::new(file);
-    let entries = match archive.entries_with_seek() {
-        Ok(entries) => entries,
-        Err(e) => return report.record(problem(e.into())),
-    };
-    let mut pending: Option<Pending> = None;
-    let mut end = 0;
-    let mut broken = None;
-    for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                broken = Some(format!("unreadable tar header after byte {end}: {e}"));
-                break;
-            }
-        };
-        let member = Member { offset: entry.raw_file_position(), len: entry.size() };
-        end = member.offset + member.len.div_ceil(BLOCK) * BLOCK;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        if member.offset + member.len > file_len {
-            // Seeking past the end succeeds, so a cut-off member only shows here.
-            broken = Some(format!(
-                "truncated: member {name} needs {} bytes, the file has {file_len}",
-                member.offset + member.len
-            ));
-            let key = split_key(&name).0;
-            if pending.as_ref().is_none_or(|p| p.key != key) {
-                finish(pending.take(), false, shard, path, samples, report);
-                pending = Some(Pending { key: key.to_string(), image: None, caption: None });
-            }
-            break;
+    let _ = walk_shard(path, 0, false, |walked| {
+        match walked {
+            Walked::Sample(s) => samples.push(TarSample { shard, image: s.image, caption: s.caption }),
+            Walked::Problem(problem) => report.record(problem),
         }
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let (key, Some(suffix)) = split_key(&name) else { continue };
-        if pending.as_ref().is_none_or(|p| p.key != key) {
-            finish(pending.take(), false, shard, path, samples, report);
-            pending = Some(Pending { key: key.to_string(), image: None, caption: None });
-        }
-        let p = pending.as_mut().expect("a pending sample was just ensured");
-        let suffix = suffix.to_ascii_lowercase();
-        if IMAGE_SUFFIXES.contains(&suffix.as_str()) {
-            p.image.get_or_insert(member);
-        } else if suffix == CAPTION_SUFFIX {
-            p.caption.get_or_insert(member);
-        }
-    }
-    finish(pending, broken.is_some(), shard, path, samples, report);
-    // A complete archive ends with two zero blocks; without them the file was
-    // cut at a member boundary and later samples are lost.
-    if broken.is_none() && file_len < end + 2 * BLOCK {
-        broken = Some(format!("truncated: no end-of-archive marker after byte {end}"));
-    }
-    if let Some(reason) = broken {
-        report.record(Problem::new(ProblemKind::BrokenShard, path.display().to_string(), reason));
-    }
+        ControlFlow::Continue(())
+    });
 }
 
 #[cfg(test)]
@@ -317,12 +221,5 @@ mod tests {
         finish_archive(&mut std::fs::File::create(&path).unwrap());
         let err = WebDataset::open(path.to_str().unwrap()).err().unwrap().to_string();
         assert!(err.ends_with("empty.tar: its 1 shard(s) hold no samples"), "{err}");
-    }
-
-    #[test]
-    fn keys_end_at_the_first_dot_of_the_file_name() {
-        assert_eq!(split_key("a/b.c/000123.jpg"), ("a/b.c/000123", Some("jpg")));
-        assert_eq!(split_key("x.seg.txt"), ("x", Some("seg.txt")));
-        assert_eq!(split_key("dir/noext"), ("dir/noext", None));
     }
 }

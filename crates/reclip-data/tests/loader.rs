@@ -120,13 +120,13 @@ fn a_run_resumed_at_a_position_sees_the_same_batches() {
     let position = first.position();
     assert_eq!(position, Position { epoch: 1, batch: 2 });
     let mut resumed = loader(data, train(8, 1));
-    resumed.seek(position).unwrap();
+    resumed.seek(position, None).unwrap();
     for _ in 0..6 {
         let (a, b) = (first.next_batch(spec(4)).unwrap(), resumed.next_batch(spec(4)).unwrap());
         assert_eq!((a.position, &a.indices), (b.position, &b.indices));
         assert_eq!(a.images.to_vec_f32().unwrap(), b.images.to_vec_f32().unwrap(), "same crops");
     }
-    assert!(resumed.seek(Position { epoch: 0, batch: 6 }).unwrap_err().to_string().contains("6 batches"));
+    assert!(resumed.seek(Position { epoch: 0, batch: 6 }, None).unwrap_err().to_string().contains("6 batches"));
 }
 
 #[test]

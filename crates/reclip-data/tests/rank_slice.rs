@@ -55,7 +55,7 @@ fn loader(data: &Arc<dyn Dataset>, config: LoaderConfig) -> Loader {
 
 /// `count` batches from `start`.
 fn draw(loader: &mut Loader, start: Position, count: usize) -> Vec<Batch> {
-    loader.seek(start).unwrap();
+    loader.seek(start, None).unwrap();
     (0..count).map(|_| loader.next_batch(SPEC).unwrap()).collect()
 }
 

@@ -1,21 +1,9 @@
 mod common;
 
-use common::{WordEncoder, jpeg_bytes, photo, png_bytes, solid, write};
+use common::{WordEncoder, jpeg_bytes, photo, png_bytes, shard, solid, write};
 use reclip_data::{BatchSpec, Dataset, Loader, LoaderConfig, ProblemKind, View, WebDataset};
 use std::path::Path;
 use std::sync::Arc;
-
-fn shard(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append_data(&mut header, name, data.as_slice()).unwrap();
-    }
-    builder.into_inner().unwrap()
-}
 
 fn jpeg(seed: u32) -> Vec<u8> {
     jpeg_bytes(&photo(24, 20, seed), 85)

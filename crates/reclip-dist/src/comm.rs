@@ -79,6 +79,26 @@ impl Comm {
         self.timed(|| self.inner.all_gather_f64(values))
     }
 
+    /// Every rank's `bytes` (of any length), in rank order: two gathers of
+    /// numbers, the lengths and then the bytes packed in words, padded to
+    /// the longest.
+    pub fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let lengths = self.all_gather_u64(&[bytes.len() as u64])?;
+        let words = lengths.iter().max().map_or(0, |&n| n.div_ceil(8)) as usize;
+        let mut packed = vec![0u64; words];
+        for (word, chunk) in packed.iter_mut().zip(bytes.chunks(8)) {
+            let mut le = [0u8; 8];
+            le[..chunk.len()].copy_from_slice(chunk);
+            *word = u64::from_le_bytes(le);
+        }
+        let all = self.all_gather_u64(&packed)?;
+        let unpack = |(rank, &len): (usize, &u64)| {
+            let words = all[rank * words..(rank + 1) * words].iter().flat_map(|w| w.to_le_bytes());
+            words.take(len as usize).collect()
+        };
+        Ok(lengths.iter().enumerate().map(unpack).collect())
+    }
+
     pub fn broadcast_bytes(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
         self.inner.broadcast_bytes(bytes)
     }

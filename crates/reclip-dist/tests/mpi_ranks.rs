@@ -47,6 +47,9 @@ fn each_rank(comm: &Comm) {
     assert_eq!(comm.all_gather_f64(&[0.5 * rank as f64]).unwrap(), vec![0.0, 0.5]);
     let bytes = comm.broadcast_bytes(if rank == 0 { b"from rank 0".to_vec() } else { vec![9; 3] }).unwrap();
     assert_eq!(bytes, b"from rank 0");
+    let mine: Vec<u8> = (0..3 + 9 * rank as u8).collect();
+    let all = comm.all_gather_bytes(&mine).unwrap();
+    assert_eq!(all, vec![vec![0, 1, 2], (0..12).collect::<Vec<u8>>()]);
     comm.barrier().unwrap();
 
     check_agree(comm, "a shared value", 5).unwrap();

@@ -108,6 +108,9 @@ pub struct Report {
     /// Every evaluation of the run, in order (two at a switch: the previous
     /// phase's size, then the new one).
     pub evaluations: Vec<EvalPoint>,
+    /// How the training data was read: by index, or streamed (with the
+    /// shards, readers and shuffle buffer).
+    pub data_reader: String,
     /// Data problems met during the run (skipped samples), one line per kind.
     pub data_problems: Vec<String>,
 }

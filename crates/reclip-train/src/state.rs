@@ -10,7 +10,7 @@
 
 use crate::AdamW;
 use reclip_core::{Device, Tensor};
-use reclip_data::Position;
+use reclip_data::{Position, StreamState};
 use reclip_model::clip::Clip;
 use reclip_model::{checkpoint, first_non_finite};
 use serde::{Deserialize, Serialize};
@@ -129,9 +129,23 @@ pub fn last_good(out: &Path) -> String {
     }
 }
 
+/// The file of a checkpoint's stream states: each rank's, as JSON.
+const STREAMS_FILE: &str = "data-streams.json";
+/// The largest stream-state file read: ~100 bytes a buffered sample, for
+/// 1000 ranks with a buffer of 10,000 (a hostile file is refused, not read).
+const MAX_STREAMS_BYTES: u64 = 1 << 30;
+
 /// Saves a checkpoint, makes it the latest, and removes all but the newest
-/// `keep` (at least the new one).
-pub fn save(out: &Path, clip: &Clip, optimizer: &AdamW, state: &TrainState, keep: usize) -> anyhow::Result<PathBuf> {
+/// `keep` (at least the new one). `streams` are the ranks' stream states,
+/// in rank order, when the data is streamed.
+pub fn save(
+    out: &Path,
+    clip: &Clip,
+    optimizer: &AdamW,
+    state: &TrainState,
+    streams: &[StreamState],
+    keep: usize,
+) -> anyhow::Result<PathBuf> {
     // A step that left NaN or inf in the weights (a finite loss, but an
     // unclipped gradient that overflowed) must not become the latest.
     for param in clip.params() {
@@ -157,6 +171,9 @@ pub fn save(out: &Path, clip: &Clip, optimizer: &AdamW, state: &TrainState, keep
     ]);
     checkpoint::save(&dir.join("train.safetensors"), &tensors, meta)?;
     clip.save(&dir.join("model.safetensors"))?;
+    if !streams.is_empty() {
+        reclip_core::fs::write_atomic(&dir.join(STREAMS_FILE), &serde_json::to_vec(streams)?)?;
+    }
     reclip_core::fs::write_atomic(&checkpoints(out).join("latest"), name.as_bytes())?;
     // Older than the new one only: a folder of a later step (left by a run
     // that fell back to an earlier checkpoint) is overwritten when reached.
@@ -174,6 +191,8 @@ pub struct Checkpoint {
     pub moments: HashMap<String, (Tensor, Tensor)>,
     pub optimizer_steps: u64,
     pub state: TrainState,
+    /// Each rank's stream state, when the run streamed its data.
+    pub streams: Vec<StreamState>,
 }
 
 /// Loads the latest checkpoint of the run in `out`; if it (or the pointer to
@@ -226,7 +245,27 @@ fn load_folder(dir: &Path, device: &Device) -> anyhow::Result<Checkpoint> {
         }
     }
     let moments = moments.into_iter().filter_map(|(n, (m, v))| Some((n, (m?, v?)))).collect();
-    Ok(Checkpoint { clip, moments, optimizer_steps, state })
+    Ok(Checkpoint { clip, moments, optimizer_steps, state, streams: load_streams(&dir.join(STREAMS_FILE))? })
+}
+
+/// The stream states at `path`; none if there is no such file.
+fn load_streams(path: &Path) -> anyhow::Result<Vec<StreamState>> {
+    use reclip_core::fs::OpenRefusal;
+    let (mut file, _) = match reclip_core::fs::open_regular(path, MAX_STREAMS_BYTES) {
+        Ok(opened) => opened,
+        Err(OpenRefusal::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(OpenRefusal::Io(e)) => anyhow::bail!("{}: {e}", path.display()),
+        Err(OpenRefusal::NotRegular(kind)) => anyhow::bail!("{}: not a regular file ({kind})", path.display()),
+        Err(OpenRefusal::TooLarge { len }) => {
+            anyhow::bail!(
+                "{}: {len} bytes, more than the {MAX_STREAMS_BYTES} a stream-state file may hold",
+                path.display()
+            )
+        }
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: not the ranks' stream states: {e}", path.display()))
 }
 
 #[cfg(test)]

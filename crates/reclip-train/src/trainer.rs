@@ -12,7 +12,7 @@
 mod evaluation;
 mod start;
 
-pub use crate::options::{DataSource, RetrievalSet, RunLength, SwitchMoments, TrainOptions, plan_run};
+pub use crate::options::{DataSource, RetrievalSet, RunLength, ShardReader, SwitchMoments, TrainOptions, plan_run};
 
 use crate::baseline::{self, Baseline};
 use crate::eval::{RetrievalResult, ZeroShotResult};
@@ -27,7 +27,7 @@ use anyhow::Context;
 use indicatif::ProgressBar;
 use reclip_autograd::{FollowsParams, Param, Var};
 use reclip_core::Tensor;
-use reclip_data::Loader;
+use reclip_data::{Loader, StreamState};
 use reclip_model::FlopsReport;
 use reclip_model::clip::Clip;
 use reclip_tokenizer::ClipTokenizer;
@@ -261,10 +261,21 @@ impl Trainer<'_> {
         self.check_finite()?;
         self.check_ranks_agree()?;
         self.state.loader = self.loader.position();
+        let streams = self.gather_stream_states()?;
         if self.opts.comm.is_leader() {
-            state::save(&self.opts.out, &self.clip, &self.optimizer, &self.state, self.opts.keep_checkpoints)?;
+            let keep = self.opts.keep_checkpoints;
+            state::save(&self.opts.out, &self.clip, &self.optimizer, &self.state, &streams, keep)?;
         }
         Ok(())
+    }
+
+    /// Every rank's stream state, in rank order, when the data is streamed.
+    fn gather_stream_states(&self) -> anyhow::Result<Vec<StreamState>> {
+        let Some(mine) = self.loader.stream_state() else { return Ok(Vec::new()) };
+        let all = self.opts.comm.all_gather_bytes(&mine.to_bytes())?;
+        let parse =
+            |(rank, bytes): (usize, &Vec<u8>)| StreamState::from_bytes(bytes, &format!("rank {rank}'s stream state"));
+        Ok(all.iter().enumerate().map(parse).collect::<Result<_, _>>()?)
     }
 
     /// Adds the training time since the clock started to phase `pi`'s, once
@@ -303,6 +314,7 @@ impl Trainer<'_> {
             retrieval,
             baseline,
             data: self.loader.report(),
+            data_reader: self.loader.reader(),
         })
     }
 }

@@ -2,7 +2,7 @@
 //! sample (or a substitute for a bad one), decoding and normalising in
 //! parallel, tokenising.
 
-use super::{Batch, BatchSpec, LoaderConfig, Position, Slice};
+use super::{Batch, BatchSpec, LoaderConfig, Position};
 use crate::seed::mix;
 use crate::{CaptionEncoder, DataReport, Dataset, Error, Result, Sample, View};
 use rand::Rng;
@@ -21,7 +21,64 @@ const CROP_STREAM: u64 = 2;
 const SUBSTITUTE_STREAM: u64 = 3;
 
 /// A place of a batch that got a sample: its dataset index and token ids.
-type Filled = (usize, Vec<u32>);
+pub(super) type Filled = (usize, Vec<u32>);
+
+/// Writes `sample`'s normalised image into `out` and returns its token ids.
+pub(super) fn encode_row(
+    sample: &Sample,
+    out: &mut [f32],
+    encoder: &dyn CaptionEncoder,
+    spec: BatchSpec,
+) -> Result<Vec<u32>> {
+    sample.image.normalise_into(out);
+    let tokens = encoder.encode(&sample.caption, spec.context_length);
+    if tokens.len() != spec.context_length {
+        return Err(Error::EncoderLength { got: tokens.len(), expected: spec.context_length });
+    }
+    Ok(tokens)
+}
+
+/// The batch of the places that got a sample; `images` holds a plane per place.
+pub(super) fn batch_of(
+    mut images: Vec<f32>,
+    filled: Vec<Option<Filled>>,
+    spec: BatchSpec,
+    position: Position,
+) -> Result<Batch> {
+    let plane = 3 * spec.image_size * spec.image_size;
+    if filled.iter().any(Option::is_none) {
+        images = images.chunks(plane).zip(&filled).filter(|(_, f)| f.is_some()).flat_map(|(c, _)| c).copied().collect();
+    }
+    let (indices, tokens): (Vec<usize>, Vec<Vec<u32>>) = filled.into_iter().flatten().unzip();
+    let b = indices.len();
+    Ok(Batch {
+        images: Tensor::from_vec(images, [b, 3, spec.image_size, spec.image_size], &Device::Cpu)?,
+        tokens: Tensor::from_vec(tokens.concat(), [b, spec.context_length], &Device::Cpu)?,
+        indices,
+        position,
+        stream_state: None,
+    })
+}
+
+/// The decoding threads a config asks for (none: the caller's thread).
+pub(super) fn decode_pool(workers: usize) -> Result<Option<rayon::ThreadPool>> {
+    match workers {
+        0 => Ok(None),
+        n => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("reclip-data-{i}"))
+            .build()
+            .map(Some)
+            .map_err(|e| Error::option("workers", e.to_string())),
+    }
+}
+
+/// The view of a batch place's `attempt`-th sample: its crop seeded by the
+/// place's global coordinates, so that no rank, worker or timing changes it.
+pub(super) fn place_view(config: &LoaderConfig, pos: Position, place: usize, attempt: usize, size: usize) -> View {
+    let coords = [CROP_STREAM, config.seed, pos.epoch as u64, pos.batch as u64, place as u64, attempt as u64];
+    View { size, augment: config.augment, seed: mix(&coords), reduced_jpeg_scale: config.reduced_jpeg_scale }
+}
 
 pub(crate) struct Maker {
     dataset: Arc<dyn Dataset>,
@@ -40,16 +97,7 @@ impl Maker {
         encoder: Arc<dyn CaptionEncoder>,
         config: LoaderConfig,
     ) -> Result<Self> {
-        let pool = match config.workers {
-            0 => None,
-            n => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .thread_name(|i| format!("reclip-data-{i}"))
-                    .build()
-                    .map_err(|e| Error::option("workers", e.to_string()))?,
-            ),
-        };
+        let pool = decode_pool(config.workers)?;
         Ok(Maker {
             known_bad: (0..dataset.len()).map(|_| AtomicBool::new(false)).collect(),
             bad_count: AtomicUsize::new(0),
@@ -69,10 +117,6 @@ impl Maker {
     pub(crate) fn batches_per_epoch(&self) -> usize {
         let (n, b) = (self.dataset.len(), self.config.batch_size);
         if self.config.drop_last { n / b } else { n.div_ceil(b) }
-    }
-
-    pub(crate) fn slice(&self) -> Slice {
-        self.config.slice
     }
 
     pub(crate) fn report(&self) -> DataReport {
@@ -115,37 +159,21 @@ impl Maker {
             else {
                 return Ok(None);
             };
-            sample.image.normalise_into(out);
-            let tokens = self.encoder.encode(&sample.caption, spec.context_length);
-            if tokens.len() != spec.context_length {
-                return Err(Error::EncoderLength { got: tokens.len(), expected: spec.context_length });
-            }
-            Ok(Some((index, tokens)))
+            encode_row(&sample, out, self.encoder.as_ref(), spec).map(|tokens| Some((index, tokens)))
         };
         let filled: Vec<Result<Option<Filled>>> = match &self.pool {
             Some(pool) => pool.install(|| images.par_chunks_mut(plane).enumerate().map(fill).collect()),
             None => images.chunks_mut(plane).enumerate().map(fill).collect(),
         };
         let filled = filled.into_iter().collect::<Result<Vec<_>>>()?;
-        if filled.iter().any(Option::is_none) {
-            images =
-                images.chunks(plane).zip(&filled).filter(|(_, f)| f.is_some()).flat_map(|(c, _)| c).copied().collect();
-        }
-        let (indices, tokens): (Vec<usize>, Vec<Vec<u32>>) = filled.into_iter().flatten().unzip();
         // Without replacement a batch of bad samples is just empty; with it,
         // nine tries per place all failing means the data is unusable.
         let all_bad = self.bad_count.load(Ordering::Relaxed) == self.dataset.len();
-        if indices.is_empty() && (self.config.replace_bad || all_bad) {
+        if filled.iter().all(Option::is_none) && (self.config.replace_bad || all_bad) {
             // The report is never clean here: every sample tried was recorded.
             return Err(Error::no_usable_sample(self.dataset.source(), "every sample failed", self.report()));
         }
-        let b = indices.len();
-        Ok(Batch {
-            images: Tensor::from_vec(images, [b, 3, spec.image_size, spec.image_size], &Device::Cpu)?,
-            tokens: Tensor::from_vec(tokens.concat(), [b, spec.context_length], &Device::Cpu)?,
-            indices,
-            position: pos,
-        })
+        batch_of(images, filled, spec, pos)
     }
 
     /// The sample for one place of a batch: its own, or (when replacing bad
@@ -161,13 +189,7 @@ impl Maker {
             if self.known_bad[index].load(Ordering::Relaxed) {
                 continue;
             }
-            let view = View {
-                size,
-                augment: self.config.augment,
-                seed: mix(&[CROP_STREAM, coords[0], coords[1], coords[2], coords[3], attempt as u64]),
-                reduced_jpeg_scale: self.config.reduced_jpeg_scale,
-            };
-            match self.dataset.load(index, &view) {
+            match self.dataset.load(index, &place_view(&self.config, pos, place, attempt, size)) {
                 Ok(sample) => return Some((index, sample)),
                 Err(problem) => {
                     if !self.known_bad[index].swap(true, Ordering::Relaxed) {

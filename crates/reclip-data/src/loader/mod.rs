@@ -36,15 +36,18 @@
 
 mod assemble;
 mod prefetch;
+mod streamed;
 
 pub use assemble::MAX_SUBSTITUTES;
 
+use crate::stream::{ShardStream, StreamState};
 use crate::{Augment, CaptionEncoder, DataReport, Dataset, Error, Result};
 use assemble::Maker;
 use prefetch::Prefetcher;
 use reclip_core::Tensor;
 use std::ops::Range;
 use std::sync::Arc;
+use streamed::StreamMaker;
 
 /// The share of each batch one of several data-parallel processes makes:
 /// rank `rank` of `ranks` holds places `rank*B/ranks .. (rank+1)*B/ranks`
@@ -185,8 +188,12 @@ pub struct Batch {
     /// The dataset index of each row: one per place of the loader's slice,
     /// fewer at the end of an evaluation epoch, where evaluation left bad
     /// samples out, or where a place's substitutes all failed.
+    /// For a streamed loader, the id of each row's sample: its shard's
+    /// number in the list times 2^32 plus its number within the shard.
     pub indices: Vec<usize>,
     pub position: Position,
+    /// A streamed loader's state after this batch.
+    pub(crate) stream_state: Option<StreamState>,
 }
 
 impl Batch {
@@ -199,8 +206,33 @@ impl Batch {
     }
 }
 
+/// Where batches come from: a dataset read by index, or a shard stream.
+// One per loader, behind an Arc: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Batches {
+    Indexed(Maker),
+    Streamed(StreamMaker),
+}
+
+impl Batches {
+    pub(crate) fn make(&self, position: Position, spec: BatchSpec) -> Result<Batch> {
+        match self {
+            Batches::Indexed(maker) => maker.make(position, spec),
+            Batches::Streamed(maker) => maker.make(position, spec),
+        }
+    }
+
+    pub(crate) fn batches_per_epoch(&self) -> usize {
+        match self {
+            Batches::Indexed(maker) => maker.batches_per_epoch(),
+            Batches::Streamed(maker) => maker.batches_per_epoch(),
+        }
+    }
+}
+
 pub struct Loader {
-    maker: Arc<Maker>,
+    batches: Arc<Batches>,
+    slice: Slice,
     position: Position,
     prefetcher: Option<Prefetcher>,
 }
@@ -230,20 +262,41 @@ impl Loader {
                 format!("{} exceeds the {} samples of {}", config.batch_size, dataset.len(), dataset.source()),
             ));
         }
-        let workers = config.workers;
-        let prefetch = config.prefetch;
-        let maker = Arc::new(Maker::new(dataset, encoder, config)?);
-        let prefetcher = if workers > 0 { Some(Prefetcher::start(maker.clone(), prefetch)?) } else { None };
-        Ok(Loader { maker, position: Position::default(), prefetcher })
+        let (workers, prefetch, slice) = (config.workers, config.prefetch, config.slice);
+        Self::start(Batches::Indexed(Maker::new(dataset, encoder, config)?), slice, workers, prefetch)
+    }
+
+    /// A loader over a shard stream (see [`crate::ShardStream`]): this rank's
+    /// slice of each batch from its own shards. The config's shuffling and
+    /// dropping are the stream's own; batches per epoch are its samples
+    /// per epoch over the batch size.
+    pub fn streaming(stream: Arc<ShardStream>, encoder: Arc<dyn CaptionEncoder>, config: LoaderConfig) -> Result<Self> {
+        if config.batch_size == 0 {
+            return Err(Error::option("batch size", "must be at least 1"));
+        }
+        let config = LoaderConfig { shuffle: true, drop_last: true, replace_bad: true, ..config };
+        config.slice.check(&config)?;
+        if config.workers > 0 && config.prefetch == 0 {
+            return Err(Error::option("prefetch", "must be at least 1 when there are workers"));
+        }
+        let (workers, prefetch, slice) = (config.workers, config.prefetch, config.slice);
+        let maker = StreamMaker::new(stream, encoder, config)?;
+        Self::start(Batches::Streamed(maker), slice, workers, prefetch)
+    }
+
+    fn start(batches: Batches, slice: Slice, workers: usize, prefetch: usize) -> Result<Self> {
+        let batches = Arc::new(batches);
+        let prefetcher = if workers > 0 { Some(Prefetcher::start(batches.clone(), prefetch)?) } else { None };
+        Ok(Loader { batches, slice, position: Position::default(), prefetcher })
     }
 
     pub fn batches_per_epoch(&self) -> usize {
-        self.maker.batches_per_epoch()
+        self.batches.batches_per_epoch()
     }
 
     /// The share of each batch this loader makes.
     pub fn slice(&self) -> Slice {
-        self.maker.slice()
+        self.slice
     }
 
     /// The position of the batch the next call to [`Loader::next_batch`] returns.
@@ -251,16 +304,61 @@ impl Loader {
         self.position
     }
 
-    /// Continues from `position`, e.g. the one saved with a checkpoint.
-    pub fn seek(&mut self, position: Position) -> Result<()> {
+    /// Continues from `position`, e.g. the one saved with a checkpoint; a
+    /// streamed loader also from its `stream` state there (without one,
+    /// only from an epoch's start).
+    pub fn seek(&mut self, position: Position, stream: Option<StreamState>) -> Result<()> {
         if position.batch >= self.batches_per_epoch() {
             return Err(Error::option(
                 "loader position",
                 format!("batch {} of an epoch with {} batches", position.batch, self.batches_per_epoch()),
             ));
         }
+        if let Batches::Streamed(maker) = self.batches.as_ref() {
+            let state = maker.resume_state(position, stream)?;
+            if state.position() != position {
+                return Err(Error::option(
+                    "stream state",
+                    format!("it stands at {:?}, the checkpoint's loader at {position:?}", state.position()),
+                ));
+            }
+            maker.set_anchor(state);
+        }
         self.position = position;
         Ok(())
+    }
+
+    /// A streamed loader's state at its position: what a checkpoint records
+    /// to resume it. `None` for a loader by index, whose position says all.
+    pub fn stream_state(&self) -> Option<StreamState> {
+        match self.batches.as_ref() {
+            Batches::Indexed(_) => None,
+            Batches::Streamed(maker) => Some(maker.anchor()),
+        }
+    }
+
+    /// How the data is read, in words, for reports.
+    pub fn reader(&self) -> String {
+        match self.batches.as_ref() {
+            Batches::Indexed(maker) => format!("random access over {} samples", maker.dataset().len()),
+            Batches::Streamed(maker) => {
+                let stream = maker.stream();
+                let cfg = stream.config();
+                let passes = match maker.extra_passes() {
+                    0 => String::new(),
+                    n => format!("; {n} extra pass(es) over a rank's shards to fill its epochs"),
+                };
+                format!(
+                    "streamed: {} shards ({:.1} GiB), {} reader(s) per rank, shuffle buffer {}{}, {} samples per epoch{passes}",
+                    stream.shards(),
+                    stream.total_bytes() as f64 / (1u64 << 30) as f64,
+                    cfg.readers,
+                    cfg.shuffle_buffer,
+                    if cfg.resampled { ", shards resampled" } else { "" },
+                    stream.samples_per_epoch(),
+                )
+            }
+        }
     }
 
     /// The batch at the current position, made at `spec`'s size; then moves on
@@ -271,18 +369,20 @@ impl Loader {
         }
         let batch = match &self.prefetcher {
             Some(prefetcher) => prefetcher.take(self.position, spec),
-            None => self.maker.make(self.position, spec),
-        };
+            None => self.batches.make(self.position, spec),
+        }?;
+        if let (Batches::Streamed(maker), Some(state)) = (self.batches.as_ref(), &batch.stream_state) {
+            maker.set_anchor(state.clone());
+        }
         self.position = self.position.next(self.batches_per_epoch());
-        batch
+        Ok(batch)
     }
 
-    /// The problems found so far: the dataset's own and those met while loading.
+    /// The problems found so far: the source's own and those met while loading.
     pub fn report(&self) -> DataReport {
-        self.maker.report()
-    }
-
-    pub fn dataset(&self) -> &Arc<dyn Dataset> {
-        self.maker.dataset()
+        match self.batches.as_ref() {
+            Batches::Indexed(maker) => maker.report(),
+            Batches::Streamed(maker) => maker.report(),
+        }
     }
 }

@@ -3,8 +3,7 @@
 //! request names another position or size, everything made ahead is dropped
 //! (a generation counter also drops the batch being made) and it restarts there.
 
-use super::assemble::Maker;
-use super::{Batch, BatchSpec, Position};
+use super::{Batch, BatchSpec, Batches, Position};
 use crate::{Error, Result};
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -46,7 +45,7 @@ pub(crate) struct Prefetcher {
 }
 
 impl Prefetcher {
-    pub(crate) fn start(maker: Arc<Maker>, depth: usize) -> Result<Self> {
+    pub(crate) fn start(maker: Arc<Batches>, depth: usize) -> Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 generation: 0,
@@ -112,7 +111,7 @@ impl Drop for RunningFlag<'_> {
     }
 }
 
-fn run(shared: &Shared, maker: &Maker, depth: usize) {
+fn run(shared: &Shared, maker: &Batches, depth: usize) {
     let _flag = RunningFlag(shared);
     loop {
         let (generation, spec, position) = {

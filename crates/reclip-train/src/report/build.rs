@@ -26,6 +26,8 @@ pub(crate) struct RunRecord<'a> {
     /// `None` when the run was the baseline.
     pub baseline: Option<Baseline>,
     pub data: DataReport,
+    /// How the training data was read, in words.
+    pub data_reader: String,
 }
 
 impl Report {
@@ -58,6 +60,7 @@ impl Report {
             retrieval: run.retrieval,
             switches: switch_reports(run.phases, &evaluations),
             evaluations,
+            data_reader: run.data_reader,
             data_problems: data_problems(&run.data),
         }
     }

@@ -175,6 +175,7 @@ impl Report {
                 pct(f)
             );
         }
+        let _ = writeln!(s, "data: {}", self.data_reader);
         for p in &self.data_problems {
             let _ = writeln!(s, "data: {p}");
         }

@@ -9,7 +9,7 @@ use crate::schedule::RunSchedule;
 use crate::state::{self, TrainState};
 use crate::{AdamW, DataParallel};
 use indicatif::{ProgressBar, ProgressStyle};
-use reclip_data::Loader;
+use reclip_data::{Loader, StreamState};
 use reclip_model::clip::Clip;
 use reclip_model::flops;
 use reclip_tokenizer::ClipTokenizer;
@@ -46,10 +46,12 @@ impl<'a> Trainer<'a> {
     /// The run saved in `opts.out`, from its latest checkpoint.
     pub(super) fn resume(opts: &'a TrainOptions) -> anyhow::Result<Self> {
         let mut setup = Setup::new(opts)?;
-        let state::Checkpoint { clip, moments, optimizer_steps, state } = state::load(&opts.out, &opts.device)?;
+        let state::Checkpoint { clip, moments, optimizer_steps, state, streams } =
+            state::load(&opts.out, &opts.device)?;
         let mut optimizer = AdamW::new(&clip.params(), opts.adam)?;
         optimizer.restore(optimizer_steps, |name| moments.get(name).cloned())?;
-        setup.loader.seek(state.loader)?;
+        let stream = own_stream_state(opts, &setup.loader, streams)?;
+        setup.loader.seek(state.loader, stream)?;
         if state.phases.len() != setup.phases.len() {
             anyhow::bail!("{}: the checkpoint's run has another schedule", opts.out.display());
         }
@@ -99,6 +101,27 @@ impl<'a> Trainer<'a> {
         // Every rank starts from the same weights: the same seed, or the same checkpoint.
         trainer.check_ranks_agree()?;
         Ok(trainer)
+    }
+}
+
+/// This rank's state in the checkpoint's `streams`, checked against how
+/// the loader reads the data.
+fn own_stream_state(
+    opts: &TrainOptions,
+    loader: &Loader,
+    mut streams: Vec<StreamState>,
+) -> anyhow::Result<Option<StreamState>> {
+    let out = opts.out.display();
+    let world = opts.comm.world();
+    match (loader.stream_state().is_some(), streams.len()) {
+        (false, 0) => Ok(None),
+        (false, _) => anyhow::bail!("{out}: the checkpoint streamed its shards; this run reads them by index"),
+        (true, 0) => anyhow::bail!("{out}: the checkpoint read its data by index; this run streams it"),
+        (true, n) if n != world => anyhow::bail!(
+            "{out}: the checkpoint streamed its shards over {n} rank(s), this job has {world}: streamed shards \
+             resume only on as many ranks, since each reads its own"
+        ),
+        (true, _) => Ok(Some(streams.swap_remove(opts.comm.rank()))),
     }
 }
 
