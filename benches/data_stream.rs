@@ -2,7 +2,7 @@
 //! in a temp dir (warm page cache: the shards were just written).
 //!
 //! 1. Open cost, printed as a table before criterion runs: the time to
-//!    open and the resident memory held once open, for 250 to 2000 shards
+//!    open and the heap memory held once open (a counting allocator), for 250 to 2000 shards
 //!    of 100 samples, and for 500 shards of 25 to 400 samples. The stream
 //!    lists the shards and reads their `sizes.json`; the index reads every
 //!    tar header. The stream's cost must grow with shards, not samples.
@@ -13,10 +13,12 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use reclip::data::{BatchSpec, CaptionEncoder, Loader, LoaderConfig, ShardList, ShardStream, StreamConfig, WebDataset};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 #[path = "common/photo.rs"]
@@ -68,20 +70,39 @@ fn write_shards(dir: &Path, shards: usize, per_shard: usize, images: &[Vec<u8>])
     format!("{}/{{00000..{:05}}}.tar", dir.display(), shards - 1)
 }
 
-/// This process's resident memory, from /proc (0 where there is none).
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next());
-    kib.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 1024
+/// The system allocator, counting the bytes allocated and not yet freed:
+/// what an opened reader holds is the count's growth while it is open.
+struct Counting;
+
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
 }
 
-/// Seconds to build `open()`'s value and the resident bytes it holds.
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Seconds to build `open()`'s value and the heap bytes it holds.
 fn measure<T>(open: impl FnOnce() -> T) -> (f64, i64) {
-    let before = resident_bytes();
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
     let start = Instant::now();
     let opened = open();
     let seconds = start.elapsed().as_secs_f64();
-    let held = resident_bytes() as i64 - before as i64;
+    let held = LIVE_BYTES.load(Ordering::Relaxed) - before;
     drop(opened);
     (seconds, held)
 }
@@ -90,10 +111,10 @@ fn open_cost(root: &Path) {
     let tiny: Vec<Vec<u8>> = (0..16).map(|i| jpeg(16, 16, i, 80)).collect();
     println!("open cost (warm page cache), {} B images", tiny[0].len());
     println!(
-        "| shards | samples/shard | samples | stream open ms | stream MiB held | index open ms | index MiB held |"
+        "| shards | samples/shard | samples | stream open ms | stream KiB held | index open ms | index KiB held |"
     );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let mib = |b: i64| b as f64 / (1 << 20) as f64;
+    let kib = |b: i64| b as f64 / 1024.0;
     for (shards, per_shard) in [(250, 100), (500, 100), (1000, 100), (2000, 100), (500, 25), (500, 400)] {
         let dir = root.join(format!("open-{shards}x{per_shard}"));
         let list = write_shards(&dir, shards, per_shard, &tiny);
@@ -101,12 +122,12 @@ fn open_cost(root: &Path) {
         let (stream_s, stream_b) = measure(|| ShardStream::new(ShardList::open(&list).unwrap(), config).unwrap());
         let (index_s, index_b) = measure(|| WebDataset::open(&list).unwrap());
         println!(
-            "| {shards} | {per_shard} | {} | {:.1} | {:.2} | {:.1} | {:.2} |",
+            "| {shards} | {per_shard} | {} | {:.1} | {:.0} | {:.1} | {:.0} |",
             shards * per_shard,
             stream_s * 1e3,
-            mib(stream_b),
+            kib(stream_b),
             index_s * 1e3,
-            mib(index_b)
+            kib(index_b)
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

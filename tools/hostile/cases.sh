@@ -125,6 +125,19 @@ check f shard-fifo-only refuse 'fifo.tar' train "${TS[@]}" --data "$C/shards/fif
 check f shard-not-a-tar ok 'not-a-tar\.tar' train "${TS[@]}" \
     --data "$C/shards/good-0.tar::$C/shards/not-a-tar.tar" --out @out
 check f shard-empty-only refuse 'empty.tar' train "${TS[@]}" --data "$C/shards/empty.tar" --out @out
+# Streamed: broken shards are skipped while the stream goes on; counts and sizes are checked.
+check q stream-bad-shards ok 'truncated\.tar' train "${TS[@]}" --data-reader stream --samples-per-epoch 8 \
+    --data "$C/shards/good-0.tar::$C/shards/truncated.tar::$C/shards/not-a-tar.tar::$C/shards/fifo.tar" --out @out
+check q stream-sizes-garbage refuse 'sizes-garbage/sizes.json' train "${TS[@]}" --data-reader stream \
+    --data "$C/shards/sizes-garbage/good-0.tar" --out @out
+check f stream-sizes-negative refuse 'sizes-negative/sizes.json&&good-0.tar' train "${TS[@]}" --data-reader stream \
+    --data "$C/shards/sizes-negative/good-0.tar" --out @out
+check q stream-buffer-huge refuse '--shuffle-buffer 1000000000' train "${TS[@]}" --shuffle-buffer 1000000000 \
+    --data "$C/shards/good-{0..1}.tar" --out @out
+check f stream-readers-huge refuse '--shard-readers 100000' train "${TS[@]}" --shard-readers 100000 \
+    --data "$C/shards/good-{0..1}.tar" --out @out
+check f stream-epochs-overflow refuse '--epochs' train --epochs 1000000000000 --batch-size 4 "${T[@]}" \
+    --samples-per-epoch 18446744073709551615 --data "$C/shards/good-{0..1}.tar" --out @out
 check f templates-huge refuse 'templates-huge.txt' eval --checkpoint "$M" "${ZS[@]}" --templates "$C/text/templates-huge.txt"
 check q templates-fifo refuse 'templates-fifo.txt' eval --checkpoint "$M" "${ZS[@]}" --templates "$C/text/templates-fifo.txt"
 check f templates-empty refuse 'templates-empty.txt' eval --checkpoint "$M" "${ZS[@]}" --templates "$C/text/templates-empty.txt"

@@ -201,6 +201,10 @@ def shards(root: Path, good_members):
     write(d / "not-a-tar.tar", b"this is not a tar file\n" * 40)
     write(d / "empty.tar", b"")
     fifo(d / "fifo.tar")
+    # Streamed shards take their counts from open_clip's sizes.json beside them.
+    for name, sizes in [("sizes-garbage", b"not json"), ("sizes-negative", b'{"good-0.tar": -4}')]:
+        write(d / name / "good-0.tar", tar_shard(first))
+        write(d / name / "sizes.json", sizes)
 
 
 # reclip-tiny, written out: the base every hostile config edits one field of.

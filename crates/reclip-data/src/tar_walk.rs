@@ -21,8 +21,11 @@ use std::path::Path;
 pub(crate) const BLOCK: u64 = 512;
 const IMAGE_SUFFIXES: [&str; 3] = ["jpg", "jpeg", "png"];
 const CAPTION_SUFFIX: &str = "txt";
-/// Sequential reads come in pieces this large (the stream's read-ahead).
-const READ_BUFFER: usize = 1 << 20;
+/// Sequential reads come in pieces this large when member data is read
+/// (the stream's read-ahead), and this small when only headers are (the
+/// index, which seeks past the data).
+const DATA_READ_BUFFER: usize = 1 << 20;
+const HEADER_READ_BUFFER: usize = 4 << 10;
 
 /// Where a member's data lies in its shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,26 +98,29 @@ impl Pending {
     }
 }
 
-/// A file read from byte `start`, its positions counted from there: the
+/// A shard read from byte `start`, its positions counted from there: the
 /// tar reader takes the position a seek returns for one within the archive.
-struct FromOffset<R> {
-    inner: R,
+/// Its skips past member data keep what is buffered (a plain seek would
+/// drop the buffer and read it again for every member).
+struct FromOffset {
+    inner: BufReader<std::fs::File>,
     start: u64,
 }
 
-impl<R: Read> Read for FromOffset<R> {
+impl Read for FromOffset {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.inner.read(buf)
     }
 }
 
-impl<R: Seek> Seek for FromOffset<R> {
+impl Seek for FromOffset {
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        let pos = match pos {
-            SeekFrom::Start(n) => SeekFrom::Start(n + self.start),
-            relative => relative,
-        };
-        let at = self.inner.seek(pos)?;
+        match pos {
+            SeekFrom::Current(n) => self.inner.seek_relative(n)?,
+            SeekFrom::Start(n) => drop(self.inner.seek(SeekFrom::Start(n + self.start))?),
+            end => drop(self.inner.seek(end)?),
+        }
+        let at = self.inner.stream_position()?;
         at.checked_sub(self.start).ok_or_else(|| std::io::Error::other("a seek before the walk's start"))
     }
 }
@@ -156,7 +162,8 @@ pub(crate) fn walk_shard(
     if let Err(e) = file.seek(SeekFrom::Start(start)) {
         return each(problem(e.into()));
     }
-    let reader = FromOffset { inner: BufReader::with_capacity(READ_BUFFER, file), start };
+    let capacity = if read_data { DATA_READ_BUFFER } else { HEADER_READ_BUFFER };
+    let reader = FromOffset { inner: BufReader::with_capacity(capacity, file), start };
     let mut archive = tar::Archive::new(reader);
     let entries = match archive.entries_with_seek() {
         Ok(entries) => entries,

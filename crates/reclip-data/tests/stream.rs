@@ -82,6 +82,7 @@ fn a_stream_resumed_from_its_state_makes_the_same_batches() {
     let dir = tempfile::tempdir().unwrap();
     let list = write_shards(dir.path(), &[7, 9, 5, 8, 6]);
     let source = stream(&list, counted(30));
+    let mut by_workers = Vec::new();
     for workers in [0, 2] {
         let mut whole = loader(&source, 6, Slice::WHOLE, workers);
         let mut saved: Option<(Position, StreamState)> = None;
@@ -104,7 +105,9 @@ fn a_stream_resumed_from_its_state_makes_the_same_batches() {
             assert_eq!(got.images.to_vec_f32().unwrap(), expected.images.to_vec_f32().unwrap());
             assert_eq!(got.tokens.to_vec::<u32>().unwrap(), expected.tokens.to_vec::<u32>().unwrap());
         }
+        by_workers.push(batches.iter().map(|b| b.indices.clone()).collect::<Vec<_>>());
     }
+    assert_eq!(by_workers[0], by_workers[1], "decoding threads do not change the batches");
 }
 
 #[test]

@@ -171,7 +171,9 @@ pub struct TrainOptions {
 pub fn plan_run(opts: &TrainOptions, batches_per_epoch: usize) -> anyhow::Result<(Vec<Phase>, u64)> {
     let total = match opts.length {
         RunLength::Steps(n) => n,
-        RunLength::Epochs(e) => e * batches_per_epoch as u64,
+        RunLength::Epochs(e) => e.checked_mul(batches_per_epoch as u64).with_context(|| {
+            format!("--epochs {e}: {e} epochs of {batches_per_epoch} batches are more than 2^64 steps")
+        })?,
     };
     let phases = plan(&opts.schedule, total).map_err(anyhow::Error::msg)?;
     for p in &phases {
