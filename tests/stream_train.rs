@@ -1,6 +1,6 @@
 //! End to end: training on streamed WebDataset shards counted by
-//! `reclip index-shards` — a run stopped mid-epoch (twice, once on each side
-//! of an epoch's end) and resumed makes the same batches as one that never
+//! `reclip index-shards` — a run killed mid-epoch, resumed, stopped in the
+//! next epoch and resumed again makes the same batches as one that never
 //! stopped; streaming options are checked before anything is written.
 
 mod common;
@@ -9,7 +9,8 @@ use reclip::core::Tensor;
 use reclip::model::checkpoint;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn reclip(args: &[String]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_reclip")).args(args).output().unwrap()
@@ -113,18 +114,40 @@ fn scratch() -> Scratch {
     Scratch { _dir: dir, root, model, data }
 }
 
+/// Starts `args` (a run into `out`), kills it once its first checkpoint is
+/// complete and returns that checkpoint's step.
+fn kill_after_a_checkpoint(args: &[String], out: &Path) -> u64 {
+    let latest = || {
+        let name = std::fs::read_to_string(out.join("checkpoints/latest")).ok()?;
+        name.trim().strip_prefix("step-")?.parse::<u64>().ok()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reclip")).args(args).stdout(Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    while latest().is_none() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first checkpoint");
+        assert!(start.elapsed() < Duration::from_secs(600), "no checkpoint after 10 minutes");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    latest().unwrap()
+}
+
 #[test]
-fn a_streamed_run_stopped_mid_epoch_resumes_with_the_same_batches() {
+fn a_streamed_run_killed_mid_epoch_resumes_with_the_same_batches() {
     let s = scratch();
     let indexed = succeeds(&strings(&["index-shards", "--data", &s.data]));
     assert!(String::from_utf8_lossy(&indexed.stdout).contains("120"), "{indexed:?}");
     let (a, b) = (s.root.join("a"), s.root.join("b"));
     succeeds(&train_args(&s.model, &s.data, &a));
-    let stopped = |n: &str| [train_args(&s.model, &s.data, &b), strings(&["--stop-after", n])].concat();
-    succeeds(&stopped("12"));
+    // Killed once a checkpoint is complete (every 5 steps, within the first
+    // epoch of 15), resumed and stopped in the second epoch, resumed again.
+    let killed_at = kill_after_a_checkpoint(&train_args(&s.model, &s.data, &b), &b);
+    assert!(killed_at < 15, "killed after step {killed_at}, not in the first epoch; make the run longer");
+    let streams = b.join(format!("checkpoints/step-{killed_at:07}/data-streams.json"));
+    assert!(streams.is_file(), "{} holds the ranks' stream states", streams.display());
     let resume = |n: &str| strings(&["train", "--resume", b.to_str().unwrap(), "--quiet", "--stop-after", n]);
-    assert!(b.join("checkpoints/step-0000012/data-streams.json").is_file());
-    succeeds(&resume("11"));
+    succeeds(&resume(&(22 - killed_at).to_string()));
     succeeds(&resume("100"));
 
     assert_eq!(losses(&a).len(), 40);
