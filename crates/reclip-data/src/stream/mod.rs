@@ -14,13 +14,13 @@
 //!   by worker), so ranks read disjoint shards. Resampled, each reader
 //!   instead draws shard after shard with replacement from
 //!   `(seed, e, r, w, draw)`.
-//! - each reader reads its shards sequentially on a thread of its own, a
-//!   few hundred samples ahead; the rank takes one sample from each reader
-//!   in turn.
-//! - the samples pass through a shuffle buffer: filled with `S` samples at
-//!   the start of an epoch, then each sample handed out is the one at a
-//!   place drawn from `(seed, e, r, handed out so far)`, replaced by the
-//!   next sample read; when the readers are done the buffer drains.
+//! - each reader reads its shards sequentially on a thread of its own, up
+//!   to 256 samples and 64 MiB ahead; the rank takes one sample from each
+//!   reader in turn.
+//! - the samples pass through a shuffle buffer, topped up to `S` samples
+//!   (and at most 2 GiB) before each sample is handed out: the one at a
+//!   place drawn from `(seed, e, r, handed out so far)`. When the readers
+//!   are done the buffer drains.
 //! - an epoch is `samples_per_epoch / B` batches (the sum of `sizes.json`'s
 //!   counts by default) of `B/k` samples per rank. Ranks hold unequal
 //!   numbers of samples (shards differ in size and count, samples are bad),

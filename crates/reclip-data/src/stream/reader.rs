@@ -1,16 +1,22 @@
-//! A reader's thread: its shards read sequentially, from a cursor, a
-//! bounded number of samples ahead of the rank that takes them.
+//! A reader's thread: its shards read sequentially, from a cursor, ahead of
+//! the rank that takes them by at most [`READ_AHEAD`] samples and
+//! [`READ_AHEAD_BYTES`].
 
 use super::ShardStream;
 use super::order::Sequence;
 use crate::tar_walk::{Member, Walked, walk_shard};
 use crate::{Problem, ProblemKind};
 use std::ops::ControlFlow;
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvError, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 /// Samples a reader keeps ready: at LAION's ~30 KB a sample, about 8 MB.
 const READ_AHEAD: usize = 256;
+/// The most encoded bytes a reader holds ahead (one sample always fits),
+/// however large its shards' samples are.
+const READ_AHEAD_BYTES: u64 = 64 << 20;
 
 /// A sample as read from its shard, not yet decoded.
 #[derive(Clone, Debug)]
@@ -18,6 +24,13 @@ pub(crate) struct RawSample {
     pub at: SampleAt,
     pub image: Vec<u8>,
     pub caption: Vec<u8>,
+}
+
+impl RawSample {
+    /// The encoded bytes it holds.
+    pub(crate) fn bytes(&self) -> u64 {
+        (self.image.len() + self.caption.len()) as u64
+    }
 }
 
 /// Where a sample lies: enough to read it again.
@@ -58,19 +71,91 @@ pub(crate) enum Item {
     Done,
 }
 
+/// The bytes of the samples between a reader's thread and its rank.
+struct Budget {
+    used: Mutex<u64>,
+    changed: Condvar,
+    /// The rank dropped the reader.
+    closed: AtomicBool,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Budget { used: Mutex::new(0), changed: Condvar::new(), closed: AtomicBool::new(false) }
+    }
+
+    /// Waits until `bytes` more fit, or none are held; `false` if the rank
+    /// dropped the reader meanwhile.
+    fn take(&self, bytes: u64) -> bool {
+        let mut used = self.used.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while *used > 0 && *used + bytes > READ_AHEAD_BYTES {
+            if self.closed.load(Ordering::Relaxed) {
+                return false;
+            }
+            used =
+                self.changed.wait_timeout(used, Duration::from_millis(100)).map_or_else(|p| p.into_inner().0, |w| w.0);
+        }
+        *used += bytes;
+        true
+    }
+
+    fn give(&self, bytes: u64) {
+        *self.used.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) -= bytes;
+        self.changed.notify_all();
+    }
+}
+
+/// The rank's end of a reader: its items in shard order.
+pub(crate) struct ReaderHandle {
+    items: Receiver<Item>,
+    budget: Arc<Budget>,
+}
+
+impl ReaderHandle {
+    /// The next item; an error if the reader's thread is gone (it panicked).
+    pub(crate) fn recv(&self) -> std::result::Result<Item, RecvError> {
+        let item = self.items.recv()?;
+        if let Item::Sample(sample, _) = &item {
+            self.budget.give(sample.bytes());
+        }
+        Ok(item)
+    }
+}
+
+impl Drop for ReaderHandle {
+    fn drop(&mut self) {
+        self.budget.closed.store(true, Ordering::Relaxed);
+        self.budget.changed.notify_all();
+    }
+}
+
 /// Starts reading `sequence` from `at`.
-pub(crate) fn start(stream: Arc<ShardStream>, sequence: Sequence, at: ReaderAt) -> std::io::Result<Receiver<Item>> {
-    let (send, receive) = sync_channel(READ_AHEAD);
+pub(crate) fn start(stream: Arc<ShardStream>, sequence: Sequence, at: ReaderAt) -> std::io::Result<ReaderHandle> {
+    let (send, items) = sync_channel(READ_AHEAD);
+    let budget = Arc::new(Budget::new());
+    let held = budget.clone();
     std::thread::Builder::new().name("reclip-shard-reader".into()).spawn(move || {
         // A failed send means the rank dropped this reader (a new epoch, a
         // rewind, the end): stop.
-        let _ = read(&stream, &sequence, at, &send);
+        let _ = read(&stream, &sequence, at, &send, &held);
     })?;
-    Ok(receive)
+    Ok(ReaderHandle { items, budget })
 }
 
-fn read(stream: &ShardStream, sequence: &Sequence, mut at: ReaderAt, send: &SyncSender<Item>) -> ControlFlow<()> {
-    let sent = |item| if send.send(item).is_ok() { ControlFlow::Continue(()) } else { ControlFlow::Break(()) };
+fn read(
+    stream: &ShardStream,
+    sequence: &Sequence,
+    mut at: ReaderAt,
+    send: &SyncSender<Item>,
+    budget: &Budget,
+) -> ControlFlow<()> {
+    let sent = |item: Item| {
+        let fits = match &item {
+            Item::Sample(sample, _) => budget.take(sample.bytes()),
+            _ => true,
+        };
+        if fits && send.send(item).is_ok() { ControlFlow::Continue(()) } else { ControlFlow::Break(()) }
+    };
     while let Some(shard) = sequence.shard(at.shard) {
         let path = stream.path(shard);
         let (mut ordinal, mut skip) = (at.ordinal, at.skip);
@@ -101,4 +186,30 @@ fn read(stream: &ShardStream, sequence: &Sequence, mut at: ReaderAt, send: &Sync
         at = ReaderAt { shard: at.shard + 1, ..ReaderAt::default() };
     }
     sent(Item::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_ahead_waits_for_room_but_always_takes_one_sample() {
+        let budget = Arc::new(Budget::new());
+        assert!(budget.take(2 * READ_AHEAD_BYTES), "alone, a sample of any size fits");
+        let waiting = {
+            let budget = budget.clone();
+            std::thread::spawn(move || budget.take(1))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiting.is_finished(), "no room until the rank takes the first");
+        budget.give(2 * READ_AHEAD_BYTES);
+        assert!(waiting.join().unwrap());
+        assert!(budget.take(READ_AHEAD_BYTES - 1), "filled to the byte");
+        budget.closed.store(true, Ordering::Relaxed);
+        let stopped = {
+            let budget = budget.clone();
+            std::thread::spawn(move || budget.take(1))
+        };
+        assert!(!stopped.join().unwrap(), "a dropped reader's thread stops waiting");
+    }
 }

@@ -66,8 +66,6 @@ pub struct StreamState {
     pub(crate) turn: usize,
     /// Samples handed out in this epoch.
     pub(crate) handed: u64,
-    /// Whether the buffer's first fill of this pass is done.
-    pub(crate) filled: bool,
     /// Each reader's place; `None` once it has read all its shards.
     pub(crate) readers: Vec<Option<ReaderAt>>,
     /// The shuffle buffer's samples, in order.
