@@ -33,6 +33,13 @@
 //! Size: each request names the image size and context length. Batches made
 //! ahead at another size are discarded and made again, so the trainer can
 //! switch from 64 px to 224 px between two steps.
+//!
+//! Streams: [`Loader::streaming`] makes batches from a shard stream (see
+//! [`crate::ShardStream`]) instead of a dataset read by index. Positions
+//! count batches as above, but the samples come from the rank's stream in
+//! its order, a bad one replaced by the stream's next; the stream's state
+//! after each batch rides with it, so that discarded batches are made again
+//! from the batch handed out next (`seek` resumes from a saved state).
 
 mod assemble;
 mod prefetch;
