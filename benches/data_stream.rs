@@ -6,7 +6,10 @@
 //!    of 100 samples, and for 500 shards of 25 to 400 samples. The stream
 //!    lists the shards and reads their `sizes.json`; the index reads every
 //!    tar header. The stream's cost must grow with shards, not samples.
-//! 2. Loader throughput on one decoding thread ("elem/s" is images per
+//! 2. The cost of the default 5000-sample shuffle buffer: the first
+//!    batch's wait while it fills, and the first after a change of image
+//!    size, which reads it back from its shards.
+//! 3. Loader throughput on one decoding thread ("elem/s" is images per
 //!    second per core) at 64 and 224 px, batches of 32 from 16 shards of
 //!    384x288 photo-like JPEGs: streamed (2 readers, a shuffle buffer of
 //!    256) and random access.
@@ -133,12 +136,35 @@ fn open_cost(root: &Path) {
     }
 }
 
-fn throughput(c: &mut Criterion, root: &Path) {
+/// What the default shuffle buffer costs when a stream starts (filled with
+/// 5000 samples before its first batch) and at a change of image size (the
+/// batches made ahead dropped, the buffer read back from its shards).
+fn start_cost(root: &Path, photos: &[Vec<u8>]) {
+    let list = write_shards(&root.join("start"), 20, 500, photos);
+    let config = LoaderConfig { workers: 1, ..LoaderConfig::train(32, 0) };
+    let stream = Arc::new(ShardStream::new(ShardList::open(&list).unwrap(), StreamConfig::default()).unwrap());
+    let mut loader = Loader::streaming(stream, Arc::new(ByteEncoder), config).unwrap();
+    let spec = |image_size| BatchSpec { image_size, context_length: 32 };
+    let timed = |loader: &mut Loader, size| {
+        let start = Instant::now();
+        loader.next_batch(spec(size)).unwrap();
+        start.elapsed().as_secs_f64() * 1e3
+    };
+    let first = timed(&mut loader, 64);
+    let steady: f64 = (0..10).map(|_| timed(&mut loader, 64)).sum::<f64>() / 10.0;
+    let switched = timed(&mut loader, 224);
+    let after: f64 = (0..5).map(|_| timed(&mut loader, 224)).sum::<f64>() / 5.0;
+    println!(
+        "stream start, 20 x 500 samples, buffer 5000, batches of 32 on one decoding thread: first batch {first:.0} ms \
+         (then {steady:.0} ms each at 64 px); first batch after a switch to 224 px {switched:.0} ms (then {after:.0} ms)"
+    );
+}
+
+fn throughput(c: &mut Criterion, root: &Path, photos: &[Vec<u8>]) {
     const BATCH: usize = 32;
-    let photos: Vec<Vec<u8>> = (0..64).map(|i| jpeg(384, 288, i, 90)).collect();
     let mean = photos.iter().map(Vec::len).sum::<usize>() / photos.len();
     eprintln!("throughput shards: 16 x 64 JPEGs of 384x288, {} KiB each on average", mean / 1024);
-    let list = write_shards(&root.join("throughput"), 16, 64, &photos);
+    let list = write_shards(&root.join("throughput"), 16, 64, photos);
     let config = LoaderConfig { workers: 1, ..LoaderConfig::train(BATCH, 0) };
     let streamed = StreamConfig { shuffle_buffer: 256, readers: 2, ..StreamConfig::default() };
     let mut group = c.benchmark_group("loader");
@@ -164,9 +190,11 @@ fn main() {
     let root = tempfile::tempdir().unwrap();
     let mut c = Criterion::default().configure_from_args();
     // `cargo test --benches` runs benches once, quickly: skip the big open table there.
+    let photos: Vec<Vec<u8>> = (0..64).map(|i| jpeg(384, 288, i, 90)).collect();
     if !std::env::args().any(|a| a == "--test" || a == "--list") {
         open_cost(root.path());
+        start_cost(root.path(), &photos);
     }
-    throughput(&mut c, root.path());
+    throughput(&mut c, root.path(), &photos);
     c.final_summary();
 }
