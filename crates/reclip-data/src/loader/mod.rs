@@ -133,6 +133,18 @@ pub struct LoaderConfig {
 }
 
 impl LoaderConfig {
+    /// Why a loader cannot work this way, whatever its source, if it cannot.
+    fn check(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::option("batch size", "must be at least 1"));
+        }
+        self.slice.check(self)?;
+        if self.workers > 0 && self.prefetch == 0 {
+            return Err(Error::option("prefetch", "must be at least 1 when there are workers"));
+        }
+        Ok(())
+    }
+
     /// Shuffled, last partial batch dropped, random resized crops, bad samples
     /// replaced, a worker per core, the whole batch.
     pub fn train(batch_size: usize, seed: u64) -> Self {
@@ -246,13 +258,7 @@ pub struct Loader {
 
 impl Loader {
     pub fn new(dataset: Arc<dyn Dataset>, encoder: Arc<dyn CaptionEncoder>, config: LoaderConfig) -> Result<Self> {
-        if config.batch_size == 0 {
-            return Err(Error::option("batch size", "must be at least 1"));
-        }
-        config.slice.check(&config)?;
-        if config.workers > 0 && config.prefetch == 0 {
-            return Err(Error::option("prefetch", "must be at least 1 when there are workers"));
-        }
+        config.check()?;
         if dataset.is_empty() {
             return Err(Error::no_usable_sample(
                 dataset.source(),
@@ -278,14 +284,8 @@ impl Loader {
     /// dropping are the stream's own; batches per epoch are its samples
     /// per epoch over the batch size.
     pub fn streaming(stream: Arc<ShardStream>, encoder: Arc<dyn CaptionEncoder>, config: LoaderConfig) -> Result<Self> {
-        if config.batch_size == 0 {
-            return Err(Error::option("batch size", "must be at least 1"));
-        }
         let config = LoaderConfig { shuffle: true, drop_last: true, replace_bad: true, ..config };
-        config.slice.check(&config)?;
-        if config.workers > 0 && config.prefetch == 0 {
-            return Err(Error::option("prefetch", "must be at least 1 when there are workers"));
-        }
+        config.check()?;
         let (workers, prefetch, slice) = (config.workers, config.prefetch, config.slice);
         let maker = StreamMaker::new(stream, encoder, config)?;
         Self::start(Batches::Streamed(maker), slice, workers, prefetch)

@@ -18,7 +18,10 @@ pub(crate) struct StreamMaker {
     encoder: Arc<dyn CaptionEncoder>,
     config: LoaderConfig,
     batches_per_epoch: usize,
-    cursor: Mutex<Cursor>,
+    layout: Layout,
+    /// Started from the anchor when the first batch is asked for, and again
+    /// whenever a batch other than the cursor's next is.
+    cursor: Mutex<Option<Cursor>>,
     /// The state at the batch the loader hands out next: where a rewind goes.
     anchor: Mutex<StreamState>,
     problems: Arc<Mutex<DataReport>>,
@@ -59,15 +62,15 @@ impl StreamMaker {
             batch_size: config.batch_size,
         };
         let problems = Arc::new(Mutex::new(DataReport::new(stream.source())));
-        let cursor = Cursor::new(stream.clone(), layout, batches_per_epoch, problems.clone())?;
-        let anchor = Mutex::new(cursor.snapshot());
+        let anchor = Mutex::new(StreamState::epoch_start(layout.clone(), 0));
         let pool = decode_pool(config.workers)?;
         Ok(StreamMaker {
             stream,
             encoder,
             config,
             batches_per_epoch,
-            cursor: Mutex::new(cursor),
+            layout,
+            cursor: Mutex::new(None),
             anchor,
             problems,
             pool,
@@ -94,12 +97,12 @@ impl StreamMaker {
     }
 
     /// The state a run resumes from, checked against this stream: the start
-    /// of epoch `position.epoch` if `state` is `None`.
+    /// of epoch `position.epoch` if `state` is `None`. The next batch starts
+    /// a cursor from it.
     pub(crate) fn resume_state(&self, position: Position, state: Option<StreamState>) -> Result<StreamState> {
-        let mut cursor = self.cursor.lock().expect("cursor poisoned");
-        match state {
-            Some(state) => cursor.restore(&state)?,
-            None if position.batch == 0 => cursor.start_epoch(position.epoch)?,
+        let state = match state {
+            Some(state) => state,
+            None if position.batch == 0 => StreamState::epoch_start(self.layout.clone(), position.epoch),
             None => {
                 return Err(Error::option(
                     "loader position",
@@ -109,8 +112,10 @@ impl StreamMaker {
                     ),
                 ));
             }
-        }
-        Ok(cursor.snapshot())
+        };
+        state.check(&self.layout, self.batches_per_epoch, self.stream.shards())?;
+        *self.cursor.lock().expect("cursor poisoned") = None;
+        Ok(state)
     }
 
     /// Passes a rank made over its shards beyond the first, so far.
@@ -123,8 +128,8 @@ impl StreamMaker {
     }
 
     pub(crate) fn make(&self, pos: Position, spec: BatchSpec) -> Result<Batch> {
-        let mut cursor = self.cursor.lock().expect("cursor poisoned");
-        if cursor.position() != pos {
+        let mut started = self.cursor.lock().expect("cursor poisoned");
+        if started.as_ref().is_none_or(|cursor| cursor.position() != pos) {
             let anchor = self.anchor();
             if anchor.position() != pos {
                 return Err(Error::LoaderStopped(format!(
@@ -132,23 +137,26 @@ impl StreamMaker {
                     anchor.position()
                 )));
             }
-            cursor.restore(&anchor)?;
+            // The old cursor's readers stop before the new one's start.
+            *started = None;
+            let (stream, layout, problems) = (self.stream.clone(), self.layout.clone(), self.problems.clone());
+            *started = Some(Cursor::from_state(stream, layout, self.batches_per_epoch, problems, &anchor)?);
         }
+        let cursor = started.as_mut().expect("a cursor was just ensured");
         let places = self.config.slice.places(self.config.batch_size);
         let raw = places.clone().map(|_| cursor.next_sample()).collect::<Result<Vec<_>>>()?;
         let plane = 3 * spec.image_size * spec.image_size;
         let mut images = vec![0f32; places.len() * plane];
         let encoder = self.encoder.as_ref();
-        // A place's sample, or the problem that keeps it out.
-        let decode = |place: usize, attempt: usize, raw: &RawSample| {
+        // A place's row from `raw`: its image written to `out`, its id and
+        // token ids; or the problem that keeps the sample out.
+        let fill_row = |place: usize, attempt: usize, raw: &RawSample, out: &mut [f32]| {
             let view = place_view(&self.config, pos, place, attempt, spec.image_size);
             let location = || format!("{}: sample {} of shard {}", self.stream.source(), raw.at.ordinal, raw.at.shard);
-            decode_sample(&raw.image, raw.caption.clone(), &view, location).map(|sample| (raw.at.id(), sample))
+            decode_sample(&raw.image, raw.caption.clone(), &view, location)
+                .map(|sample| encode_row(&sample, out, encoder, spec).map(|tokens| (raw.at.id(), tokens)))
         };
-        let fill = |(row, (out, raw)): (usize, (&mut [f32], &RawSample))| {
-            let decoded = decode(places.start + row, 0, raw);
-            decoded.map(|(id, sample)| encode_row(&sample, out, encoder, spec).map(|tokens| (id, tokens)))
-        };
+        let fill = |(row, (out, raw)): (usize, (&mut [f32], &RawSample))| fill_row(places.start + row, 0, raw, out);
         let first: Vec<std::result::Result<Result<Filled>, Problem>> = match &self.pool {
             Some(pool) => {
                 pool.install(|| images.par_chunks_mut(plane).zip(raw.par_iter()).enumerate().map(fill).collect())
@@ -163,8 +171,7 @@ impl StreamMaker {
                 self.problems.lock().expect("problem log poisoned").record(problem);
                 let substitute = cursor.next_sample()?;
                 let out = &mut images[row * plane..(row + 1) * plane];
-                outcome = decode(places.start + row, attempt, &substitute)
-                    .map(|(id, sample)| encode_row(&sample, out, encoder, spec).map(|tokens| (id, tokens)));
+                outcome = fill_row(places.start + row, attempt, &substitute, out);
             }
             filled.push(match outcome {
                 Ok(row) => Some(row?),

@@ -4,9 +4,8 @@
 
 use super::ShardStream;
 use super::order::{PICK_STREAM, Reader, Sequence};
-use super::reader::{self, Item, RawSample, ReaderAt, ReaderHandle, SampleAt};
+use super::reader::{self, Item, RawSample, ReaderAt, ReaderHandle};
 use super::state::{Layout, StreamState};
-use crate::limits::{CAPTION, IMAGE_FILE};
 use crate::seed::mix;
 use crate::webdataset::read_at;
 use crate::{DataReport, Error, Position, Result};
@@ -47,30 +46,47 @@ pub(crate) struct Cursor {
 }
 
 impl Cursor {
-    /// A cursor at the start of epoch 0 for the rank and sizes `layout` names.
-    pub(crate) fn new(
+    /// A cursor continuing from `state` (checked against `layout`):
+    /// readers started at their places, the buffer read back from its
+    /// shards. A buffered sample that can no longer be read (its shard
+    /// changed) is reported and left out.
+    pub(crate) fn from_state(
         stream: Arc<ShardStream>,
         layout: Layout,
         batches_per_epoch: usize,
         problems: Arc<Mutex<DataReport>>,
+        state: &StreamState,
     ) -> Result<Self> {
+        state.check(&layout, batches_per_epoch, stream.shards())?;
         let mut cursor = Cursor {
-            stream,
-            layout,
-            batches_per_epoch,
-            epoch: 0,
-            batch: 0,
-            pass: 0,
-            pass_samples: 0,
-            extra_passes: 0,
-            turn: 0,
-            handed: 0,
+            epoch: state.epoch,
+            batch: state.batch,
+            pass: state.pass,
+            pass_samples: state.pass_samples,
+            extra_passes: state.extra_passes,
+            turn: state.turn % layout.readers,
+            handed: state.handed,
             buffered_bytes: 0,
             readers: Vec::new(),
             buffer: Vec::new(),
+            stream,
+            layout,
+            batches_per_epoch,
             problems,
         };
-        cursor.start_epoch(0)?;
+        cursor.start_readers(&state.readers)?;
+        for at in &state.buffer {
+            let path = cursor.stream.path(at.shard);
+            let read = |(offset, len): (u64, u64)| read_at(path, offset, len);
+            match read(at.image).and_then(|image| Ok((image, read(at.caption)?))) {
+                Ok((image, caption)) => cursor.push(RawSample { at: *at, image, caption }),
+                Err(e) => cursor.problems.lock().expect("problem log poisoned").record(e.into_problem(format!(
+                    "{}: a buffered sample at byte {}",
+                    path.display(),
+                    at.image.0
+                ))),
+            }
+        }
         Ok(cursor)
     }
 
@@ -80,7 +96,7 @@ impl Cursor {
     }
 
     /// Moves to the start of epoch `epoch`: readers afresh, the buffer empty.
-    pub(crate) fn start_epoch(&mut self, epoch: usize) -> Result<()> {
+    fn start_epoch(&mut self, epoch: usize) -> Result<()> {
         (self.epoch, self.batch, self.handed) = (epoch, 0, 0);
         self.start_pass(0)
     }
@@ -213,43 +229,5 @@ impl Cursor {
             readers: self.readers.iter().map(|r| r.items.as_ref().map(|_| r.at)).collect(),
             buffer: self.buffer.iter().map(|s| s.at).collect(),
         }
-    }
-
-    /// Continues from `state`: readers restarted at their places, the
-    /// buffer read back from its shards. A buffered sample that can no
-    /// longer be read (its shard changed) is reported and left out.
-    pub(crate) fn restore(&mut self, state: &StreamState) -> Result<()> {
-        state.check(&self.layout)?;
-        let shards = self.stream.shards() as u32;
-        let fits = |at: &SampleAt| at.shard < shards && at.image.1 <= IMAGE_FILE.bytes && at.caption.1 <= CAPTION.bytes;
-        if state.batch >= self.batches_per_epoch
-            || state.readers.len() != self.layout.readers
-            || state.buffer.len() > self.layout.shuffle_buffer
-            || !state.buffer.iter().all(fits)
-        {
-            return Err(Error::option("stream state", "its position or buffer does not fit this stream"));
-        }
-        self.epoch = state.epoch;
-        self.batch = state.batch;
-        self.pass = state.pass;
-        self.pass_samples = state.pass_samples;
-        self.extra_passes = state.extra_passes;
-        self.turn = state.turn % self.layout.readers;
-        self.handed = state.handed;
-        self.start_readers(&state.readers)?;
-        self.clear_buffer();
-        for at in &state.buffer {
-            let path = self.stream.path(at.shard);
-            let read = |(offset, len): (u64, u64)| read_at(path, offset, len);
-            match read(at.image).and_then(|image| Ok((image, read(at.caption)?))) {
-                Ok((image, caption)) => self.push(RawSample { at: *at, image, caption }),
-                Err(e) => self.problems.lock().expect("problem log poisoned").record(e.into_problem(format!(
-                    "{}: a buffered sample at byte {}",
-                    path.display(),
-                    at.image.0
-                ))),
-            }
-        }
-        Ok(())
     }
 }

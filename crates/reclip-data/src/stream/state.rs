@@ -1,6 +1,7 @@
 //! A rank's place in its stream, as a checkpoint records it.
 
 use super::reader::{ReaderAt, SampleAt};
+use crate::limits::{CAPTION, IMAGE_FILE};
 use crate::{Error, Position, Result};
 use serde::{Deserialize, Serialize};
 
@@ -94,10 +95,40 @@ impl StreamState {
             .map_err(|e| Error::option("stream state", format!("{what} is not a stream state: {e}")))
     }
 
-    pub(crate) fn check(&self, layout: &Layout) -> Result<()> {
-        match layout.refuse(&self.layout) {
-            Some(reason) => Err(Error::option("stream state", reason)),
-            None => Ok(()),
+    /// The start of epoch `epoch`: every reader at its first shard, the buffer empty.
+    pub(crate) fn epoch_start(layout: Layout, epoch: usize) -> Self {
+        let readers = vec![Some(ReaderAt::default()); layout.readers];
+        StreamState {
+            layout,
+            epoch,
+            batch: 0,
+            pass: 0,
+            pass_samples: 0,
+            extra_passes: 0,
+            turn: 0,
+            handed: 0,
+            readers,
+            buffer: Vec::new(),
         }
+    }
+
+    /// Why this state cannot continue a stream laid out as `layout`, of
+    /// `batches_per_epoch` batches over `shards` shards, if it cannot: a
+    /// state read from a checkpoint is checked before anything is read for it.
+    pub(crate) fn check(&self, layout: &Layout, batches_per_epoch: usize, shards: usize) -> Result<()> {
+        if let Some(reason) = layout.refuse(&self.layout) {
+            return Err(Error::option("stream state", reason));
+        }
+        let fits = |at: &SampleAt| {
+            (at.shard as usize) < shards && at.image.1 <= IMAGE_FILE.bytes && at.caption.1 <= CAPTION.bytes
+        };
+        if self.batch >= batches_per_epoch
+            || self.readers.len() != layout.readers
+            || self.buffer.len() > layout.shuffle_buffer
+            || !self.buffer.iter().all(fits)
+        {
+            return Err(Error::option("stream state", "its position or buffer does not fit this stream"));
+        }
+        Ok(())
     }
 }
