@@ -1,9 +1,12 @@
-// The epilogues of the MLP's linear layers (the GEMMs run in cuBLAS):
-// y = act(z + bias) with act identity, GELU (exact, erf) or QuickGELU
-// (u·σ(1.702u)), its backward du = dy·act'(z + bias), and the bias gradient
-// db = Σ_rows du, reduced in two deterministic stages (no atomics): per-tile
-// partial sums over a fixed chunk of rows, then the chunks in order. z is the
-// GEMM's output, kept for the backward instead of the pre-activation.
+// The epilogues of the MLP's linear layers with an activation (the GEMMs run
+// in cuBLAS): y = act(z + bias) with act GELU (exact, erf) or QuickGELU
+// (u·σ(1.702u)), or the identity, its backward du = dy·act'(z + bias), and the
+// bias gradient db = Σ_rows du, reduced in two deterministic stages (no
+// atomics): per-tile partial sums over a fixed chunk of rows, then the chunks
+// in order. z is the GEMM's output, kept for the backward instead of the
+// pre-activation. Layers without activation add their bias and sum its
+// gradient in cuBLASLt's GEMM epilogues instead (reclip-mlp's fused.rs); they
+// use bias_grad only when their weight takes no gradient.
 // Register counts are ptxas's for sm_80/sm_90 (tools/ptxas-report.sh); none
 // spills.
 #include "common.cuh"

@@ -226,8 +226,39 @@ pub struct GemmOperand {
     pub batch_stride: usize,
 }
 
+/// What a GEMM computes besides its product, in the same pass (cuBLASLt's
+/// epilogues on CUDA). Both work on one product (`batch` 1) with `alpha` 1,
+/// and their vectors are contiguous, in the call's dtype.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GemmEpilogue {
+    #[default]
+    None,
+    /// `C[i, j] = A·B[i, j] + beta·C[i, j] + bias[j]`: a bias of n elements
+    /// added to every row, in f32 before C is rounded to its dtype. A linear
+    /// layer's bias (y = x·Wᵀ + b). cuBLASLt's BIAS: reclip's row-major
+    /// C is cuBLAS's column-major D, whose rows are reclip's columns.
+    Bias { bias: u64 },
+    /// The product as without epilogue, and `out[i] = Σ_p A[i, p]`, the sum
+    /// of A over k (m elements, summed in f32). A linear layer's bias
+    /// gradient taken from its weight gradient dW = dyᵀ·x: A = dyᵀ, so
+    /// out = Σ_rows dy. cuBLASLt's BGRADB, because reclip's A is cuBLAS's B.
+    BiasGrad { out: u64 },
+}
+
+impl GemmEpilogue {
+    /// Its name in error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            GemmEpilogue::None => "no",
+            GemmEpilogue::Bias { .. } => "bias",
+            GemmEpilogue::BiasGrad { .. } => "bias-gradient",
+        }
+    }
+}
+
 /// `C[b] = alpha * A[b] · B[b] + beta * C[b]` for `b < batch`, row-major, with
-/// A m×k and B k×n; strides in elements; accumulation in f32.
+/// A m×k and B k×n; strides in elements; accumulation in f32; then the
+/// [`GemmEpilogue`].
 #[derive(Clone, Copy, Debug)]
 pub struct GemmCall {
     pub dtype: DType,
@@ -242,6 +273,29 @@ pub struct GemmCall {
     pub c: u64,
     pub ldc: usize,
     pub c_batch_stride: usize,
+    pub epilogue: GemmEpilogue,
+}
+
+impl GemmCall {
+    /// Refuses an epilogue on a call it is not defined for (see
+    /// [`GemmEpilogue`]); backends check before they run one.
+    pub fn check_epilogue(&self) -> Result<()> {
+        if self.epilogue == GemmEpilogue::None || (self.batch == 1 && self.alpha == 1.0) {
+            return Ok(());
+        }
+        Err(crate::Error::invalid(
+            "gemm",
+            format!(
+                "the {} epilogue needs one product with alpha 1, got batch {} and alpha {} ({}x{}x{})",
+                self.epilogue.name(),
+                self.batch,
+                self.alpha,
+                self.m,
+                self.n,
+                self.k
+            ),
+        ))
+    }
 }
 
 /// What a device that runs reclip's kernels provides. Memory is addressed by

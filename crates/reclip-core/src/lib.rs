@@ -15,7 +15,9 @@ pub mod ops;
 mod storage;
 mod tensor;
 
-pub use device::{Device, GemmCall, GemmOperand, GpuDevice, KernelArg, KernelBackend, KernelLayout, Launch};
+pub use device::{
+    Device, GemmCall, GemmEpilogue, GemmOperand, GpuDevice, KernelArg, KernelBackend, KernelLayout, Launch,
+};
 pub use device_op::DeviceOp;
 pub use dtype::{DType, Element, Real};
 pub use error::{Error, Result};

@@ -1,7 +1,9 @@
 use cudarc::cublas::sys as cublas;
+use cudarc::cublaslt::result::CublasError;
+use cudarc::cublaslt::{result as lt, sys as ltsys};
 use cudarc::driver::sys as cu;
 use cudarc::driver::{CudaContext, CudaStream, DriverError, result};
-use reclip_core::{DType, Device, Error, GemmCall, KernelBackend, Launch, Result};
+use reclip_core::{DType, Device, Error, GemmCall, GemmEpilogue, KernelBackend, Launch, Result};
 use std::collections::HashMap;
 use std::ffi::{CString, c_void};
 use std::sync::{Arc, Mutex};
@@ -35,13 +37,19 @@ pub struct CudaOptions {
 pub const SYNC_VAR: &str = "RECLIP_CUDA_SYNC";
 
 /// A CUDA GPU: one context, one stream on which all work is ordered, the
-/// embedded kernel modules, and a cuBLAS handle on that stream.
+/// embedded kernel modules, a cuBLAS handle on that stream, and a cuBLASLt
+/// handle with its workspace for the GEMMs with an epilogue.
 pub struct CudaBackend {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     modules: Vec<cu::CUmodule>,
     functions: Mutex<HashMap<&'static str, Function>>,
     cublas: cublas::cublasHandle_t,
+    cublaslt: ltsys::cublasLtHandle_t,
+    /// cuBLASLt's workspace, allocated once: its GEMMs all run on the one
+    /// stream, so they never use it at the same time.
+    lt_workspace: u64,
+    lt_workspace_bytes: usize,
     options: CudaOptions,
     /// `RECLIP_CUDA_SYNC=1`: wait for each launch and GEMM and name the
     /// failing one, as CUDA_LAUNCH_BLOCKING does for other programs. An
@@ -134,12 +142,31 @@ impl CudaBackend {
             handle
         };
 
+        // SAFETY: probing and creating a cuBLASLt handle on the bound context.
+        if !unsafe { ltsys::is_culib_present() } {
+            return Err(Error::Device(format!(
+                "CUDA device {ordinal} cannot be used: cuBLASLt (libcublasLt) is not installed"
+            )));
+        }
+        let cublaslt = lt::create_handle().map_err(|e| Error::Device(format!("cuBLASLt: {e}")))?;
+        // NVIDIA's recommended workspace: 32 MiB on Hopper and later, 4 MiB before.
+        let major = ctx
+            .attribute(cu::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+            .map_err(|e| unusable("reading its compute capability", e))?;
+        let lt_workspace_bytes = if major >= 9 { 32 << 20 } else { 4 << 20 };
+        // SAFETY: a plain allocation on the bound context, freed in Drop.
+        let lt_workspace = unsafe { result::malloc_sync(lt_workspace_bytes) }
+            .map_err(|e| unusable("allocating the cuBLASLt workspace", e))?;
+
         Ok(CudaBackend {
             ctx,
             stream,
             modules,
             functions: Mutex::new(HashMap::new()),
             cublas: handle,
+            cublaslt,
+            lt_workspace,
+            lt_workspace_bytes,
             options,
             sync: std::env::var(SYNC_VAR).is_ok_and(|v| v == "1"),
             name: format!("cuda:{ordinal} ({gpu_name}{})", if options.tf32 { ", TF32 f32 GEMMs" } else { "" }),
@@ -205,6 +232,8 @@ impl Drop for CudaBackend {
         // SAFETY: handles created in `new`, destroyed once.
         unsafe {
             let _ = cudarc::cublas::result::destroy_handle(self.cublas);
+            let _ = lt::destroy_handle(self.cublaslt);
+            let _ = result::free_sync(self.lt_workspace);
             for &m in &self.modules {
                 let _ = result::module::unload(m);
             }
@@ -235,7 +264,163 @@ fn describe(l: &Launch) -> String {
 }
 
 fn describe_gemm(c: &GemmCall) -> String {
-    format!("cuBLAS GEMM {}x{}x{} (batch {}, {})", c.m, c.n, c.k, c.batch, c.dtype)
+    match c.epilogue {
+        GemmEpilogue::None => format!("cuBLAS GEMM {}x{}x{} (batch {}, {})", c.m, c.n, c.k, c.batch, c.dtype),
+        e => format!("cuBLASLt GEMM {}x{}x{} ({}, {} epilogue)", c.m, c.n, c.k, c.dtype, e.name()),
+    }
+}
+
+/// cuBLASLt's element and compute types for a GEMM in `dtype`, as [`data_type`].
+fn lt_data_type(dtype: DType, tf32: bool) -> Result<(ltsys::cudaDataType, ltsys::cublasComputeType_t)> {
+    use ltsys::cublasComputeType_t::{CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32};
+    match dtype {
+        DType::F32 => {
+            Ok((ltsys::cudaDataType::CUDA_R_32F, if tf32 { CUBLAS_COMPUTE_32F_FAST_TF32 } else { CUBLAS_COMPUTE_32F }))
+        }
+        DType::BF16 => Ok((ltsys::cudaDataType::CUDA_R_16BF, CUBLAS_COMPUTE_32F)),
+        other => Err(Error::DType { op: "gemm", got: other, expected: "f32 or bf16" }),
+    }
+}
+
+/// A cuBLASLt descriptor, destroyed when dropped (also on the error paths).
+struct LtObject<T: Copy> {
+    handle: T,
+    destroy: unsafe fn(T) -> std::result::Result<(), CublasError>,
+}
+
+impl<T: Copy> Drop for LtObject<T> {
+    fn drop(&mut self) {
+        // SAFETY: created once by cuBLASLt, destroyed once here.
+        let _ = unsafe { (self.destroy)(self.handle) };
+    }
+}
+
+/// A matrix layout: `rows`×`cols`, column-major, leading dimension `ld`.
+fn lt_layout(
+    dtype: ltsys::cudaDataType,
+    rows: usize,
+    cols: usize,
+    ld: usize,
+) -> std::result::Result<LtObject<ltsys::cublasLtMatrixLayout_t>, CublasError> {
+    let handle = lt::create_matrix_layout(dtype, rows as u64, cols as u64, ld as i64)?;
+    Ok(LtObject { handle, destroy: lt::destroy_matrix_layout })
+}
+
+/// Sets a matmul descriptor attribute to `value`, whose type is the one the
+/// cuBLASLt documentation gives for `attr`.
+///
+/// # Safety
+/// `desc` must be a live descriptor.
+unsafe fn set_desc<V>(
+    desc: ltsys::cublasLtMatmulDesc_t,
+    attr: ltsys::cublasLtMatmulDescAttributes_t,
+    value: &V,
+) -> std::result::Result<(), CublasError> {
+    // SAFETY: value covers size_of::<V>() bytes; the caller keeps desc alive.
+    unsafe { lt::set_matmul_desc_attribute(desc, attr, value as *const V as *const c_void, size_of::<V>()) }
+}
+
+/// Sets a matmul preference attribute, as [`set_desc`].
+///
+/// # Safety
+/// `pref` must be a live preference.
+unsafe fn set_pref<V>(
+    pref: ltsys::cublasLtMatmulPreference_t,
+    attr: ltsys::cublasLtMatmulPreferenceAttributes_t,
+    value: &V,
+) -> std::result::Result<(), CublasError> {
+    // SAFETY: as in set_desc.
+    unsafe { lt::set_matmul_pref_attribute(pref, attr, value as *const V as *const c_void, size_of::<V>()) }
+}
+
+/// The alignment in bytes of a device address, up to the 256 bytes cuBLASLt
+/// assumes unless told otherwise: views start inside their allocation.
+fn alignment(ptr: u64) -> u32 {
+    1 << (ptr | 256).trailing_zeros()
+}
+
+impl CudaBackend {
+    /// A GEMM with an epilogue, through cuBLASLt: the same product as the
+    /// cuBLAS path (reclip's B is cuBLAS's A and the other way round), the
+    /// heuristic's first algorithm, the backend's workspace and stream. The
+    /// bias has one element per row of cuBLAS's column-major D = reclip's
+    /// Cᵀ, so per column of C (n); BGRADB sums cuBLAS's B = reclip's A over
+    /// k (m elements). Both vectors are in the output's dtype, cuBLASLt's
+    /// default for f32 and bf16 outputs (BIAS_DATA_TYPE left unset).
+    fn gemm_lt(
+        &self,
+        call: &GemmCall,
+        dtype: ltsys::cudaDataType,
+        compute: ltsys::cublasComputeType_t,
+    ) -> std::result::Result<(), CublasError> {
+        use ltsys::cublasLtMatmulDescAttributes_t as D;
+        use ltsys::cublasLtMatmulPreferenceAttributes_t as P;
+        let (epilogue, vector) = match call.epilogue {
+            GemmEpilogue::Bias { bias } => (ltsys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS, bias),
+            GemmEpilogue::BiasGrad { out } => (ltsys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BGRADB, out),
+            GemmEpilogue::None => (ltsys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_DEFAULT, 0),
+        };
+        // cublasOperation_t, an int32: 0 = N, 1 = T.
+        let op = |transposed: bool| transposed as i32;
+        let desc = LtObject {
+            handle: lt::create_matmul_desc(compute, ltsys::cudaDataType::CUDA_R_32F)?,
+            destroy: lt::destroy_matmul_desc,
+        };
+        // SAFETY: desc is live; each value has its attribute's documented type.
+        unsafe {
+            set_desc(desc.handle, D::CUBLASLT_MATMUL_DESC_TRANSA, &op(call.b.transposed))?;
+            set_desc(desc.handle, D::CUBLASLT_MATMUL_DESC_TRANSB, &op(call.a.transposed))?;
+            set_desc(desc.handle, D::CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue)?;
+            set_desc(desc.handle, D::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &vector)?;
+        }
+        let (m, n, k) = (call.m, call.n, call.k);
+        // Each layout is the operand as stored, before its transpose.
+        let a = if call.b.transposed { lt_layout(dtype, k, n, call.b.ld)? } else { lt_layout(dtype, n, k, call.b.ld)? };
+        let b = if call.a.transposed { lt_layout(dtype, m, k, call.a.ld)? } else { lt_layout(dtype, k, m, call.a.ld)? };
+        let c = lt_layout(dtype, n, m, call.ldc)?;
+        let pref = LtObject { handle: lt::create_matmul_pref()?, destroy: lt::destroy_matmul_pref };
+        // SAFETY: pref is live; the sizes are u64 and the alignments u32, as documented.
+        unsafe {
+            set_pref(pref.handle, P::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &(self.lt_workspace_bytes as u64))?;
+            set_pref(pref.handle, P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &alignment(call.b.ptr))?;
+            set_pref(pref.handle, P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &alignment(call.a.ptr))?;
+            set_pref(pref.handle, P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &alignment(call.c))?;
+            set_pref(pref.handle, P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &alignment(call.c))?;
+        }
+        let (alpha, beta) = (call.alpha, call.beta);
+        // SAFETY: the handles are live; the pointers are device allocations
+        // covering the operands, C and the epilogue's vector as the call
+        // describes them; the workspace is ours and only used on our stream.
+        unsafe {
+            let heuristic = lt::get_matmul_algo_heuristic(
+                self.cublaslt,
+                desc.handle,
+                a.handle,
+                b.handle,
+                c.handle,
+                c.handle,
+                pref.handle,
+            )?;
+            lt::matmul(
+                self.cublaslt,
+                desc.handle,
+                &alpha as *const f32 as *const c_void,
+                &beta as *const f32 as *const c_void,
+                call.b.ptr as *const c_void,
+                a.handle,
+                call.a.ptr as *const c_void,
+                b.handle,
+                call.c as *const c_void,
+                c.handle,
+                call.c as *mut c_void,
+                c.handle,
+                &heuristic.algo,
+                self.lt_workspace as *mut c_void,
+                self.lt_workspace_bytes,
+                self.stream.cu_stream() as _,
+            )
+        }
+    }
 }
 
 impl KernelBackend for CudaBackend {
@@ -322,6 +507,12 @@ impl KernelBackend for CudaBackend {
 
     fn gemm(&self, call: &GemmCall) -> Result<()> {
         self.bind()?;
+        if call.epilogue != GemmEpilogue::None {
+            call.check_epilogue()?;
+            let (dtype, compute) = lt_data_type(call.dtype, self.options.tf32)?;
+            self.gemm_lt(call, dtype, compute).map_err(|e| Error::Device(format!("{}: {e}", describe_gemm(call))))?;
+            return self.checked(|| describe_gemm(call));
+        }
         let (dtype, compute) = data_type(call.dtype, self.options.tf32)?;
         let op =
             |t: bool| if t { cublas::cublasOperation_t::CUBLAS_OP_T } else { cublas::cublasOperation_t::CUBLAS_OP_N };

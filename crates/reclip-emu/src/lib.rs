@@ -5,8 +5,9 @@
 //! order shuffled by a seed, and shared memory starts out as NaN. Device
 //! memory is host memory (filled with NaN bytes when allocated, so that an
 //! output element a kernel forgets to write shows up), and GEMM runs on the
-//! CPU GEMM. Launches come from the same Rust code that launches the kernels
-//! on a GPU, so the launch shapes are exercised too.
+//! CPU GEMM, with the bias and bias-gradient epilogues that cuBLASLt fuses
+//! into it on a GPU. Launches and GEMM calls come from the same Rust code as
+//! on a GPU, so their shapes are exercised too.
 //!
 //! The emulator is a test device: it is slow, runs one launch at a time per
 //! process, and cannot see races between threads that never meet at a
@@ -187,7 +188,7 @@ impl KernelBackend for Emulator {
 
     fn gemm(&self, call: &GemmCall) -> Result<()> {
         // SAFETY: the call's pointers are emulator (host) allocations covering
-        // the operands, as built by the GEMM launch code.
+        // the operands and the epilogue's vector, as built by the GEMM code.
         unsafe { reclip_core::cpu::gemm::gemm_host(call) }
     }
 

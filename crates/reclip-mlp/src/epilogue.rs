@@ -1,6 +1,8 @@
 //! What a linear layer does after its GEMM, on tensors: the fused bias +
 //! activation epilogue, forward and backward (the backward also sums the bias
-//! gradient), and the bias gradient of a layer without activation.
+//! gradient), and the bias gradient alone, for a layer without activation
+//! whose weight takes no gradient (otherwise the weight gradient's GEMM sums
+//! it, see `fused.rs`).
 
 use crate::{Activation, OP, cpu, gpu};
 use reclip_core::ops::{check_same, check_shape};

@@ -1,17 +1,25 @@
-//! reclip's MLP layers, open_clip's `c_fc → act → c_proj`. The GEMMs go
-//! through `Tensor::matmul` (cuBLAS on a GPU, reading the PyTorch-layout
-//! weight [out, in] as a transposed view, without a copy); the bias add and
-//! the activation are one fused epilogue kernel, forward and backward, and
-//! the bias gradient is a deterministic column reduction fused into the
-//! backward epilogue. Each layer is one tape node:
+//! reclip's MLP layers, open_clip's `c_fc → act → c_proj`, and the linear
+//! layers of attention. The GEMMs read the PyTorch-layout weight [out, in]
+//! as a transposed operand, without a copy. Each layer is one tape node:
 //!
-//! - [`linear`]: y = x·Wᵀ (+ b);
+//! - [`linear`]: y = x·Wᵀ (+ b). On a GPU device the bias is the forward
+//!   GEMM's epilogue and its gradient the epilogue of the weight gradient's
+//!   GEMM dW = dyᵀ·x (cuBLASLt's BIAS and BGRADB on CUDA; the emulator's
+//!   GEMM computes the same), so neither takes a pass of its own. On the CPU
+//!   the GEMM, then the reference bias add and column sums.
 //! - [`linear_act`]: y = act(x·Wᵀ + b), act = GELU (exact, with erf) or
-//!   QuickGELU (u·σ(1.702u)), saving the GEMM's output for the backward;
+//!   QuickGELU (u·σ(1.702u)), saving the GEMM's output for the backward.
+//!   The bias add and the activation are one kernel after the GEMM, and so
+//!   are the backward's act' and the bias gradient (a deterministic column
+//!   reduction), not cuBLASLt's GELU epilogues: those compute GELU's tanh
+//!   approximation (PyTorch uses them only for `approximate='tanh'`), while
+//!   CLIP models are trained with the exact erf GELU (open_clip's
+//!   `nn.GELU()`) or QuickGELU, which cuBLASLt does not have.
 //! - [`mlp`]: `linear_act` then `linear`.
 
 mod cpu;
 mod epilogue;
+mod fused;
 mod gpu;
 mod linear;
 mod simd;

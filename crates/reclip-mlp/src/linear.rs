@@ -1,8 +1,10 @@
 //! The linear layers as tape nodes. A layer with a bias and one without have
 //! different numbers of inputs, so they are different ops: [`Linear`] and
-//! [`LinearBias`]; [`LinearAct`] adds the activation to the bias's epilogue.
+//! [`LinearBias`] (whose bias is fused into its GEMMs); [`LinearAct`] adds
+//! the activation to the bias's epilogue kernel.
 
 use crate::epilogue::{bias_act_backward, bias_act_forward, bias_grad};
+use crate::fused::{linear_bias_forward, weight_bias_grad};
 use crate::{Activation, OP};
 use reclip_autograd::{Op, Var};
 use reclip_core::{Error, Result, Tensor};
@@ -23,7 +25,8 @@ fn flatten_input(x: &Tensor, weight: &Tensor) -> Result<(Tensor, Vec<usize>)> {
     }
     let mut out_dims = x.dims().to_vec();
     *out_dims.last_mut().expect("x has a last dimension") = out;
-    Ok((x.reshape([x.elem_count() / inp.max(1), inp])?, out_dims))
+    let rows = x.dims()[..x.rank() - 1].iter().product::<usize>();
+    Ok((x.reshape([rows, inp])?, out_dims))
 }
 
 /// What the gradients of a layer's GEMM z = x·Wᵀ need.
@@ -35,11 +38,15 @@ struct Gemm {
 }
 
 impl Gemm {
-    /// z = x·Wᵀ as [rows, out], and the layer output's dims [..., out].
-    fn forward(x: &Tensor, w: &Tensor) -> Result<(Tensor, Vec<usize>, Gemm)> {
+    /// The GEMM's operands, and the layer output's dims [..., out].
+    fn new(x: &Tensor, w: &Tensor) -> Result<(Gemm, Vec<usize>)> {
         let (x2, out_dims) = flatten_input(x, w)?;
-        let z = x2.matmul(&w.transpose(0, 1)?)?;
-        Ok((z, out_dims, Gemm { x2, w: w.clone(), x_dims: x.dims().to_vec() }))
+        Ok((Gemm { x2, w: w.clone(), x_dims: x.dims().to_vec() }, out_dims))
+    }
+
+    /// z = x·Wᵀ as [rows, out].
+    fn product(&self) -> Result<Tensor> {
+        self.x2.matmul(&self.w.transpose(0, 1)?)
     }
 
     /// The layer output's gradient [..., out] as [rows, out], as z is.
@@ -47,11 +54,19 @@ impl Gemm {
         grad.reshape([self.x2.dims()[0], self.w.dims()[0]])
     }
 
-    /// dx = du·W and dW = duᵀ·x from the gradient `du` of z.
-    fn backward(self, du: &Tensor, [x, w]: [bool; 2]) -> Result<[Option<Tensor>; 2]> {
-        let dx = x.then(|| du.matmul(&self.w)?.reshape(self.x_dims)).transpose()?;
-        let dw = w.then(|| du.transpose(0, 1)?.matmul(&self.x2)).transpose()?;
-        Ok([dx, dw])
+    /// dx = du·W from the gradient `du` of z.
+    fn dx(&self, du: &Tensor) -> Result<Tensor> {
+        du.matmul(&self.w)?.reshape(self.x_dims.clone())
+    }
+
+    /// dW = duᵀ·x from the gradient `du` of z.
+    fn dw(&self, du: &Tensor) -> Result<Tensor> {
+        du.transpose(0, 1)?.matmul(&self.x2)
+    }
+
+    /// dx and dW, those asked for.
+    fn backward(&self, du: &Tensor, [x, w]: [bool; 2]) -> Result<[Option<Tensor>; 2]> {
+        Ok([x.then(|| self.dx(du)).transpose()?, w.then(|| self.dw(du)).transpose()?])
     }
 }
 
@@ -63,8 +78,8 @@ impl Op<2> for Linear {
     type Saved = Gemm;
 
     fn forward(&self, [x, w]: [&Tensor; 2], _: [bool; 2]) -> Result<(Tensor, Gemm)> {
-        let (z, out_dims, gemm) = Gemm::forward(x, w)?;
-        Ok((z.reshape(out_dims)?, gemm))
+        let (gemm, out_dims) = Gemm::new(x, w)?;
+        Ok((gemm.product()?.reshape(out_dims)?, gemm))
     }
 
     fn backward(self, gemm: Gemm, grad: &Tensor, needs: [bool; 2]) -> Result<[Option<Tensor>; 2]> {
@@ -73,7 +88,8 @@ impl Op<2> for Linear {
     }
 }
 
-/// y = x·Wᵀ + b: inputs x, W, b.
+/// y = x·Wᵀ + b: inputs x, W, b. On a GPU the bias is the epilogue of the
+/// forward GEMM, and its gradient that of the weight gradient's GEMM.
 struct LinearBias;
 
 impl Op<3> for LinearBias {
@@ -81,14 +97,22 @@ impl Op<3> for LinearBias {
     type Saved = Gemm;
 
     fn forward(&self, [x, w, b]: [&Tensor; 3], _: [bool; 3]) -> Result<(Tensor, Gemm)> {
-        let (z, out_dims, gemm) = Gemm::forward(x, w)?;
-        Ok((bias_act_forward(&z, b, None)?.reshape(out_dims)?, gemm))
+        let (gemm, out_dims) = Gemm::new(x, w)?;
+        Ok((linear_bias_forward(&gemm.x2, &gemm.w, b)?.reshape(out_dims)?, gemm))
     }
 
     fn backward(self, gemm: Gemm, grad: &Tensor, [x, w, b]: [bool; 3]) -> Result<[Option<Tensor>; 3]> {
         let dy = gemm.flat(grad)?;
-        let [dx, dw] = gemm.backward(&dy, [x, w])?;
-        Ok([dx, dw, b.then(|| bias_grad(&dy)).transpose()?])
+        let dx = x.then(|| gemm.dx(&dy)).transpose()?;
+        let (dw, db) = match (w, b) {
+            (true, true) => {
+                let (dw, db) = weight_bias_grad(&dy, &gemm.x2)?;
+                (Some(dw), Some(db))
+            }
+            // A frozen weight or bias: no GEMM to share.
+            _ => (w.then(|| gemm.dw(&dy)).transpose()?, b.then(|| bias_grad(&dy)).transpose()?),
+        };
+        Ok([dx, dw, db])
     }
 }
 
@@ -110,7 +134,8 @@ impl Op<3> for LinearAct {
     type Saved = LinearActSaved;
 
     fn forward(&self, [x, w, b]: [&Tensor; 3], _: [bool; 3]) -> Result<(Tensor, LinearActSaved)> {
-        let (z, out_dims, gemm) = Gemm::forward(x, w)?;
+        let (gemm, out_dims) = Gemm::new(x, w)?;
+        let z = gemm.product()?;
         let y = bias_act_forward(&z, b, Some(self.act))?.reshape(out_dims)?;
         Ok((y, LinearActSaved { gemm, z, bias: b.clone() }))
     }
@@ -124,7 +149,8 @@ impl Op<3> for LinearAct {
 }
 
 /// y = x·Wᵀ (+ bias) for `x` [..., in], `weight` [out, in] (PyTorch's
-/// layout), `bias` [out].
+/// layout), `bias` [out]; on a GPU the bias and its gradient are fused into
+/// the GEMMs.
 pub fn linear(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
     match bias {
         Some(b) => LinearBias.apply([x, weight, b]),

@@ -1,9 +1,9 @@
 //! The MLP epilogue kernels (kernels/mlp.cu) on the device under test against
 //! the CPU path, f32 and bf16, forward and backward, odd sizes, and whole
-//! layers (with their GEMMs) forward and backward; device outputs are
-//! NaN-poisoned when allocated.
+//! layers (with their GEMMs, and the GEMM epilogues of the linear layers with
+//! bias) forward and backward; device outputs are NaN-poisoned when allocated.
 
-use reclip_autograd::Tape;
+use reclip_autograd::{Tape, Var};
 use reclip_core::{DType, Tensor};
 use reclip_mlp::{Activation, bias_act_backward, bias_act_forward, bias_grad, linear, mlp};
 use reclip_testkit::{Tolerance, compare_with_cpu, compare_with_cpu_tol, randn};
@@ -44,7 +44,7 @@ fn mlp_layers_forward_and_backward() {
         // rounds the operands to 10 mantissa bits. Inputs are scaled as trained
         // weights are, so that each product's terms are about 1/√k of its O(1)
         // result and TF32's error stays well inside the tolerance.
-        let tol = Some(if dtype == DType::F32 { Tolerance::new(2e-3, 2e-3) } else { Tolerance::for_dtype(dtype) });
+        let tol = layer_tolerance(dtype);
         let x = randn(&[3, 5, 72], dtype, 4);
         let (w1, b1) = (scaled(&[96, 72], 72f64.sqrt().recip(), dtype, 5), randn(&[96], dtype, 6));
         let (w2, b2) = (scaled(&[72, 96], 96f64.sqrt().recip(), dtype, 7), randn(&[72], dtype, 8));
@@ -74,5 +74,80 @@ fn mlp_layers_forward_and_backward() {
                 grads.get(&wv).expect("tracked").clone(),
             ])
         });
+    }
+}
+
+/// The tolerance of whole layers: their GEMMs sum in another order than the
+/// CPU's, and f32 may run as TF32 on a GPU (see mlp_layers_forward_and_backward).
+fn layer_tolerance(dtype: DType) -> Option<Tolerance> {
+    Some(if dtype == DType::F32 { Tolerance::new(2e-3, 2e-3) } else { Tolerance::for_dtype(dtype) })
+}
+
+/// y = linear(x, w, b) and the gradients of the inputs in `tracked` (x, w, b
+/// in order; the others are constants), for the output gradient `g`.
+fn linear_with_grads(t: &[Tensor], tracked: [bool; 3]) -> reclip_core::Result<Vec<Tensor>> {
+    let tape = Tape::new();
+    let v: Vec<Var> = t[..3]
+        .iter()
+        .zip(tracked)
+        .map(|(t, on)| if on { tape.input(t.clone()) } else { Var::constant(t.clone()) })
+        .collect();
+    let y = linear(&v[0], &v[1], Some(&v[2]))?;
+    let grads = y.backward_with(t[3].clone())?;
+    let mut out = vec![y.tensor().clone()];
+    out.extend(v.iter().zip(tracked).filter(|(_, on)| *on).map(|(v, _)| grads.get(v).expect("tracked").clone()));
+    Ok(out)
+}
+
+#[test]
+fn linear_with_bias_forward_and_backward() {
+    // 21 rows of 33 features into 45, and 13 rows of 70 into 9.
+    for (x_dims, out) in [(&[3, 7, 33][..], 45), (&[13, 70][..], 9)] {
+        let inp = *x_dims.last().unwrap();
+        let rows: usize = x_dims[..x_dims.len() - 1].iter().product();
+        let mut g_dims = x_dims.to_vec();
+        *g_dims.last_mut().unwrap() = out;
+        for dtype in DTYPES {
+            let x = randn(x_dims, dtype, 12);
+            let w = scaled(&[out, inp], (inp as f64).sqrt().recip(), dtype, 13);
+            let b = randn(&[out], dtype, 14);
+            let g = scaled(&g_dims, (rows as f64).sqrt().recip(), dtype, 15);
+            // All tracked: the weight gradient's GEMM sums the bias gradient.
+            // A frozen weight or bias takes the unfused paths.
+            for tracked in [[true, true, true], [true, false, true], [false, true, false]] {
+                let what = format!("linear {x_dims:?} -> {out}, {dtype}, tracked {tracked:?}");
+                compare_with_cpu_tol(&what, &[&x, &w, &b, &g], layer_tolerance(dtype), |t| {
+                    linear_with_grads(t, tracked)
+                });
+            }
+            // A weight stored transposed: a strided view the GEMMs read as is or copy.
+            let wt = scaled(&[inp, out], (inp as f64).sqrt().recip(), dtype, 16);
+            compare_with_cpu_tol(
+                &format!("linear {x_dims:?} -> {out}, {dtype}, transposed weight"),
+                &[&x, &wt, &b, &g],
+                layer_tolerance(dtype),
+                |t| {
+                    let mut t = t.to_vec();
+                    t[1] = t[1].transpose(0, 1)?;
+                    linear_with_grads(&t, [true, true, true])
+                },
+            );
+        }
+    }
+}
+
+#[test]
+fn linear_with_bias_on_empty_dimensions() {
+    // No input features (y is the bias, dW is empty), no rows (dW and db are
+    // zero), no output features.
+    for (x_dims, out) in [(&[4, 0][..], 6), (&[0, 5][..], 6), (&[4, 5][..], 0)] {
+        let inp = x_dims[1];
+        for dtype in DTYPES {
+            let (x, w, b) = (randn(x_dims, dtype, 17), randn(&[out, inp], dtype, 18), randn(&[out], dtype, 19));
+            let g = randn(&[x_dims[0], out], dtype, 20);
+            compare_with_cpu(&format!("linear {x_dims:?} -> {out}, {dtype}"), &[&x, &w, &b, &g], |t| {
+                linear_with_grads(t, [true, true, true])
+            });
+        }
     }
 }

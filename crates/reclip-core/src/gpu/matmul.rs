@@ -1,6 +1,6 @@
 use super::device_of;
 use crate::ops::matmul::{MatmulShape, batch_offsets};
-use crate::{GemmCall, GemmOperand, Result, Tensor};
+use crate::{GemmCall, GemmEpilogue, GemmOperand, Result, Tensor};
 
 /// An operand as GEMM reads it: one of its two matrix dimensions must have
 /// unit stride, and its batch entries must sit a constant stride apart.
@@ -63,6 +63,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, ms: &MatmulShape) -> Result<Tensor> {
         c: out.gpu_ptr()?,
         ldc: ms.n,
         c_batch_stride: ms.m * ms.n,
+        epilogue: GemmEpilogue::None,
     })?;
     Ok(out)
 }

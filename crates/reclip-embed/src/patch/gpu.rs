@@ -3,7 +3,7 @@
 
 use crate::PatchGrid;
 use reclip_core::gpu::{THREADS, blocks_for, i32_arg, ptr};
-use reclip_core::{GemmCall, GemmOperand, GpuDevice, KernelArg, Launch, Result, Tensor, kernel_name};
+use reclip_core::{GemmCall, GemmEpilogue, GemmOperand, GpuDevice, KernelArg, Launch, Result, Tensor, kernel_name};
 
 const OP: &str = "patch_embed";
 
@@ -56,6 +56,7 @@ pub fn forward(
             c: out.gpu_ptr()?,
             ldc: g.dim,
             c_batch_stride: 0,
+            epilogue: GemmEpilogue::None,
         })?;
     }
     Ok((out, cols))
