@@ -8,9 +8,11 @@
 // start; dynamic shared memory is one buffer, poisoned likewise.
 //
 // What CUDA offers and the emulator cannot run is a compile error here, so a
-// kernel that uses it must keep a portable path: inline PTX (asm), tensor-core
+// kernel that uses it must keep a portable path: inline PTX (asm), WMMA
 // fragments (nvcuda::wmma is not declared), partial-mask warp intrinsics
-// (checked at run time: only the full mask is accepted).
+// (checked at run time: only the full mask is accepted). The tensor-core
+// instructions reclip's kernels use are wrapped in kernels/mma.cuh, whose
+// emulator side (reclip_emu_mma.h) runs them as warp-collective operations.
 #pragma once
 
 #include <math.h>
@@ -27,7 +29,7 @@
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
 #define __restrict__ __restrict
-#define __align__(n) alignas(n)
+#define __align__(n) __attribute__((aligned(n)))
 #define __shared__ static __attribute__((section("reclip_shared")))
 #define __constant__ static const
 // Inline PTX cannot run on a CPU: using it names the problem in the error.
@@ -45,6 +47,9 @@ struct float2 {
 };
 struct alignas(16) float4 {
   float x, y, z, w;
+};
+struct alignas(16) uint4 {
+  unsigned int x, y, z, w;
 };
 inline float2 make_float2(float x, float y) { return {x, y}; }
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
@@ -68,7 +73,13 @@ void* dynamic_shared();
 // The exchange slots of the running fiber's warp (32 of them), and the
 // number of threads the warp really has.
 uint64_t* warp_slots();
+// A wider exchange area of the running fiber's warp: kExchangeWords words for
+// each of its 32 lanes (a tensor-core operation's fragments).
+constexpr int kExchangeWords = 16;
+uint32_t* warp_exchange();
 unsigned int warp_width();
+// Whether [p, p + bytes) lies in the block's shared memory (static or dynamic).
+bool in_shared(const void* p, size_t bytes);
 [[noreturn]] void fail(const char* what);
 
 inline void check_full_mask(unsigned int mask, const char* what) {
@@ -244,3 +255,5 @@ inline float __bfloat162float(__nv_bfloat16 b) {
   memcpy(&f, &u, 4);
   return f;
 }
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 b) { return b.bits; }
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { return {u}; }

@@ -49,6 +49,7 @@ struct Launch {
   void** args = nullptr;
   std::vector<Fiber> fibers;
   std::vector<uint64_t> slots;  // 32 per warp
+  std::vector<uint32_t> exchange;  // 32 · kExchangeWords per warp
   std::vector<unsigned char> dynamic;
   ucontext_t scheduler;
   Fiber* current = nullptr;
@@ -157,6 +158,7 @@ bool run_block(Launch& l, std::mt19937_64& rng) {
   if (__start_reclip_shared != nullptr) memset(__start_reclip_shared, 0xff, __stop_reclip_shared - __start_reclip_shared);
   std::fill(l.dynamic.begin(), l.dynamic.end(), 0xff);
   std::fill(l.slots.begin(), l.slots.end(), ~uint64_t{0});
+  std::fill(l.exchange.begin(), l.exchange.end(), ~uint32_t{0});
 
   std::vector<size_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = i;
@@ -191,6 +193,14 @@ void sync_block() { wait(State::AtBlockBarrier); }
 void sync_warp() { wait(State::AtWarpBarrier); }
 void* dynamic_shared() { return g_launch->dynamic.data(); }
 uint64_t* warp_slots() { return g_launch->slots.data() + 32 * g_thread->warp; }
+uint32_t* warp_exchange() { return g_launch->exchange.data() + 32 * kExchangeWords * g_thread->warp; }
+bool in_shared(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  const std::vector<unsigned char>& d = g_launch->dynamic;
+  const char* dyn = reinterpret_cast<const char*>(d.data());
+  if (!d.empty() && c >= dyn && c + bytes <= dyn + d.size()) return true;
+  return __start_reclip_shared != nullptr && c >= __start_reclip_shared && c + bytes <= __stop_reclip_shared;
+}
 unsigned int warp_width() {
   const size_t n = g_launch->fibers.size();
   return static_cast<unsigned int>(std::min<size_t>(32, n - 32 * g_thread->warp));
@@ -272,6 +282,7 @@ extern "C" int reclip_emu_launch(const char* name, const uint32_t grid[3], const
   l.args = args;
   l.fibers.resize(threads);
   l.slots.resize(32 * ((threads + 31) / 32));
+  l.exchange.resize(32 * kExchangeWords * ((threads + 31) / 32));
   l.dynamic.resize(shared_bytes);
   g_launch = &l;
   g_grid_dim = {grid[0], grid[1], grid[2]};

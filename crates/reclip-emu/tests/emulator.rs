@@ -112,3 +112,81 @@ fn many_barriers_give_the_same_result_as_the_cpu() {
     }
     assert_eq!(out.to_vec_f32().unwrap(), acc.to_vec());
 }
+
+/// C = A·B in f64 from the bf16 values, and Σ|A||B| per element (the scale
+/// of f32 rounding in the tensor-core sum).
+fn product(a: &[f32], b_kn: &[f32], m: usize, n: usize, k: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut c, mut scale) = (vec![0.0; m * n], vec![0.0; m * n]);
+    for i in 0..m {
+        for j in 0..n {
+            for p in 0..k {
+                let x = a[i * k + p] as f64 * b_kn[p * n + j] as f64;
+                c[i * n + j] += x;
+                scale[i * n + j] += x.abs();
+            }
+        }
+    }
+    (c, scale)
+}
+
+fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..rows * cols).map(|i| x[(i % rows) * cols + i / rows]).collect()
+}
+
+/// Runs one of the tensor-core self-test kernels on fresh random bf16 inputs
+/// (B given as [n, k] when `transposed`) and returns the largest error of C
+/// relative to the f32 sum's scale.
+fn mma_error(
+    kernel: &'static str,
+    transposed: bool,
+    (m, n, k): (usize, usize, usize),
+    seed: u64,
+    extra: &[KernelArg],
+) -> f64 {
+    let device = Emulator::device(seed);
+    let mut r = reclip_core::rng(seed);
+    let a = Tensor::randn([m, k], 0.0, 1.0, DType::BF16, &device, &mut r).unwrap();
+    let b_kn = Tensor::randn([k, n], 0.0, 1.0, DType::BF16, &device, &mut r).unwrap();
+    let b = if transposed { b_kn.transpose(0, 1).unwrap().contiguous().unwrap() } else { b_kn.clone() };
+    let c = Tensor::empty([m, n], DType::F32, &device).unwrap();
+    let dims = [m, n, k].map(|d| KernelArg::I32(d as i32));
+    let mut args = vec![ptr(&a), ptr(&b), ptr(&c), dims[0], dims[1], dims[2]];
+    args.extend_from_slice(extra);
+    launch(&device, kernel, 1, 32, &args).unwrap();
+    let (want, scale) = product(&a.to_vec_f32().unwrap(), &b_kn.to_vec_f32().unwrap(), m, n, k);
+    let got = c.to_vec_f32().unwrap();
+    assert_eq!(transpose(&transpose(&got, m, n), n, m), got);
+    got.iter().zip(want.iter().zip(&scale)).map(|(&g, (&w, &s))| (g as f64 - w).abs() / s.max(1e-30)).fold(0.0, f64::max)
+}
+
+#[test]
+fn tensor_core_products_match_a_plain_matrix_product() {
+    // ldmatrix x4 for A; x2 for Bᵀ (nt); x4.trans and, for the odd last
+    // 8-column tile, x2.trans for B (nn).
+    for (seed, shape) in [(1, (16, 8, 16)), (2, (48, 40, 32)), (3, (64, 64, 64)), (4, (32, 24, 48))] {
+        for (kernel, transposed) in [("selftest_mma_nt_bf16", true), ("selftest_mma_nn_bf16", false)] {
+            let err = mma_error(kernel, transposed, shape, seed, &[]);
+            assert!(err < 1e-5, "{kernel} {shape:?}: relative error {err}");
+        }
+    }
+}
+
+#[test]
+fn fragments_in_the_documented_layout_multiply_and_a_wrong_layout_is_caught() {
+    for (seed, shape) in [(5, (16, 8, 16)), (6, (32, 16, 32))] {
+        let by_hand = |swap: i32| mma_error("selftest_mma_by_hand_bf16", true, shape, seed, &[KernelArg::I32(swap)]);
+        let right = by_hand(0);
+        assert!(right < 1e-5, "fragments built by the PTX ISA's layout: relative error {right}");
+        let wrong = by_hand(1);
+        assert!(wrong > 0.05, "the swapped registers went unnoticed: relative error {wrong}");
+    }
+}
+
+#[test]
+fn ldmatrix_from_global_memory_is_rejected() {
+    let device = Emulator::device(7);
+    let x = Tensor::zeros([256], DType::BF16, &device).unwrap();
+    let out = Tensor::empty([32], DType::F32, &device).unwrap();
+    let err = launch(&device, "selftest_ldmatrix_global_bf16", 1, 32, &[ptr(&x), ptr(&out)]).unwrap_err().to_string();
+    assert!(err.contains("not in shared memory"), "{err}");
+}
