@@ -8,8 +8,10 @@
 //!   in-projection output, one tape node whose backward yields d(qkv) in the
 //!   packed layout. On a GPU device it is one fused forward kernel (scores
 //!   stay on chip; only the output and each row's logsumexp are kept) and two
-//!   fused backward kernels that recompute the probabilities
-//!   (kernels/attention.cu explains the design).
+//!   fused backward kernels that recompute the probabilities: on tensor cores
+//!   for bf16 sequences of up to 256 tokens (kernels/attention_mma.cu), on
+//!   CUDA cores for f32 and longer sequences (kernels/attention.cu); the two
+//!   files' headers explain the designs.
 //! - [`attention_forward`] and [`attention_backward`]: the same on tensors.
 //!
 //! Causal attention lets position i see keys j ≤ i (the text tower's mask).
@@ -18,6 +20,7 @@
 mod cpu;
 mod gpu;
 mod layer;
+pub mod mma_tiles;
 mod shape;
 pub mod tiles;
 
