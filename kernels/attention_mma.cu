@@ -44,9 +44,16 @@
 //   dkv (2R + 2P)·(d+8)·2 + 8P B.
 //   d = 64, L = 197 (W = 4): 69 / 78 / 80 KB; L = 77 (W = 3): 29 / 36 / 38 KB;
 //   d = 128, L = 256: 157 / 174 / 176 KB (the largest; 227 KB allowed).
-// Registers (ptxas, CUDA 13.0, sm_80 / sm_90; no spills, no stack frame):
-//   see the table in BENCHMARKS.md "Tensor-core attention"; __launch_bounds__
-//   (128) leaves ptxas up to 255.
+// Registers (ptxas, CUDA 13.0, sm_80 / sm_90; no spills, no stack frame;
+// __launch_bounds__(128) leaves ptxas up to 255):
+//              d = 32      d = 64      d = 128
+//   fwd        94 / 79     93 / 96    144 / 128
+//   bwd_dq    118 / 122   126 / 126   127 / 126
+//   bwd_dkv   128 / 135   179 / 185   212 / 215   (dK and dV both held)
+// What limits occupancy: shared memory at long sequences (L = 197, d = 64:
+// 2 blocks, 8 warps an SM), registers otherwise (bwd_dkv at d = 64: 2
+// blocks). Tensor-core kernels need few warps to saturate: each warp's 16
+// rows issue 4–8 independent mma per k step.
 // Predicted floor on an H200 (790 TFLOP/s bf16 mma, 4.3 TB/s): ViT-B/16 at
 // 224 px, batch 256 (3072 pairs, L = 197, d = 64): the forward's 2·2·L²·d
 // per pair = 30.5 GFLOP → 39 µs of tensor-core time, its 3072·197·(3+1)·64·2
