@@ -45,13 +45,14 @@
 //   d = 64, L = 197 (W = 4): 69 / 78 / 80 KB; L = 77 (W = 3): 29 / 36 / 38 KB;
 //   d = 128, L = 256: 157 / 174 / 176 KB (the largest; 227 KB allowed).
 // Registers (ptxas, CUDA 13.0, sm_80 / sm_90; no spills, no stack frame;
-// __launch_bounds__(128) leaves ptxas up to 255):
+// __launch_bounds__(128, 1): with the plain bound ptxas held bwd_dkv at d = 32
+// to 128 registers and spilled):
 //              d = 32      d = 64      d = 128
-//   fwd        94 / 79     93 / 96    144 / 128
-//   bwd_dq    118 / 122   126 / 126   127 / 126
-//   bwd_dkv   128 / 135   179 / 185   212 / 215   (dK and dV both held)
+//   fwd        93 / 96    111 / 116   146 / 151
+//   bwd_dq    118 / 122   129 / 132   142 / 144
+//   bwd_dkv   135 / 141   180 / 175   212 / 215   (dK and dV both held)
 // What limits occupancy: shared memory at long sequences (L = 197, d = 64:
-// 2 blocks, 8 warps an SM), registers otherwise (bwd_dkv at d = 64: 2
+// 2–3 blocks, 8–12 warps an SM), registers otherwise (bwd_dkv at d = 64: 2
 // blocks). Tensor-core kernels need few warps to saturate: each warp's 16
 // rows issue 4–8 independent mma per k step.
 // Predicted floor on an H200 (790 TFLOP/s bf16 mma, 4.3 TB/s): ViT-B/16 at
@@ -448,49 +449,49 @@ __device__ void backward_dkv(const bf16* qkv, const bf16* d_out, const float* ls
 
 }  // namespace attention_mma
 
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, 1)
 attention_mma_fwd_hw32_bf16(const bf16* qkv, bf16* out, float* lse, int pairs, int len, int heads, int causal,
                              int blocks_per_pair) {
   attention_mma::forward<32>(qkv, out, lse, {pairs, len, heads, causal, blocks_per_pair});
 }
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, 1)
 attention_mma_bwd_dq_hw32_bf16(const bf16* qkv, const bf16* out, const bf16* d_out, const float* lse, float* delta,
                                 bf16* d_qkv, int pairs, int len, int heads, int causal, int blocks_per_pair) {
   attention_mma::backward_dq<32>(qkv, out, d_out, lse, delta, d_qkv, {pairs, len, heads, causal, blocks_per_pair});
 }
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, 1)
 attention_mma_bwd_dkv_hw32_bf16(const bf16* qkv, const bf16* d_out, const float* lse, const float* delta,
                                  bf16* d_qkv, int pairs, int len, int heads, int causal, int blocks_per_pair) {
   attention_mma::backward_dkv<32>(qkv, d_out, lse, delta, d_qkv, {pairs, len, heads, causal, blocks_per_pair});
 }
 
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, 1)
 attention_mma_fwd_hw64_bf16(const bf16* qkv, bf16* out, float* lse, int pairs, int len, int heads, int causal,
                              int blocks_per_pair) {
   attention_mma::forward<64>(qkv, out, lse, {pairs, len, heads, causal, blocks_per_pair});
 }
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, 1)
 attention_mma_bwd_dq_hw64_bf16(const bf16* qkv, const bf16* out, const bf16* d_out, const float* lse, float* delta,
                                 bf16* d_qkv, int pairs, int len, int heads, int causal, int blocks_per_pair) {
   attention_mma::backward_dq<64>(qkv, out, d_out, lse, delta, d_qkv, {pairs, len, heads, causal, blocks_per_pair});
 }
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, 1)
 attention_mma_bwd_dkv_hw64_bf16(const bf16* qkv, const bf16* d_out, const float* lse, const float* delta,
                                  bf16* d_qkv, int pairs, int len, int heads, int causal, int blocks_per_pair) {
   attention_mma::backward_dkv<64>(qkv, d_out, lse, delta, d_qkv, {pairs, len, heads, causal, blocks_per_pair});
 }
 
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, 1)
 attention_mma_fwd_hw128_bf16(const bf16* qkv, bf16* out, float* lse, int pairs, int len, int heads, int causal,
                              int blocks_per_pair) {
   attention_mma::forward<128>(qkv, out, lse, {pairs, len, heads, causal, blocks_per_pair});
 }
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, 1)
 attention_mma_bwd_dq_hw128_bf16(const bf16* qkv, const bf16* out, const bf16* d_out, const float* lse, float* delta,
                                 bf16* d_qkv, int pairs, int len, int heads, int causal, int blocks_per_pair) {
   attention_mma::backward_dq<128>(qkv, out, d_out, lse, delta, d_qkv, {pairs, len, heads, causal, blocks_per_pair});
 }
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, 1)
 attention_mma_bwd_dkv_hw128_bf16(const bf16* qkv, const bf16* d_out, const float* lse, const float* delta,
                                  bf16* d_qkv, int pairs, int len, int heads, int causal, int blocks_per_pair) {
   attention_mma::backward_dkv<128>(qkv, d_out, lse, delta, d_qkv, {pairs, len, heads, causal, blocks_per_pair});
