@@ -82,4 +82,116 @@ __device__ __forceinline__ long long grid_index() {
 }
 __device__ __forceinline__ long long grid_stride() { return static_cast<long long>(gridDim.x) * blockDim.x; }
 
+// What a Pack<T, K> holds its elements in: bf16 elements of a vector pack
+// two to a 32-bit word, so that a loaded pack stays in 4 registers until its
+// elements are read (an array of bf16 takes a register per element).
+template <typename T, int K>
+struct PackWord {
+  using type = T;
+};
+template <int K>
+struct PackWord<bf16, K> {
+  using type = uint32_t;
+};
+template <>
+struct PackWord<bf16, 1> {
+  using type = bf16;
+};
+
+// K consecutive elements of T that move together: one plain access when
+// K == 1, whole 16-byte accesses (ld/st.global.v4 under nvcc) when K·sizeof(T)
+// is a multiple of 16, e.g. 4 f32 or 8 bf16. A kernel written over packs has
+// a scalar form (K = 1) and a vector form from the same source. A 16-byte
+// access needs a 16-byte aligned address: launch code picks the vector form
+// only when its pointers and row lengths allow, and the emulator fails a
+// launch that breaks this. Elements are read as f32 and written rounded to T.
+template <typename T, int K>
+struct alignas(sizeof(T) * K < 16 ? sizeof(T) * K : 16) Pack {
+  static_assert(K == 1 || sizeof(T) * K % 16 == 0, "a pack is one element or whole 16-byte words");
+  using Word = typename PackWord<T, K>::type;
+  static constexpr bool kWords = sizeof(Word) != sizeof(T);
+  Word w[sizeof(T) * K / sizeof(Word)];
+
+  __device__ __forceinline__ float get(int e) const {
+    if constexpr (kWords) {
+      const uint32_t word = w[e / 2];
+      return __uint_as_float(e % 2 ? word & 0xffff0000u : word << 16);  // bf16 widens exactly
+    } else {
+      return to_float(w[e]);
+    }
+  }
+  // Packs written element by element start as Pack<T, K>{} (zero words).
+  __device__ __forceinline__ void set(int e, float v) {
+    if constexpr (kWords) {
+      const T rounded = from_float<T>(v);
+      uint16_t bits;
+      memcpy(&bits, &rounded, sizeof(bits));
+      uint32_t& word = w[e / 2];
+      word = e % 2 ? (word & 0xffffu) | static_cast<uint32_t>(bits) << 16 : (word & 0xffff0000u) | bits;
+    } else {
+      w[e] = from_float<T>(v);
+    }
+  }
+};
+
+template <int K, typename T>
+__device__ __forceinline__ Pack<T, K> load_pack(const T* p) {
+  Pack<T, K> out;
+  if constexpr (K == 1) {
+    out.w[0] = *p;
+  } else {
+#ifdef RECLIP_EMULATOR
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) reclip_emu::fail("16-byte load from an address not 16-byte aligned");
+    memcpy(&out, p, sizeof(out));
+#else
+    RECLIP_UNROLL
+    for (int i = 0; i < static_cast<int>(sizeof(out) / 16); ++i) {
+      const float4 word = reinterpret_cast<const float4*>(p)[i];
+      memcpy(reinterpret_cast<unsigned char*>(&out) + 16 * i, &word, 16);
+    }
+#endif
+  }
+  return out;
+}
+
+template <int K, typename T>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, K>& in) {
+  if constexpr (K == 1) {
+    *p = in.w[0];
+  } else {
+#ifdef RECLIP_EMULATOR
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) reclip_emu::fail("16-byte store to an address not 16-byte aligned");
+    memcpy(p, &in, sizeof(in));
+#else
+    RECLIP_UNROLL
+    for (int i = 0; i < static_cast<int>(sizeof(in) / 16); ++i) {
+      float4 word;
+      memcpy(&word, reinterpret_cast<const unsigned char*>(&in) + 16 * i, 16);
+      reinterpret_cast<float4*>(p)[i] = word;
+    }
+#endif
+  }
+}
+
+// The loop `for (i = first; i < end; i += stride) use(i, load(i))`, the same
+// i in the same order, but with the loads of kInFlight iterations issued
+// before the first of their uses, so that a thread has that many independent
+// loads in flight. So load(j) must not read what use(i) writes for another i
+// of the batch. With first = lane and stride 32 it is a warp's coalesced pass
+// over a row; with grid_index() and grid_stride(), a grid-stride loop.
+template <int kInFlight, typename I, typename Load, typename Use>
+__device__ __forceinline__ void walk(I first, I end, I stride, Load load, Use use) {
+  for (I i = first; i < end; i += kInFlight * stride) {
+    decltype(load(i)) held[kInFlight] = {};  // zeros past `end` are never used (nor kept by ptxas)
+    RECLIP_UNROLL
+    for (int u = 0; u < kInFlight; ++u) {
+      if (i + u * stride < end) held[u] = load(i + u * stride);
+    }
+    RECLIP_UNROLL
+    for (int u = 0; u < kInFlight; ++u) {
+      if (i + u * stride < end) use(i + u * stride, held[u]);
+    }
+  }
+}
+
 }  // namespace common

@@ -4,7 +4,7 @@
 //! through pointers, so nothing waits for the host.
 
 use crate::primitives::{GradTerms, Normalized};
-use reclip_core::gpu::{i32_arg, optional_ptr, ptr};
+use reclip_core::gpu::{i32_arg, optional_ptr, ptr, vector_form};
 use reclip_core::{DType, Error, GpuDevice, KernelArg, Launch, Result, Shape, Tensor, kernel_name};
 
 const OP: &str = "clip_loss";
@@ -36,7 +36,11 @@ pub fn normalize(dev: &GpuDevice, x: &Tensor) -> Result<Normalized> {
     let (rows, d) = dims(x)?;
     let hat = Tensor::empty(x.shape().clone(), DType::F32, x.device())?;
     let norm = Tensor::empty([x.dims()[0]], DType::F32, x.device())?;
-    let kernel = kernel_name!("clip_normalize", x.dtype(), OP)?;
+    let kernel = if vector_form(x.dtype(), x.dims()[1], &[x.gpu_ptr()?, hat.gpu_ptr()?]) {
+        kernel_name!("clip_normalize_vec", x.dtype(), OP)?
+    } else {
+        kernel_name!("clip_normalize", x.dtype(), OP)?
+    };
     let args = [ptr(x)?, ptr(&hat)?, ptr(&norm)?, rows, d];
     dev.launch(&Launch::linear(kernel, blocks(x.dims()[0], WARP_ROWS), THREADS, &args))?;
     Ok(Normalized { hat, norm })
@@ -45,7 +49,12 @@ pub fn normalize(dev: &GpuDevice, x: &Tensor) -> Result<Normalized> {
 pub fn denormalize(dev: &GpuDevice, x: &Normalized, dhat: &Tensor, dtype: DType) -> Result<Tensor> {
     let (rows, d) = dims(&x.hat)?;
     let dx = Tensor::empty(x.hat.shape().clone(), dtype, x.hat.device())?;
-    let kernel = kernel_name!("clip_denormalize", dtype, OP)?;
+    let ptrs = [x.hat.gpu_ptr()?, dhat.gpu_ptr()?, dx.gpu_ptr()?];
+    let kernel = if vector_form(dtype, x.hat.dims()[1], &ptrs) {
+        kernel_name!("clip_denormalize_vec", dtype, OP)?
+    } else {
+        kernel_name!("clip_denormalize", dtype, OP)?
+    };
     let args = [ptr(&x.hat)?, ptr(&x.norm)?, ptr(dhat)?, ptr(&dx)?, rows, d];
     dev.launch(&Launch::linear(kernel, blocks(x.hat.dims()[0], WARP_ROWS), THREADS, &args))?;
     Ok(dx)

@@ -2,11 +2,14 @@
 //! under test against the CPU path: the single-rank loss at B ∈ {1, 7, 257,
 //! 1024}, d ∈ {16, 64, 100}, an embedding wide enough for two column splits
 //! of the backward kernel, the distributed form, a clamped scale, and
-//! reproducibility across the emulator's thread orders.
+//! reproducibility across the emulator's thread orders. The feature
+//! (de)normalisation runs in its vector form (16-byte loads) where rows are
+//! whole 16-byte packs and aligned, in its scalar form elsewhere (bf16 at
+//! d = 100, misaligned views); each case checks which ran.
 
 use reclip_core::{DType, Device, Result, Tensor};
 use reclip_loss::{clip_loss_backward, clip_loss_forward, clip_loss_local_backward, clip_loss_local_forward};
-use reclip_testkit::{Tolerance, compare_with_cpu_tol, randn};
+use reclip_testkit::{Tolerance, assert_forms, compare_with_cpu_kernels, compare_with_cpu_tol, misaligned, randn};
 
 const DTYPES: [DType; 2] = [DType::F32, DType::BF16];
 
@@ -34,16 +37,25 @@ fn tolerance(dtype: DType, image: &Tensor, text: &Tensor, t: &Tensor) -> Toleran
 }
 
 fn check_single_rank(b: usize, d: usize, dtype: DType, t: f64, upstream: f64) {
+    check_features(b, d, dtype, t, upstream, false);
+}
+
+/// The single-rank loss against the CPU; with `misalign`, the features are
+/// [`misaligned`] views. Checks which form of the (de)normalisation ran.
+fn check_features(b: usize, d: usize, dtype: DType, t: f64, upstream: f64, misalign: bool) {
     let image = randn(&[b, d], dtype, (b * 1000 + d) as u64);
     let text = randn(&[b, d], dtype, (b * 1000 + d + 1) as u64);
     let (t, g) = (scalar(t), scalar(upstream));
     let tol = tolerance(dtype, &image, &text, &t);
-    compare_with_cpu_tol(
-        &format!("clip_loss B={b} d={d} {dtype}"),
-        &[&image, &text, &t, &g],
-        Some(tol),
-        forward_backward,
-    );
+    let what = format!("clip_loss B={b} d={d} {dtype}{}", if misalign { " misaligned" } else { "" });
+    let kernels = compare_with_cpu_kernels(&what, &[&image, &text, &t, &g], Some(tol), |x| {
+        let view = |t: &Tensor| if misalign { misaligned(t) } else { Ok(t.clone()) };
+        forward_backward(&[view(&x[0])?, view(&x[1])?, x[2].clone(), x[3].clone()])
+    });
+    let whole_packs = d.is_multiple_of(16 / dtype.size_in_bytes());
+    assert_forms(&what, &kernels, &["clip_normalize"], dtype, whole_packs && !misalign);
+    // The backward reads the saved normalised features, its own allocation.
+    assert_forms(&what, &kernels, &["clip_denormalize"], dtype, whole_packs);
 }
 
 #[test]
@@ -83,6 +95,13 @@ fn two_column_splits_and_a_clamped_scale() {
     // clamp's boundary itself t still takes a gradient.
     check_single_rank(33, 20, DType::F32, 5.0, 1.0);
     check_single_rank(33, 20, DType::F32, f64::from(reclip_loss::MAX_LOG_SCALE), 1.0);
+}
+
+#[test]
+fn misaligned_features_take_the_scalar_forms() {
+    for dtype in DTYPES {
+        check_features(7, 64, dtype, 2.66, 1.0, true);
+    }
 }
 
 #[test]

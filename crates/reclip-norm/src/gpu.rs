@@ -19,6 +19,13 @@ const MAX_SHARED_BYTES: usize = 227 * 1024;
 /// The widest row the backward kernel's shared memory holds.
 pub const MAX_BACKWARD_WIDTH: usize = MAX_SHARED_BYTES / (2 * BACKWARD_WARPS * 4);
 
+/// Whether the kernels' vector forms can run on these tensors (see
+/// [`reclip_core::gpu::vector_form`]).
+fn vector_form(dtype: DType, dim: usize, tensors: &[&Tensor]) -> Result<bool> {
+    let ptrs = tensors.iter().map(|t| t.gpu_ptr()).collect::<Result<Vec<u64>>>()?;
+    Ok(reclip_core::gpu::vector_form(dtype, dim, &ptrs))
+}
+
 /// LayerNorm of `x` [rows, dim], or with `h`, of r = x + h, which is
 /// returned too (the kernel writes it as it goes).
 #[allow(clippy::too_many_arguments)]
@@ -40,14 +47,18 @@ pub fn forward(
     let mean = Tensor::empty([rows], DType::F32, device)?;
     let rstd = Tensor::empty([rows], DType::F32, device)?;
     if rows > 0 {
-        let mut args = vec![ptr(&x)?];
-        let kernel = match (&h, &r) {
-            (Some(h), Some(r)) => {
-                args.extend([ptr(h)?, ptr(r)?]);
-                kernel_name!("add_layer_norm_fwd", dtype, OP)?
-            }
-            _ => kernel_name!("layer_norm_fwd", dtype, OP)?,
+        let mut tensors = vec![&x, &gamma, &beta, &y];
+        tensors.extend(h.iter().chain(&r));
+        let kernel = match (h.is_some(), vector_form(dtype, dim, &tensors)?) {
+            (true, true) => kernel_name!("add_layer_norm_fwd_vec", dtype, OP)?,
+            (true, false) => kernel_name!("add_layer_norm_fwd", dtype, OP)?,
+            (false, true) => kernel_name!("layer_norm_fwd_vec", dtype, OP)?,
+            (false, false) => kernel_name!("layer_norm_fwd", dtype, OP)?,
         };
+        let mut args = vec![ptr(&x)?];
+        if let (Some(h), Some(r)) = (&h, &r) {
+            args.extend([ptr(h)?, ptr(r)?]);
+        }
         args.extend([
             ptr(&gamma)?,
             ptr(&beta)?,
@@ -104,8 +115,13 @@ pub fn backward(
         KernelArg::I64(rows as i64),
         dim_arg,
     ];
+    let kernel = if vector_form(dtype, dim, &[&dy, &x, &gamma, &dx])? {
+        kernel_name!("layer_norm_bwd_vec", dtype, OP)?
+    } else {
+        kernel_name!("layer_norm_bwd", dtype, OP)?
+    };
     dev.launch(&Launch {
-        kernel: kernel_name!("layer_norm_bwd", dtype, OP)?,
+        kernel,
         grid: [blocks as u32, 1, 1],
         block: [(BACKWARD_WARPS * 32) as u32, 1, 1],
         shared_bytes: (2 * BACKWARD_WARPS * dim * 4) as u32,

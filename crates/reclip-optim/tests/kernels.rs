@@ -1,6 +1,7 @@
 //! The fused AdamW step (kernels/adamw.cu) on the device under test against
 //! the CPU optimizer: parameters, moments and the gradient norm, over odd
-//! sizes and a parameter larger than one chunk.
+//! sizes and a parameter larger than one chunk, in chunks taken in 16-byte
+//! packs and chunks taken element by element.
 
 use reclip_autograd::Param;
 use reclip_core::{DType, Tensor};
@@ -8,10 +9,13 @@ use reclip_optim::{AdamW, AdamWConfig};
 use reclip_testkit::{Tolerance, assert_close, randn, test_device};
 
 fn params(device: &reclip_core::Device) -> Vec<Param> {
-    let shapes: [(&str, &[usize]); 4] = [
+    // Chunks in 16-byte packs (the weight's two, the biases) and not (35
+    // elements, 1); the second bias follows the odd-sized embedding.
+    let shapes: [(&str, &[usize]); 5] = [
         ("visual.transformer.resblocks.0.mlp.c_fc.weight", &[300, 229]),
         ("visual.transformer.resblocks.0.mlp.c_fc.bias", &[300]),
         ("token_embedding.weight", &[7, 5]),
+        ("visual.transformer.resblocks.0.mlp.c_proj.bias", &[64]),
         ("logit_scale", &[]),
     ];
     shapes

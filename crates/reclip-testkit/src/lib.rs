@@ -7,7 +7,8 @@
 //! device memory is filled with NaN first, so an output element a kernel
 //! fails to write is reported.
 
-use reclip_core::{DType, Device, Result, Tensor, rng};
+use reclip_core::{DType, Device, GemmCall, GpuDevice, KernelBackend, Launch, Result, Tensor, rng};
+use std::sync::{Arc, Mutex};
 
 /// Seed of the emulator's barrier order; `RECLIP_EMU_SEED` overrides it to
 /// reproduce a failure seen with another seed.
@@ -132,21 +133,116 @@ pub fn compare_with_cpu_tol<F>(what: &str, inputs: &[&Tensor], tol: Option<Toler
 where
     F: Fn(&[Tensor]) -> Result<Vec<Tensor>>,
 {
+    compare_on(&test_device(), what, inputs, tol, f)
+}
+
+/// [`compare_with_cpu`], returning the names of the kernels the device run
+/// launched, in order: for tests of which form of a kernel the launch code
+/// picks (a vector form for aligned rows, the scalar form otherwise);
+/// `tol` as in [`compare_with_cpu_tol`].
+pub fn compare_with_cpu_kernels<F>(what: &str, inputs: &[&Tensor], tol: Option<Tolerance>, f: F) -> Vec<&'static str>
+where
+    F: Fn(&[Tensor]) -> Result<Vec<Tensor>>,
+{
+    let log = Arc::new(LaunchLog { device: test_device(), kernels: Mutex::new(Vec::new()) });
+    compare_on(&Device::Gpu(GpuDevice::new(log.clone())), what, inputs, tol, f);
+    log.kernels.lock().expect("launch log").clone()
+}
+
+/// Asserts that `kernels` (from [`compare_with_cpu_kernels`]) include each
+/// kernel of `bases` in its vector form `{base}_vec_{dtype}` when `vector`,
+/// else in its scalar form `{base}_{dtype}`, and never in the other form.
+pub fn assert_forms(what: &str, kernels: &[&str], bases: &[&str], dtype: DType, vector: bool) {
+    for base in bases {
+        let (vector_name, scalar_name) = (format!("{base}_vec_{dtype}"), format!("{base}_{dtype}"));
+        let (want, other) = if vector { (&vector_name, &scalar_name) } else { (&scalar_name, &vector_name) };
+        assert!(
+            kernels.contains(&want.as_str()) && !kernels.contains(&other.as_str()),
+            "{what}: expected {want} and not {other}; launched {kernels:?}"
+        );
+    }
+}
+
+/// A backend that records the name of each kernel it launches and passes
+/// everything to the device under test.
+struct LaunchLog {
+    device: Device,
+    kernels: Mutex<Vec<&'static str>>,
+}
+
+impl LaunchLog {
+    fn inner(&self) -> &dyn KernelBackend {
+        self.device.gpu().expect("the device under test is a GPU device").backend()
+    }
+}
+
+impl KernelBackend for LaunchLog {
+    fn name(&self) -> String {
+        self.inner().name()
+    }
+    fn alloc(&self, bytes: usize) -> Result<u64> {
+        self.inner().alloc(bytes)
+    }
+    fn free(&self, ptr: u64, bytes: usize) {
+        self.inner().free(ptr, bytes)
+    }
+    fn write(&self, dst: u64, src: &[u8]) -> Result<()> {
+        self.inner().write(dst, src)
+    }
+    fn read(&self, src: u64, dst: &mut [u8]) -> Result<()> {
+        self.inner().read(src, dst)
+    }
+    fn copy(&self, src: u64, dst: u64, bytes: usize) -> Result<()> {
+        self.inner().copy(src, dst, bytes)
+    }
+    fn memset_zero(&self, dst: u64, bytes: usize) -> Result<()> {
+        self.inner().memset_zero(dst, bytes)
+    }
+    fn launch(&self, launch: &Launch) -> Result<()> {
+        self.kernels.lock().expect("launch log").push(launch.kernel);
+        self.inner().launch(launch)
+    }
+    fn gemm(&self, call: &GemmCall) -> Result<()> {
+        self.inner().gemm(call)
+    }
+    fn synchronize(&self) -> Result<()> {
+        self.inner().synchronize()
+    }
+    fn memory_bytes(&self) -> Option<u64> {
+        self.inner().memory_bytes()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self.inner().as_any()
+    }
+}
+
+fn compare_on<F>(device: &Device, what: &str, inputs: &[&Tensor], tol: Option<Tolerance>, f: F) -> Vec<Tensor>
+where
+    F: Fn(&[Tensor]) -> Result<Vec<Tensor>>,
+{
     let cpu_inputs: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
     let expected = f(&cpu_inputs).unwrap_or_else(|e| panic!("{what} on the CPU: {e}"));
-    let device = test_device();
     let dev_inputs: Vec<Tensor> = inputs
         .iter()
-        .map(|t| t.to_device(&device))
+        .map(|t| t.to_device(device))
         .collect::<Result<_>>()
         .unwrap_or_else(|e| panic!("{what}: copying inputs to {device}: {e}"));
     let got = f(&dev_inputs).unwrap_or_else(|e| panic!("{what} on {device}: {e}"));
     assert_eq!(expected.len(), got.len(), "{what}: output counts differ");
     for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
-        assert!(g.device().same(&device), "{what}: output {i} is on {}, not {device}", g.device());
+        assert!(g.device().same(device), "{what}: output {i} is on {}, not {device}", g.device());
         assert_close(&format!("{what} (output {i})"), e, g, tol.unwrap_or(Tolerance::for_dtype(e.dtype())));
     }
     got
+}
+
+/// `t` as a view one element into a larger storage, on `t`'s device: on a
+/// GPU its rows start 4 (f32) or 2 (bf16) bytes past a 16-byte boundary, so
+/// kernels with a vector form must fall back to their scalar form.
+pub fn misaligned(t: &Tensor) -> Result<Tensor> {
+    let flat = t.reshape([t.elem_count()])?;
+    let padded = Tensor::concat(&[&flat.narrow(0, 0, 1)?, &flat], 0)?;
+    padded.narrow(0, 1, t.elem_count())?.reshape(t.dims())
 }
 
 /// A CPU tensor of normally distributed values in `dtype`.

@@ -1,10 +1,13 @@
 //! The core ops' kernels (copy, elementwise, reduce, softmax, index, GEMM)
 //! on the device under test against the CPU path, f32 and bf16, odd sizes,
-//! strided and broadcast views.
+//! strided and broadcast views; the elementwise and softmax kernels in their
+//! vector forms (16-byte loads) and in the scalar forms they fall back to.
 
 use reclip_core::ops::{BinaryOp, UnaryOp};
 use reclip_core::{DType, Device, Tensor};
-use reclip_testkit::{Tolerance, compare_with_cpu, compare_with_cpu_tol, randn};
+use reclip_testkit::{
+    Tolerance, assert_forms, compare_with_cpu, compare_with_cpu_kernels, compare_with_cpu_tol, misaligned, randn,
+};
 
 const DTYPES: [DType; 2] = [DType::F32, DType::BF16];
 
@@ -99,6 +102,60 @@ fn unary_affine_and_powf() {
         }
         compare_with_cpu(&format!("affine {dtype}"), &[&any], |t| Ok(vec![t[0].affine(-1.5, 0.25)?]));
         compare_with_cpu(&format!("powf {dtype}"), &[&pos], |t| Ok(vec![t[0].powf(1.7)?]));
+    }
+}
+
+/// (length, misaligned view): 64 and 136 elements are whole 16-byte packs
+/// of f32 and of bf16, 68 only of f32, 75 of neither; a misaligned view
+/// never takes a vector form.
+const FORM_CASES: [(usize, bool); 5] = [(64, false), (136, false), (68, false), (75, false), (136, true)];
+
+fn takes_vector_form(len: usize, misalign: bool, dtype: DType) -> bool {
+    !misalign && len.is_multiple_of(16 / dtype.size_in_bytes())
+}
+
+#[test]
+fn elementwise_vector_and_scalar_forms() {
+    for dtype in DTYPES {
+        for (len, misalign) in FORM_CASES {
+            let a = randn(&[3, len], dtype, 100 + len as u64);
+            let b = Tensor::rand_uniform([3, len], 0.5, 2.0, dtype, &Device::Cpu, &mut reclip_core::rng(len as u64))
+                .unwrap();
+            let what = format!("elementwise [3, {len}] {dtype}{}", if misalign { " misaligned" } else { "" });
+            let kernels = compare_with_cpu_kernels(&what, &[&a, &b], None, |t| {
+                let view = |t: &Tensor| if misalign { misaligned(t) } else { Ok(t.clone()) };
+                let (a, b) = (view(&t[0])?, view(&t[1])?);
+                let mut clamped = view(&t[0])?;
+                clamped.clamp_in_place(-0.5, 0.75)?;
+                Ok(vec![
+                    a.sub(&b)?,
+                    a.unary(UnaryOp::Tanh)?,
+                    b.unary(UnaryOp::Log)?,
+                    a.affine(-1.5, 0.25)?,
+                    b.powf(1.7)?,
+                    clamped,
+                ])
+            });
+            let bases = ["binary_same", "unary", "affine", "powf"];
+            assert_forms(&what, &kernels, &bases, dtype, takes_vector_form(len, misalign, dtype));
+            // Written in place, a view is first copied to storage of its own.
+            assert_forms(&what, &kernels, &["clamp_in_place"], dtype, takes_vector_form(len, false, dtype));
+        }
+    }
+}
+
+#[test]
+fn softmax_rows_vector_and_scalar_forms() {
+    for dtype in DTYPES {
+        for (len, misalign) in FORM_CASES {
+            let x = randn(&[5, len], dtype, 200 + len as u64);
+            let what = format!("softmax [5, {len}] {dtype}{}", if misalign { " misaligned" } else { "" });
+            let kernels = compare_with_cpu_kernels(&what, &[&x], None, |t| {
+                let x = if misalign { misaligned(&t[0])? } else { t[0].clone() };
+                Ok(vec![x.softmax(-1)?, x.log_softmax(-1)?])
+            });
+            assert_forms(&what, &kernels, &["softmax_rows"], dtype, takes_vector_form(len, misalign, dtype));
+        }
     }
 }
 

@@ -1,6 +1,21 @@
-use super::{THREADS, blocks_for, device_of};
+use super::{THREADS, blocks_for, device_of, vector_form};
 use crate::ops::{BinaryOp, UnaryOp};
-use crate::{KernelArg, KernelLayout, Launch, Result, Shape, Tensor, kernel_name};
+use crate::{DType, KernelArg, KernelLayout, Launch, Result, Shape, Tensor, kernel_name};
+
+/// Packs each thread of a vector-form kernel loads before it uses any
+/// (`kInFlight` in kernels/elementwise.cu).
+const PACKS_PER_THREAD: usize = 4;
+
+/// The kernel `scalar` or its vector form `vector`, and the grid for a
+/// grid-stride loop over `n` elements at `ptrs`.
+fn pick(scalar: &'static str, vector: &'static str, dtype: DType, n: usize, ptrs: &[u64]) -> (&'static str, u32) {
+    if vector_form(dtype, n, ptrs) {
+        let packs = n / (16 / dtype.size_in_bytes());
+        (vector, blocks_for(packs.div_ceil(PACKS_PER_THREAD)))
+    } else {
+        (scalar, blocks_for(n))
+    }
+}
 
 /// Op codes of kernels/elementwise.cu.
 fn binary_code(op: BinaryOp) -> i32 {
@@ -39,15 +54,22 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, out_shape: &Shape) -> Result
     }
     let g = device_of(a)?;
     if a.shape() == out_shape && b.shape() == out_shape && a.is_contiguous() && b.is_contiguous() {
+        let ptrs = [a.gpu_ptr()?, b.gpu_ptr()?, out.gpu_ptr()?];
         let args = [
             KernelArg::I32(binary_code(op)),
-            KernelArg::Ptr(a.gpu_ptr()?),
-            KernelArg::Ptr(b.gpu_ptr()?),
-            KernelArg::Ptr(out.gpu_ptr()?),
+            KernelArg::Ptr(ptrs[0]),
+            KernelArg::Ptr(ptrs[1]),
+            KernelArg::Ptr(ptrs[2]),
             KernelArg::I64(n as i64),
         ];
-        let kernel = kernel_name!("binary_same", a.dtype(), op.name())?;
-        return g.launch(&Launch::linear(kernel, blocks_for(n), THREADS, &args)).map(|_| out);
+        let (kernel, blocks) = pick(
+            kernel_name!("binary_same", a.dtype(), op.name())?,
+            kernel_name!("binary_same_vec", a.dtype(), op.name())?,
+            a.dtype(),
+            n,
+            &ptrs,
+        );
+        return g.launch(&Launch::linear(kernel, blocks, THREADS, &args)).map(|_| out);
     }
     let args = [
         KernelArg::I32(binary_code(op)),
@@ -62,31 +84,42 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, out_shape: &Shape) -> Result
     g.launch(&Launch::linear(kernel, blocks_for(n), THREADS, &args)).map(|_| out)
 }
 
-/// Launches a one-input map kernel over a contiguous copy of `t`, with
-/// `extra` arguments after (input, output, n).
-fn map(kernel: &'static str, t: &Tensor, leading: &[KernelArg], extra: &[KernelArg]) -> Result<Tensor> {
+/// Launches a one-input map kernel (`kernels`: its scalar and vector forms)
+/// over a contiguous copy of `t`, with `extra` arguments after (input,
+/// output, n).
+fn map(
+    kernels: (&'static str, &'static str),
+    t: &Tensor,
+    leading: &[KernelArg],
+    extra: &[KernelArg],
+) -> Result<Tensor> {
     let x = t.contiguous()?;
     let out = Tensor::empty(t.shape().clone(), t.dtype(), t.device())?;
     let n = x.elem_count();
     if n > 0 {
+        let ptrs = [x.gpu_ptr()?, out.gpu_ptr()?];
+        let (kernel, blocks) = pick(kernels.0, kernels.1, t.dtype(), n, &ptrs);
         let mut args = leading.to_vec();
-        args.extend([KernelArg::Ptr(x.gpu_ptr()?), KernelArg::Ptr(out.gpu_ptr()?), KernelArg::I64(n as i64)]);
+        args.extend([KernelArg::Ptr(ptrs[0]), KernelArg::Ptr(ptrs[1]), KernelArg::I64(n as i64)]);
         args.extend_from_slice(extra);
-        device_of(t)?.launch(&Launch::linear(kernel, blocks_for(n), THREADS, &args))?;
+        device_of(t)?.launch(&Launch::linear(kernel, blocks, THREADS, &args))?;
     }
     Ok(out)
 }
 
 pub fn unary(op: UnaryOp, t: &Tensor) -> Result<Tensor> {
-    map(kernel_name!("unary", t.dtype(), op.name())?, t, &[KernelArg::I32(unary_code(op))], &[])
+    let kernels = (kernel_name!("unary", t.dtype(), op.name())?, kernel_name!("unary_vec", t.dtype(), op.name())?);
+    map(kernels, t, &[KernelArg::I32(unary_code(op))], &[])
 }
 
 pub fn affine(t: &Tensor, mul: f32, add: f32) -> Result<Tensor> {
-    map(kernel_name!("affine", t.dtype(), "affine")?, t, &[], &[KernelArg::F32(mul), KernelArg::F32(add)])
+    let kernels = (kernel_name!("affine", t.dtype(), "affine")?, kernel_name!("affine_vec", t.dtype(), "affine")?);
+    map(kernels, t, &[], &[KernelArg::F32(mul), KernelArg::F32(add)])
 }
 
 pub fn powf(t: &Tensor, e: f32) -> Result<Tensor> {
-    map(kernel_name!("powf", t.dtype(), "powf")?, t, &[], &[KernelArg::F32(e)])
+    let kernels = (kernel_name!("powf", t.dtype(), "powf")?, kernel_name!("powf_vec", t.dtype(), "powf")?);
+    map(kernels, t, &[], &[KernelArg::F32(e)])
 }
 
 /// Clamps a contiguous tensor that owns its storage to [lo, hi], in place.
@@ -95,7 +128,14 @@ pub fn clamp_in_place(t: &Tensor, lo: f32, hi: f32) -> Result<()> {
     if n == 0 {
         return Ok(());
     }
-    let args = [KernelArg::Ptr(t.gpu_ptr()?), KernelArg::I64(n as i64), KernelArg::F32(lo), KernelArg::F32(hi)];
-    let kernel = kernel_name!("clamp_in_place", t.dtype(), "clamp_in_place")?;
-    device_of(t)?.launch(&Launch::linear(kernel, blocks_for(n), THREADS, &args))
+    let x = t.gpu_ptr()?;
+    let args = [KernelArg::Ptr(x), KernelArg::I64(n as i64), KernelArg::F32(lo), KernelArg::F32(hi)];
+    let (kernel, blocks) = pick(
+        kernel_name!("clamp_in_place", t.dtype(), "clamp_in_place")?,
+        kernel_name!("clamp_in_place_vec", t.dtype(), "clamp_in_place")?,
+        t.dtype(),
+        n,
+        &[x],
+    );
+    device_of(t)?.launch(&Launch::linear(kernel, blocks, THREADS, &args))
 }

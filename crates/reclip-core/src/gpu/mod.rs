@@ -14,10 +14,18 @@ pub use index::{gather, index_add, index_select, scatter_add};
 pub use matmul::matmul;
 pub use reduce::{max, softmax, sum};
 
-use crate::{Error, GpuDevice, KernelArg, Result, Tensor};
+use crate::{DType, Error, GpuDevice, KernelArg, Result, Tensor};
 
 /// Threads per block of the 1-D grid-stride kernels.
 pub const THREADS: u32 = 256;
+
+/// Whether a kernel's vector form (16-byte loads and stores, the `*_vec_*`
+/// entry points) can run over rows of `len` elements at these device
+/// addresses: rows of whole 16-byte packs, every address 16-byte aligned (a
+/// view may start anywhere in its storage).
+pub fn vector_form(dtype: DType, len: usize, ptrs: &[u64]) -> bool {
+    len.is_multiple_of(16 / dtype.size_in_bytes()) && ptrs.iter().all(|p| p.is_multiple_of(16))
+}
 
 /// Blocks for a grid-stride loop over `n` elements: enough to fill any GPU,
 /// capped because each thread loops.

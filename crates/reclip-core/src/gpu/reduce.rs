@@ -1,4 +1,4 @@
-use super::{THREADS, blocks_for, device_of, int_arg};
+use super::{THREADS, blocks_for, device_of, int_arg, vector_form};
 use crate::cpu::reduce::ReduceShape;
 use crate::{DType, KernelArg, Launch, Result, Tensor, kernel_name};
 
@@ -65,7 +65,12 @@ pub fn softmax(t: &Tensor, rs: ReduceShape, log: bool) -> Result<Tensor> {
     let x = t.contiguous()?;
     let out = Tensor::empty(t.shape().clone(), t.dtype(), t.device())?;
     if x.elem_count() > 0 {
-        let rows = kernel_name!("softmax_rows", t.dtype(), "softmax")?;
+        // Rows of whole 16-byte packs at aligned addresses take the vector form.
+        let rows = if vector_form(t.dtype(), rs.n, &[x.gpu_ptr()?, out.gpu_ptr()?]) {
+            kernel_name!("softmax_rows_vec", t.dtype(), "softmax")?
+        } else {
+            kernel_name!("softmax_rows", t.dtype(), "softmax")?
+        };
         let cols = kernel_name!("softmax_cols", t.dtype(), "softmax")?;
         launch_reduction(&x, rs, rows, cols, &[KernelArg::Ptr(out.gpu_ptr()?)], &[KernelArg::I32(log as i32)])?;
     }

@@ -4,7 +4,7 @@
 
 use super::{Hyper, OP, Slot, StepReport};
 use bytemuck::{Pod, Zeroable};
-use reclip_core::gpu::{THREADS, int_arg, ptr};
+use reclip_core::gpu::{THREADS, int_arg, ptr, vector_form};
 use reclip_core::{DType, Device, GpuDevice, KernelArg, Launch, Result, Tensor, kernel_name};
 
 // The kernels' block reductions (`block_sum_256`) are written for this many threads.
@@ -12,6 +12,8 @@ const _: () = assert!(THREADS == 256, "kernels/adamw.cu reduces over blocks of 2
 
 /// Elements per chunk of the fused GPU step: one block each.
 const CHUNK: usize = 1 << 16;
+/// f32 elements per 16-byte pack, the unit of the kernels' vector form.
+const PACK: usize = 4;
 
 /// One row of the GPU step's chunk table (`AdamChunk` in kernels/adamw.cu).
 #[repr(C)]
@@ -23,7 +25,9 @@ struct AdamChunk {
     v: u64,
     n: i64,
     decay: i32,
-    pad: i32,
+    /// 1 when the chunk is whole packs and every pointer 16-byte aligned:
+    /// the kernels take it in 16-byte loads and stores.
+    packed: i32,
 }
 
 /// The step over every parameter that has a gradient, on `device`.
@@ -131,7 +135,8 @@ struct TableEntry {
 /// table points at a gradient arena of its own instead, and each step copies
 /// the gradients there on the device (4 bytes read and 4 written per
 /// parameter, beside the step's 28): a device copy instead of an upload,
-/// which would wait for the host.
+/// which would wait for the host. Each parameter's gradient starts on a
+/// 16-byte boundary of the arena, so that its chunks can be packed.
 pub(super) struct ChunkTable {
     key: Vec<TableEntry>,
     chunks: Tensor,
@@ -143,7 +148,7 @@ pub(super) struct ChunkTable {
 
 impl ChunkTable {
     fn upload(key: Vec<TableEntry>, device: &Device) -> Result<Self> {
-        let total = key.iter().map(|e| e.n).sum::<usize>();
+        let total = key.iter().map(|e| e.n.next_multiple_of(PACK)).sum::<usize>();
         let grads = Tensor::empty([total], DType::F32, device)?;
         let arena = grads.gpu_ptr()?;
         let (mut rows, mut offsets, mut offset) = (Vec::new(), Vec::new(), 0usize);
@@ -151,20 +156,48 @@ impl ChunkTable {
             offsets.push(offset);
             for start in (0..e.n).step_by(CHUNK) {
                 let at = (start * 4) as u64;
-                rows.push(AdamChunk {
-                    param: e.param + at,
-                    grad: arena + ((offset + start) * 4) as u64,
-                    m: e.m + at,
-                    v: e.v + at,
-                    n: CHUNK.min(e.n - start) as i64,
-                    decay: e.decay as i32,
-                    pad: 0,
-                });
+                let (param, grad, m, v) = (e.param + at, arena + ((offset + start) * 4) as u64, e.m + at, e.v + at);
+                let n = CHUNK.min(e.n - start);
+                let packed = vector_form(DType::F32, n, &[param, grad, m, v]);
+                rows.push(AdamChunk { param, grad, m, v, n: n as i64, decay: e.decay as i32, packed: packed as i32 });
             }
-            offset += e.n;
+            offset += e.n.next_multiple_of(PACK);
         }
         let words: &[u32] = bytemuck::cast_slice(&rows);
         let chunks = Tensor::from_slice(words, [words.len()], device)?;
         Ok(ChunkTable { key, chunks, rows: rows.len(), grads, offsets })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every parameter's gradient starts on a 16-byte boundary of the arena,
+    /// whatever the sizes before it, so a chunk is packed exactly when it is
+    /// whole packs and its parameter and moments are aligned.
+    #[test]
+    fn chunks_of_whole_aligned_packs_are_packed() {
+        let device = reclip_testkit::test_device();
+        let storage = Tensor::zeros([2 * CHUNK], DType::F32, &device).unwrap();
+        let at = storage.gpu_ptr().unwrap();
+        // (elements, byte offset of the parameter and its moments)
+        let params = [(35, 0), (64, 0), (1, 0), (CHUNK + 8, 0), (6, 0), (64, 4)];
+        let key = params
+            .iter()
+            .enumerate()
+            .map(|(slot, &(n, offset))| {
+                let p = at + offset;
+                TableEntry { slot, param: p, m: p, v: p, n, decay: false }
+            })
+            .collect();
+        let table = ChunkTable::upload(key, &device).unwrap();
+        let words = table.chunks.to_vec::<u32>().unwrap();
+        let row_words = size_of::<AdamChunk>() / 4;
+        let packed: Vec<i32> = words
+            .chunks(row_words)
+            .map(|w| bytemuck::pod_read_unaligned::<AdamChunk>(bytemuck::cast_slice(w)).packed)
+            .collect();
+        assert_eq!(packed, [0, 1, 0, 1, 1, 0, 0]);
     }
 }
