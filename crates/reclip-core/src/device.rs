@@ -105,6 +105,18 @@ impl GpuDevice {
     pub fn gemm(&self, call: &GemmCall) -> Result<()> {
         self.0.gemm(call)
     }
+
+    /// Records what `body` queues on this device as a graph (see
+    /// [`KernelBackend::begin_capture`]). The recording ends whether or not
+    /// `body` succeeds; `body`'s error comes first. Nothing `body` queued has
+    /// run when this returns: replay the graph to run it.
+    pub fn capture(&self, body: impl FnOnce() -> Result<()>) -> Result<Box<dyn DeviceGraph>> {
+        self.0.begin_capture()?;
+        let ran = body();
+        let graph = self.0.end_capture();
+        ran?;
+        graph
+    }
 }
 
 /// One argument of a kernel, in the order of the kernel's parameter list.
@@ -324,4 +336,28 @@ pub trait KernelBackend: Send + Sync {
     /// The backend itself, for code that needs one kind of backend's own
     /// interface (NCCL runs on the CUDA backend's context and stream).
     fn as_any(&self) -> &dyn std::any::Any;
+    /// Starts recording the stream's work (a CUDA graph) instead of running
+    /// it: until [`KernelBackend::end_capture`], launches, GEMMs, device
+    /// copies, memsets, allocations and frees are recorded, not run, and
+    /// host copies and `synchronize` are errors. A backend that cannot record
+    /// says so.
+    fn begin_capture(&self) -> Result<()> {
+        Err(crate::Error::Device(format!("{} cannot record graphs", self.name())))
+    }
+    /// Ends the recording begun by [`KernelBackend::begin_capture`] and
+    /// returns it, or why it cannot be replayed: memory allocated while
+    /// recording that outlives the recording (its address would be reused by
+    /// each replay), memory from before the recording freed in it (each replay
+    /// would free it again), or an operation the recording refused.
+    fn end_capture(&self) -> Result<Box<dyn DeviceGraph>> {
+        Err(crate::Error::Device(format!("{} cannot record graphs", self.name())))
+    }
+}
+
+/// Work recorded from a backend's stream, replayed as one launch. The memory
+/// it allocated stays reserved to it at the same addresses, so each replay
+/// reads what the host last wrote into the buffers the recording read from.
+pub trait DeviceGraph: Send + Sync {
+    /// Queues the recorded work once more, in its order, on the stream.
+    fn replay(&self) -> Result<()>;
 }

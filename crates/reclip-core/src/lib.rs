@@ -16,7 +16,7 @@ mod storage;
 mod tensor;
 
 pub use device::{
-    Device, GemmCall, GemmEpilogue, GemmOperand, GpuDevice, KernelArg, KernelBackend, KernelLayout, Launch,
+    Device, DeviceGraph, GemmCall, GemmEpilogue, GemmOperand, GpuDevice, KernelArg, KernelBackend, KernelLayout, Launch,
 };
 pub use device_op::DeviceOp;
 pub use dtype::{DType, Element, Real};

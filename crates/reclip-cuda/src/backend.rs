@@ -1,12 +1,13 @@
+use crate::graph::{CudaStepGraph, Recording};
 use cudarc::cublas::sys as cublas;
 use cudarc::cublaslt::result::CublasError;
 use cudarc::cublaslt::{result as lt, sys as ltsys};
 use cudarc::driver::sys as cu;
 use cudarc::driver::{CudaContext, CudaStream, DriverError, result};
-use reclip_core::{DType, Device, Error, GemmCall, GemmEpilogue, KernelBackend, Launch, Result};
+use reclip_core::{DType, Device, DeviceGraph, Error, GemmCall, GemmEpilogue, KernelBackend, Launch, Result};
 use std::collections::HashMap;
 use std::ffi::{CString, c_void};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Dynamic shared memory beyond this needs an opt-in per kernel.
 const DEFAULT_DYNAMIC_SHARED: u32 = 48 * 1024;
@@ -46,10 +47,13 @@ pub struct CudaBackend {
     functions: Mutex<HashMap<&'static str, Function>>,
     cublas: cublas::cublasHandle_t,
     cublaslt: ltsys::cublasLtHandle_t,
-    /// cuBLASLt's workspace, allocated once: its GEMMs all run on the one
-    /// stream, so they never use it at the same time.
-    lt_workspace: u64,
-    lt_workspace_bytes: usize,
+    /// The GEMM workspace of cuBLAS and cuBLASLt, allocated once: their
+    /// GEMMs all run on the one stream, so they never use it at the same
+    /// time, and neither allocates while a graph is recorded.
+    workspace: u64,
+    workspace_bytes: usize,
+    /// The graph being recorded, if one is.
+    recording: Mutex<Option<Recording>>,
     options: CudaOptions,
     /// `RECLIP_CUDA_SYNC=1`: wait for each launch and GEMM and name the
     /// failing one, as CUDA_LAUNCH_BLOCKING does for other programs. An
@@ -153,10 +157,15 @@ impl CudaBackend {
         let major = ctx
             .attribute(cu::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
             .map_err(|e| unusable("reading its compute capability", e))?;
-        let lt_workspace_bytes = if major >= 9 { 32 << 20 } else { 4 << 20 };
+        let workspace_bytes = if major >= 9 { 32 << 20 } else { 4 << 20 };
         // SAFETY: a plain allocation on the bound context, freed in Drop.
-        let lt_workspace = unsafe { result::malloc_sync(lt_workspace_bytes) }
-            .map_err(|e| unusable("allocating the cuBLASLt workspace", e))?;
+        let workspace = unsafe { result::malloc_sync(workspace_bytes) }
+            .map_err(|e| unusable("allocating the GEMM workspace", e))?;
+        // SAFETY: the handle and the workspace live as long as the backend.
+        let status = unsafe { cublas::cublasSetWorkspace_v2(handle, workspace as *mut c_void, workspace_bytes) };
+        if status != cublas::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+            return Err(Error::Device(format!("CUDA device {ordinal} cannot be used: cuBLAS workspace: {status:?}")));
+        }
 
         Ok(CudaBackend {
             ctx,
@@ -165,8 +174,9 @@ impl CudaBackend {
             functions: Mutex::new(HashMap::new()),
             cublas: handle,
             cublaslt,
-            lt_workspace,
-            lt_workspace_bytes,
+            workspace,
+            workspace_bytes,
+            recording: Mutex::new(None),
             options,
             sync: std::env::var(SYNC_VAR).is_ok_and(|v| v == "1"),
             name: format!("cuda:{ordinal} ({gpu_name}{})", if options.tf32 { ", TF32 f32 GEMMs" } else { "" }),
@@ -176,7 +186,7 @@ impl CudaBackend {
     /// In `RECLIP_CUDA_SYNC=1` mode, waits for the work just queued and
     /// names it in the error.
     fn checked(&self, what: impl FnOnce() -> String) -> Result<()> {
-        if !self.sync {
+        if !self.sync || self.recording().is_some() {
             return Ok(());
         }
         // SAFETY: our stream.
@@ -193,6 +203,23 @@ impl CudaBackend {
 
     fn bind(&self) -> Result<()> {
         self.ctx.bind_to_thread().map_err(|e| driver("context", e))
+    }
+
+    fn recording(&self) -> MutexGuard<'_, Option<Recording>> {
+        self.recording.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An error while a graph is recorded: `what` waits for the device or
+    /// moves host memory, which a recording cannot hold.
+    fn refuse_while_recording(&self, what: &str) -> Result<()> {
+        match self.recording().as_mut() {
+            Some(r) => {
+                let problem = format!("{what} while recording a graph");
+                r.refuse(problem.clone());
+                Err(Error::Device(format!("CUDA: {problem}")))
+            }
+            None => Ok(()),
+        }
     }
 
     /// The kernel's handle, found in whichever module holds it, with enough
@@ -233,7 +260,7 @@ impl Drop for CudaBackend {
         unsafe {
             let _ = cudarc::cublas::result::destroy_handle(self.cublas);
             let _ = lt::destroy_handle(self.cublaslt);
-            let _ = result::free_sync(self.lt_workspace);
+            let _ = result::free_sync(self.workspace);
             for &m in &self.modules {
                 let _ = result::module::unload(m);
             }
@@ -381,7 +408,7 @@ impl CudaBackend {
         let pref = LtObject { handle: lt::create_matmul_pref()?, destroy: lt::destroy_matmul_pref };
         // SAFETY: pref is live; the sizes are u64 and the alignments u32, as documented.
         unsafe {
-            set_pref(pref.handle, P::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &(self.lt_workspace_bytes as u64))?;
+            set_pref(pref.handle, P::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &(self.workspace_bytes as u64))?;
             set_pref(pref.handle, P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &alignment(call.b.ptr))?;
             set_pref(pref.handle, P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &alignment(call.a.ptr))?;
             set_pref(pref.handle, P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &alignment(call.c))?;
@@ -415,8 +442,8 @@ impl CudaBackend {
                 call.c as *mut c_void,
                 c.handle,
                 &heuristic.algo,
-                self.lt_workspace as *mut c_void,
-                self.lt_workspace_bytes,
+                self.workspace as *mut c_void,
+                self.workspace_bytes,
                 self.stream.cu_stream() as _,
             )
         }
@@ -438,10 +465,20 @@ impl KernelBackend for CudaBackend {
             unsafe { result::memset_d8_async(ptr, 0xff, bytes, self.stream.cu_stream()) }
                 .map_err(|e| driver("memset", e))?;
         }
+        if let Some(r) = self.recording().as_mut() {
+            r.alive.insert(ptr);
+        }
         Ok(ptr)
     }
 
     fn free(&self, ptr: u64, _bytes: usize) {
+        if let Some(r) = self.recording().as_mut()
+            && !r.alive.remove(&ptr)
+        {
+            r.refuse("memory allocated before the recording was freed in it".into());
+            r.deferred_frees.push(ptr);
+            return;
+        }
         if self.bind().is_ok() {
             // SAFETY: ptr came from `alloc` on this stream; work already queued
             // that reads it runs before the memory is reused.
@@ -450,6 +487,7 @@ impl KernelBackend for CudaBackend {
     }
 
     fn write(&self, dst: u64, src: &[u8]) -> Result<()> {
+        self.refuse_while_recording("a host-to-device copy")?;
         self.bind()?;
         // SAFETY: dst covers src.len() bytes; the stream is synchronised before
         // returning, so src outlives the copy.
@@ -460,6 +498,7 @@ impl KernelBackend for CudaBackend {
     }
 
     fn read(&self, src: u64, dst: &mut [u8]) -> Result<()> {
+        self.refuse_while_recording("a device-to-host copy")?;
         self.bind()?;
         // SAFETY: src covers dst.len() bytes; synchronised before returning.
         unsafe {
@@ -557,6 +596,7 @@ impl KernelBackend for CudaBackend {
     }
 
     fn synchronize(&self) -> Result<()> {
+        self.refuse_while_recording("a wait for the device")?;
         self.bind()?;
         // SAFETY: our stream.
         unsafe { result::stream::synchronize(self.stream.cu_stream()) }.map_err(|e| driver("synchronize", e))
@@ -569,5 +609,33 @@ impl KernelBackend for CudaBackend {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn begin_capture(&self) -> Result<()> {
+        let mut recording = self.recording();
+        if recording.is_some() {
+            return Err(Error::Device("CUDA: a graph is already being recorded".into()));
+        }
+        // Thread-local mode: other threads' unrelated CUDA calls (a data
+        // loader's) do not invalidate the recording.
+        self.stream
+            .begin_capture(cu::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(|e| driver("beginning a graph recording", e))?;
+        *recording = Some(Recording::default());
+        Ok(())
+    }
+
+    fn end_capture(&self) -> Result<Box<dyn DeviceGraph>> {
+        let recording =
+            self.recording().take().ok_or_else(|| Error::Device("CUDA: no graph is being recorded".into()))?;
+        let graph = self.stream.end_capture(cu::CUgraphInstantiate_flags(0));
+        let verdict = recording.verdict();
+        recording.finish(self.stream.cu_stream());
+        let graph = graph.map_err(|e| driver("ending a graph recording", e))?;
+        if let Some(why) = verdict {
+            return Err(Error::Device(format!("CUDA: the recorded graph cannot be replayed: {why}")));
+        }
+        let graph = graph.ok_or_else(|| Error::Device("CUDA: the recording holds no work".into()))?;
+        Ok(Box::new(CudaStepGraph::new(graph)))
     }
 }

@@ -4,12 +4,14 @@
 //! build time and embedded in the binary; [`CudaBackend`] loads them through
 //! cudarc (which loads the driver dynamically, so one binary runs on machines
 //! without a GPU too), runs the [`reclip_core::Launch`] descriptions the ops
-//! build, allocates from the driver's stream-ordered memory pool and runs GEMM
-//! through cuBLAS. Without the feature, asking for a CUDA device is an error
+//! build, allocates from the driver's stream-ordered memory pool, runs GEMM
+//! through cuBLAS and cuBLASLt, and records its stream as CUDA graphs. Without the feature, asking for a CUDA device is an error
 //! that says so.
 
 #[cfg(feature = "cuda")]
 mod backend;
+#[cfg(feature = "cuda")]
+mod graph;
 pub mod ptxas;
 mod select;
 
