@@ -324,27 +324,57 @@ stage_sanitizer() {
 
 # One run per image size, merged into speed.json: a size that runs out of
 # time loses only its own row. Each may take an even share of what is left,
-# smallest first, so the largest gets what the others did not use.
+# smallest first, so the largest gets what the others did not use. Before
+# each, `reclip speed --roofline` for the same model, batch and size (it
+# computes in milliseconds, no device): its predicted and floor step times
+# join the measured row, and the summary prints them side by side.
 stage_speed() {
-  local size rc=0 parts=() n=${#train_sizes[@]}
+  local size rc=0 parts=() floors=() n=${#train_sizes[@]} i roofline_args=()
+  # The roofline takes --model and --batch-size of the training arguments
+  # and refuses those of a run (--device, --precision, --steps).
+  for ((i = 0; i < ${#train_args[@]}; i++)); do
+    case ${train_args[i]} in
+      --model | --batch-size) roofline_args+=("${train_args[i]}" "${train_args[i + 1]}") ;;
+    esac
+  done
   for size in "${train_sizes[@]}"; do
+    floors+=("$unpacked/roofline-$size.json")
+    step "roofline_$size" 10 "${floors[-1]}" \
+      "$reclip" speed --roofline "${roofline_args[@]}" --image-size "$size" --json || rc=1
     parts+=("$unpacked/speed-$size.json")
     step "speed_$size" $(((stage_end - SECONDS) / n)) "${parts[-1]}" \
       "$reclip" speed "${train_args[@]}" --image-size "$size" --json || rc=1
     n=$((n - 1))
   done
-  python3 - "$speed_json" "${parts[@]}" <<'PY' || rc=1
+  python3 - "$speed_json" "${parts[@]}" -- "${floors[@]}" <<'PY' || rc=1
 import json, sys
-parts = []
-for path in sys.argv[2:]:
-    try:
-        with open(path) as f:
-            parts.append(json.load(f))
-    except (OSError, ValueError):
-        pass
+
+args = sys.argv[2:]
+cut = args.index("--")
+
+
+def load(paths):
+    out = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                out.append(json.load(f))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+parts, floors = load(args[:cut]), load(args[cut + 1 :])
+predicted = {size["image_size"]: size for floor in floors for size in floor["sizes"]}
 if parts:
+    rows = [row for part in parts for row in part["rows"]]
+    for row in rows:
+        p = predicted.get(row["image_size"])
+        if p:
+            row.update(predicted_step_ms=p["predicted_step_ms"], floor_step_ms=p["floor_step_ms"], predicted_mfu=p["mfu_predicted"])
+    extra = {"roofline_assumptions": floors[0]["assumptions"]} if floors else {}
     with open(sys.argv[1], "w") as f:
-        json.dump(dict(parts[0], rows=[row for part in parts for row in part["rows"]]), f, indent=2)
+        json.dump(dict(parts[0], rows=rows, **extra), f, indent=2)
 PY
   return $rc
 }
@@ -626,6 +656,15 @@ def table():
             peer = f"{peer:.1f}" if peer else "-"
             print(f"{size:>8} {r.get('tokens', '-'):>6} {r['images_per_second']:>13.1f} {mfu:>6} {peer:>16} {ratio:>6}")
         print("ratio = reclip / open_clip (same model, batch, text length and precision)")
+        if any("predicted_step_ms" in r for r in ours.values()):
+            print(f"\n{'image px':>8} {'measured ms':>12} {'predicted ms':>13} {'floor ms':>9} {'measured/predicted':>19}")
+            for size, r in ours.items():
+                predicted, floor = r.get("predicted_step_ms"), r.get("floor_step_ms")
+                ratio = f"{r['step_ms'] / predicted:.2f}" if predicted else "-"
+                predicted = f"{predicted:.1f}" if predicted else "-"
+                floor = f"{floor:.1f}" if floor else "-"
+                print(f"{size:>8} {r['step_ms']:>12.1f} {predicted:>13} {floor:>9} {ratio:>19}")
+            print("measured: this run's device; predicted and floor: `reclip speed --roofline`, an H200's, computed")
 
 
 if verb == "stage":

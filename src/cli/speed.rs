@@ -3,11 +3,18 @@
 //! convention, training = 3× forward) and model FLOPs utilisation against the
 //! device's peak. Inputs are random images and token ids: this measures the
 //! model, not data loading (`cargo bench --bench data_decode` does that).
+//!
+//! `--roofline` runs nothing: it prints, for an H200, every launch of one
+//! bf16 training step with its FLOPs, bytes and floor, the step's floor, and
+//! a predicted step time and MFU (`reclip_model::roofline`).
 
 use super::device::DeviceArgs;
 use anyhow::Context;
 use clap::Args;
 use reclip_core::{DType, Device, Tensor, rng};
+use reclip_model::roofline::{
+    self, ASSUMED, H200_BF16_FLOPS, H200_HBM_BYTES_PER_S, H200_PCIE_BYTES_PER_S, Phase, Roofline,
+};
 use reclip_model::{Clip, ModelConfig, flops, memory};
 use reclip_train::{AdamW, AdamWConfig, train_step};
 use std::time::Instant;
@@ -40,19 +47,33 @@ pub struct SpeedArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Run nothing: the floor of one bf16 step on an H200, launch by launch,
+    /// and the step time and MFU predicted from it.
+    #[arg(long, conflicts_with_all = ["steps", "precision", "peak_tflops", "device", "tf32"])]
+    roofline: bool,
 }
+
+/// NVIDIA's dense bf16 datasheet peak of the H200 (SXM), which the
+/// roofline's MFU is stated against.
+const H200_PEAK_TFLOPS: f64 = 989.0;
 
 /// Dense bf16 tensor-core peaks from NVIDIA's datasheets (SXM parts).
 fn known_peak(device_name: &str) -> Option<f64> {
-    [("H200", 989.0), ("H100", 989.0), ("A100", 312.0)].iter().find(|(n, _)| device_name.contains(n)).map(|&(_, p)| p)
+    [("H200", H200_PEAK_TFLOPS), ("H100", 989.0), ("A100", 312.0)]
+        .iter()
+        .find(|(n, _)| device_name.contains(n))
+        .map(|&(_, p)| p)
 }
 
 pub fn run(args: SpeedArgs) -> anyhow::Result<()> {
-    let device = args.device.open()?;
-    let dtype = super::train::precision(&args.precision, &device)?;
     let cfg = ModelConfig::load(&args.model).with_context(|| format!("--model {}", args.model))?;
     let text_len = super::numbers::text_len(args.text_len, cfg.text_cfg.context_length)?;
     super::numbers::contrastive_batch(args.batch_size)?;
+    if args.roofline {
+        return print_roofline(&args, &cfg, text_len);
+    }
+    let device = args.device.open()?;
+    let dtype = super::train::precision(&args.precision, &device)?;
     if args.steps == 0 {
         anyhow::bail!("--steps 0: expected at least 1 timed step");
     }
@@ -128,4 +149,145 @@ pub fn run(args: SpeedArgs) -> anyhow::Result<()> {
         println!("(no peak known for this device: pass --peak-tflops for the utilisation)");
     }
     Ok(())
+}
+
+/// `--roofline`: one table a size, its totals and prediction, then the assumptions.
+fn print_roofline(args: &SpeedArgs, cfg: &ModelConfig, text_len: usize) -> anyhow::Result<()> {
+    let peak = H200_PEAK_TFLOPS * 1e12;
+    let mut steps = Vec::new();
+    for &size in &args.image_size {
+        let step = roofline::training_step(cfg, size, args.batch_size, text_len)
+            .with_context(|| format!("--model {} --image-size {size}", args.model))?;
+        steps.push(step);
+    }
+    if args.json {
+        let sizes: Vec<_> = steps.iter().map(|s| roofline_json(s, peak)).collect();
+        let out = serde_json::json!({
+            "model": args.model,
+            "device": "H200 (computed, not measured)",
+            "precision": "bf16",
+            "batch_size": args.batch_size,
+            "text_len": text_len,
+            "bf16_flops": H200_BF16_FLOPS,
+            "hbm_bytes_per_s": H200_HBM_BYTES_PER_S,
+            "pcie_bytes_per_s": H200_PCIE_BYTES_PER_S,
+            "peak_tflops": H200_PEAK_TFLOPS,
+            "assumptions": ASSUMED,
+            "sizes": sizes,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    for step in &steps {
+        print_table(&args.model, step, peak);
+    }
+    let a = &ASSUMED;
+    println!(
+        "Floor: max(FLOPs / {:.0} TFLOP/s, bytes / {:.1} TB/s), both measured on an H200; uploads at {:.0} GB/s (PCIe Gen5 x16, specified).",
+        H200_BF16_FLOPS / 1e12,
+        H200_HBM_BYTES_PER_S / 1e12,
+        H200_PCIE_BYTES_PER_S / 1e9
+    );
+    println!(
+        "Predicted (assumed, not measured; reclip_model::roofline::ASSUMED): GEMMs at {:.0}% of the FLOP rate, attention {:.0}%, f32 on CUDA cores {:.0}%; memory traffic at {:.0}% of the bandwidth, uploads {:.0}%; {:.1} µs a launch (no CUDA graph). MFU: open_clip's FLOPs (3 × forward) against {H200_PEAK_TFLOPS:.0} TFLOP/s.",
+        100.0 * a.gemm,
+        100.0 * a.attention,
+        100.0 * a.cuda_cores,
+        100.0 * a.memory,
+        100.0 * a.upload,
+        1e6 * a.launch_overhead_s
+    );
+    Ok(())
+}
+
+fn print_table(model: &str, step: &Roofline, peak: f64) {
+    println!(
+        "{model} at {} px ({} image tokens), batch {}, text length {}, bf16, one step on an H200: computed, not measured",
+        step.image_size, step.image_tokens, step.batch_size, step.text_length
+    );
+    println!(
+        "{:<5} {:<5} {:<28} {:<36} {:>5} {:>10} {:>10} {:>10}  bound",
+        "phase", "tower", "layer", "kernel or GEMM", "count", "GFLOP", "MB", "floor µs"
+    );
+    for r in &step.rows {
+        println!(
+            "{:<5} {:<5} {:<28} {:<36} {:>5} {:>10.3} {:>10.2} {:>10.1}  {}",
+            r.phase.name(),
+            r.tower.name(),
+            r.layer,
+            r.kernel,
+            r.count,
+            r.flops() / 1e9,
+            r.bytes / 1e6,
+            1e6 * r.floor_s(),
+            r.bound().name()
+        );
+    }
+    let ms = |s: f64| 1e3 * s;
+    let p = step.predict(&ASSUMED);
+    println!(
+        "floor: {:.2} ms a step (fwd {:.2}, bwd {:.2}, opt {:.2}); {} launches; {:.2} TFLOP (open_clip's training FLOPs: {:.2}); {:.2} GB moved",
+        ms(step.floor_s()),
+        ms(step.phase_floor_s(Phase::Fwd)),
+        ms(step.phase_floor_s(Phase::Bwd)),
+        ms(step.phase_floor_s(Phase::Opt)),
+        step.launches(),
+        step.flops() / 1e12,
+        step.model_flops / 1e12,
+        step.bytes() / 1e9
+    );
+    println!(
+        "predicted: {:.2} ms a step ({:.2} of work + {:.2} of launch overhead), {:.0} images/s, MFU {:.1}% (at the floor {:.1}%)\n",
+        ms(p.step_s),
+        ms(p.work_s),
+        ms(p.launch_overhead_s),
+        step.batch_size as f64 / p.step_s,
+        100.0 * step.mfu(p.step_s, peak),
+        100.0 * step.mfu(step.floor_s(), peak)
+    );
+}
+
+fn roofline_json(step: &Roofline, peak: f64) -> serde_json::Value {
+    let p = step.predict(&ASSUMED);
+    let rows: Vec<_> = step
+        .rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "phase": r.phase,
+                "tower": r.tower,
+                "layer": r.layer,
+                "kernel": r.kernel,
+                "kind": r.kind,
+                "count": r.count,
+                "gflop": r.flops() / 1e9,
+                "matmul_gflop": r.matmul_flops / 1e9,
+                "mb": r.bytes / 1e6,
+                "floor_us": 1e6 * r.floor_s(),
+                "bound": r.bound(),
+                "predicted_us": 1e6 * r.predicted_s(&ASSUMED),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "image_size": step.image_size,
+        "tokens": step.image_tokens,
+        "launches": step.launches(),
+        "gflop": step.flops() / 1e9,
+        "open_clip_gflop": step.model_flops / 1e9,
+        "gb": step.bytes() / 1e9,
+        "floor_step_ms": 1e3 * step.floor_s(),
+        "floor_ms_by_phase": {
+            "fwd": 1e3 * step.phase_floor_s(Phase::Fwd),
+            "bwd": 1e3 * step.phase_floor_s(Phase::Bwd),
+            "opt": 1e3 * step.phase_floor_s(Phase::Opt),
+        },
+        "predicted_step_ms": 1e3 * p.step_s,
+        "predicted_work_ms": 1e3 * p.work_s,
+        "launch_overhead_ms": 1e3 * p.launch_overhead_s,
+        "predicted_images_per_second": step.batch_size as f64 / p.step_s,
+        "mfu_predicted": step.mfu(p.step_s, peak),
+        "mfu_at_floor": step.mfu(step.floor_s(), peak),
+        "rows": rows,
+    })
 }

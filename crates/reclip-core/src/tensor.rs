@@ -64,7 +64,11 @@ impl Tensor {
             Device::Cpu => Ok(Tensor::from_cpu(storage_from_real(vec![value; n], dtype), shape)),
             Device::Gpu(_) if value == 0.0 => {
                 let t = Tensor::empty(shape, dtype, device)?;
-                if let Storage::Gpu(b) = t.storage.as_ref() {
+                // An empty tensor needs no memset (each is a call to the
+                // driver, and a node of a recorded graph).
+                if let Storage::Gpu(b) = t.storage.as_ref()
+                    && b.bytes() > 0
+                {
                     b.device().backend().memset_zero(b.ptr(), b.bytes())?;
                 }
                 Ok(t)
