@@ -42,8 +42,9 @@
 // rounded up to 16:
 //   fwd (R + 2P)·(d+8)·2 B;  dq (2R + 2P)·(d+8)·2 + 4R B;
 //   dkv (2R + 2P)·(d+8)·2 + 8P B.
-//   d = 64, L = 197 (W = 4): 69 / 78 / 80 KB; L = 77 (W = 3): 29 / 36 / 38 KB;
-//   d = 128, L = 256: 157 / 174 / 176 KB (the largest; 227 KB allowed).
+//   d = 64, L = 197 (W = 4): 67.5 / 76.8 / 78.1 KiB; L = 77 (W = 3):
+//   29.2 / 36.2 / 36.6 KiB; d = 128, L = 256: 153 / 170 / 172 KiB (the
+//   largest; 227 KiB allowed).
 // Registers (ptxas, CUDA 13.0, sm_80 / sm_90; no spills, no stack frame;
 // __launch_bounds__(128, 1): with the plain bound ptxas held bwd_dkv at d = 32
 // to 128 registers and spilled):

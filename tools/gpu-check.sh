@@ -449,7 +449,13 @@ stage_peer() {
   # On the CPU one warm-up step is enough to load everything.
   [[ $rehearse == 1 ]] && args+=(--warmup 1)
   # --out: rewritten after each size, so that a timeout keeps the sizes done.
-  PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 step peer "$stage_budget" - \
+  # PyTorch's attention at the attention bench's shapes first: it takes
+  # seconds, the training peer the rest.
+  local attention_iters=50
+  [[ $rehearse == 1 ]] && attention_iters=1
+  PYTHONUNBUFFERED=1 step peer_attention 60 - \
+    "$py" "$root/tools/peer_attention.py" --iters "$attention_iters" --out "${peer_json%/*}/peer_attention.json"
+  PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 step peer $((stage_end - SECONDS)) - \
     "$py" "$root/tools/peer_openclip.py" "${args[@]}" --out "$peer_json"
 }
 
@@ -576,10 +582,23 @@ def figures_of(stage, log):
             figures["allreduce"] = rows
         return figures
     if stage == "benches":
-        return {"results": len(re.findall(r"\btime:\s+\[", log))}
+        figures = {"results": len(re.findall(r"\btime:\s+\[", log))}
+        # Criterion's median throughput of reclip's bf16 attention kernels.
+        attention = {}
+        for m in re.finditer(r"^attention_(fwd|bwd)_cuda_bf16/(\w+)\s*\n(?:.*\n)*?\s*thrpt:\s+\[\S+ \S+ (\S+) (\S+)", log, re.M):
+            scale = {"Gelem/s": 1e-3, "Telem/s": 1.0, "Melem/s": 1e-6}.get(m.group(4))
+            if scale:
+                attention.setdefault(m.group(2), {})[m.group(1) + "_tflops"] = float(m.group(3)) * scale
+        if attention:
+            figures["attention"] = attention
+        return figures
     if stage == "peer":
-        peer = load(peer_json)
-        return {k: peer[k] for k in ("rows", "torch", "open_clip", "device") if k in peer} if peer else {}
+        peer = load(peer_json) or {}
+        figures = {k: peer[k] for k in ("rows", "torch", "open_clip", "device") if k in peer}
+        sdpa = load(os.path.join(os.path.dirname(peer_json), "peer_attention.json"))
+        if sdpa:
+            figures["attention"] = sdpa.get("rows", [])
+        return figures
     return {}
 
 
@@ -665,6 +684,16 @@ def table():
                 floor = f"{floor:.1f}" if floor else "-"
                 print(f"{size:>8} {r['step_ms']:>12.1f} {predicted:>13} {floor:>9} {ratio:>19}")
             print("measured: this run's device; predicted and floor: `reclip speed --roofline`, an H200's, computed")
+    mine = by_stage.get("benches", {}).get("attention", {})
+    sdpa = {r["case"]: r for r in by_stage.get("peer", {}).get("attention", [])}
+    if mine or sdpa:
+        print(f"\n{'attention, bf16, d = 64':<22} {'reclip fwd':>11} {'SDPA fwd':>9} {'reclip bwd':>11} {'SDPA bwd':>9}  TFLOP/s")
+        for case in sorted(set(mine) | set(sdpa), key=lambda c: int(re.sub(r"\D*", "", c.rsplit("L", 1)[-1]) or 0)):
+            cell = lambda v: f"{v:.1f}" if isinstance(v, (int, float)) else "-"
+            m, p = mine.get(case, {}), sdpa.get(case, {})
+            print(f"{case:<22} {cell(m.get('fwd_tflops')):>11} {cell(p.get('forward_tflops')):>9} "
+                  f"{cell(m.get('bwd_tflops')):>11} {cell(p.get('backward_tflops')):>9}")
+        print("reclip: cargo bench --bench attention (criterion's median); SDPA: tools/peer_attention.py; both count 4·B·H·L²·d forward, 10·B·H·L²·d backward")
 
 
 if verb == "stage":

@@ -189,13 +189,14 @@ fn print_roofline(args: &SpeedArgs, cfg: &ModelConfig, text_len: usize) -> anyho
         H200_PCIE_BYTES_PER_S / 1e9
     );
     println!(
-        "Predicted (assumed, not measured; reclip_model::roofline::ASSUMED): GEMMs at {:.0}% of the FLOP rate, attention {:.0}%, f32 on CUDA cores {:.0}%; memory traffic at {:.0}% of the bandwidth, uploads {:.0}%; {:.1} µs a launch (no CUDA graph). MFU: open_clip's FLOPs (3 × forward) against {H200_PEAK_TFLOPS:.0} TFLOP/s.",
+        "Predicted (assumed, not measured; reclip_model::roofline::ASSUMED): GEMMs at {:.0}% of the FLOP rate, attention {:.0}%, f32 on CUDA cores {:.0}%; memory traffic at {:.0}% of the bandwidth, uploads {:.0}%; {:.1} µs a launch replayed in a CUDA graph, {:.1} µs a plain launch. MFU: open_clip's FLOPs (3 × forward) against {H200_PEAK_TFLOPS:.0} TFLOP/s.",
         100.0 * a.gemm,
         100.0 * a.attention,
         100.0 * a.cuda_cores,
         100.0 * a.memory,
         100.0 * a.upload,
-        1e6 * a.launch_overhead_s
+        1e6 * a.launch_overhead_s,
+        1e6 * a.plain_launch_overhead_s
     );
     Ok(())
 }
@@ -236,11 +237,13 @@ fn print_table(model: &str, step: &Roofline, peak: f64) {
         step.model_flops / 1e12,
         step.bytes() / 1e9
     );
+    let plain = step.predict(&ASSUMED.with_plain_launches());
     println!(
-        "predicted: {:.2} ms a step ({:.2} of work + {:.2} of launch overhead), {:.0} images/s, MFU {:.1}% (at the floor {:.1}%)\n",
+        "predicted: {:.2} ms a step ({:.2} of work + {:.2} of launch overhead, replayed as a CUDA graph; {:.2} ms with plain launches), {:.0} images/s, MFU {:.1}% (at the floor {:.1}%)\n",
         ms(p.step_s),
         ms(p.work_s),
         ms(p.launch_overhead_s),
+        ms(plain.step_s),
         step.batch_size as f64 / p.step_s,
         100.0 * step.mfu(p.step_s, peak),
         100.0 * step.mfu(step.floor_s(), peak)
@@ -285,6 +288,7 @@ fn roofline_json(step: &Roofline, peak: f64) -> serde_json::Value {
         "predicted_step_ms": 1e3 * p.step_s,
         "predicted_work_ms": 1e3 * p.work_s,
         "launch_overhead_ms": 1e3 * p.launch_overhead_s,
+        "predicted_step_ms_plain_launches": 1e3 * step.predict(&ASSUMED.with_plain_launches()).step_s,
         "predicted_images_per_second": step.batch_size as f64 / p.step_s,
         "mfu_predicted": step.mfu(p.step_s, peak),
         "mfu_at_floor": step.mfu(step.floor_s(), peak),

@@ -59,8 +59,10 @@
 //! # The prediction
 //!
 //! Each row runs at its kind's fraction of the floor's rates, and every
-//! launch costs a fixed overhead on top: [`ASSUMED`], constants with their
-//! reasons, none of them measured. MFU is [`crate::flops`]'s training FLOPs
+//! launch costs a fixed overhead on top, smaller when the step is replayed
+//! as a CUDA graph (as `reclip train` does on one GPU) than with plain
+//! launches: [`ASSUMED`], constants with their reasons, none of them
+//! measured. MFU is [`crate::flops`]'s training FLOPs
 //! of the step over the predicted time and the dense bf16 peak `reclip speed`
 //! takes for an H200 (989 TFLOP/s).
 //!
@@ -98,8 +100,19 @@ pub struct Assumptions {
     pub memory: f64,
     /// Host-to-device copies, of 64 GB/s.
     pub upload: f64,
-    /// Each launch's cost beyond its work, seconds.
+    /// Each launch's cost beyond its work when the step is replayed as a
+    /// CUDA graph (reclip's default on one GPU), seconds.
     pub launch_overhead_s: f64,
+    /// The same with plain launches: data-parallel runs, `--cuda-graphs
+    /// off`, or a step that could not be recorded.
+    pub plain_launch_overhead_s: f64,
+}
+
+impl Assumptions {
+    /// These assumptions for a step of plain launches.
+    pub fn with_plain_launches(self) -> Self {
+        Assumptions { launch_overhead_s: self.plain_launch_overhead_s, ..self }
+    }
 }
 
 /// The prediction's assumptions. None is measured: no GPU has run reclip
@@ -128,12 +141,14 @@ pub const ASSUMED: Assumptions = Assumptions {
     // loader and from `speed`), which the driver stages through pinned
     // buffers: a third of the link (22 GB/s) is assumed.
     upload: 0.35,
-    // The GPU's gap between dependent kernels on one stream (~1 µs), and
-    // the host's cost to issue a launch (the driver call, reclip's tape and
-    // allocation: several µs) where longer kernels do not hide it: the runs
-    // of short ones (parameter casts, the optimizer's copies). reclip uses
-    // no CUDA graph.
-    launch_overhead_s: 2.5e-6,
+    // A replayed graph issues its kernels from the device: what remains is
+    // the GPU's gap between dependent kernels (~1 µs).
+    launch_overhead_s: 1.0e-6,
+    // Plain launches add the host's cost to issue each (the driver call,
+    // reclip's tape and allocation: several µs) where longer kernels do not
+    // hide it: the runs of short ones (parameter casts, the optimizer's
+    // copies).
+    plain_launch_overhead_s: 2.5e-6,
 };
 
 /// FLOPs per element of the kernels [`crate::flops`] has no count for
