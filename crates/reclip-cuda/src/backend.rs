@@ -616,6 +616,18 @@ impl KernelBackend for CudaBackend {
         if recording.is_some() {
             return Err(Error::Device("CUDA: a graph is already being recorded".into()));
         }
+        // A graph's memory comes from a pool of its own and stays reserved
+        // to it: hand what the stream's pool keeps cached (the plain steps'
+        // peak) back to the device first, or a step's memory is held twice.
+        self.bind()?;
+        // SAFETY: our stream and the device's default pool; after the wait
+        // no queued work uses the memory trimmed.
+        unsafe {
+            result::stream::synchronize(self.stream.cu_stream()).map_err(|e| driver("synchronize", e))?;
+            let pool =
+                result::device::get_default_mem_pool(self.ctx.cu_device()).map_err(|e| driver("memory pool", e))?;
+            result::mem_pool::trim_to(pool, 0).map_err(|e| driver("trimming the memory pool", e))?;
+        }
         // Thread-local mode: other threads' unrelated CUDA calls (a data
         // loader's) do not invalidate the recording.
         self.stream

@@ -129,10 +129,6 @@ fn product(a: &[f32], b_kn: &[f32], m: usize, n: usize, k: usize) -> (Vec<f64>, 
     (c, scale)
 }
 
-fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    (0..rows * cols).map(|i| x[(i % rows) * cols + i / rows]).collect()
-}
-
 /// Runs one of the tensor-core self-test kernels on fresh random bf16 inputs
 /// (B given as [n, k] when `transposed`) and returns the largest error of C
 /// relative to the f32 sum's scale.
@@ -155,8 +151,10 @@ fn mma_error(
     launch(&device, kernel, 1, 32, &args).unwrap();
     let (want, scale) = product(&a.to_vec_f32().unwrap(), &b_kn.to_vec_f32().unwrap(), m, n, k);
     let got = c.to_vec_f32().unwrap();
-    assert_eq!(transpose(&transpose(&got, m, n), n, m), got);
-    got.iter().zip(want.iter().zip(&scale)).map(|(&g, (&w, &s))| (g as f64 - w).abs() / s.max(1e-30)).fold(0.0, f64::max)
+    got.iter()
+        .zip(want.iter().zip(&scale))
+        .map(|(&g, (&w, &s))| (g as f64 - w).abs() / s.max(1e-30))
+        .fold(0.0, f64::max)
 }
 
 #[test]
