@@ -8,8 +8,9 @@
 // threads sums the partials in a fixed order and writes the global norm and
 // min(1, max_norm / (norm + 1e-6)) — deterministic, and the host never waits
 // for it. adamw_step: one block per chunk; reads the coefficient from device
-// memory. Memory-bound: 16 bytes read and 12 written per element (plus 4
-// read for the norm).
+// memory, and in a step recorded as a CUDA graph the learning rate and bias
+// corrections too (`scalars`, written before each replay). Memory-bound: 16
+// bytes read and 12 written per element (plus 4 read for the norm).
 //
 // Chunks of whole 16-byte packs (n a multiple of 4) whose four pointers are
 // 16-byte aligned are marked `packed` by crates/reclip-optim/src/adamw/gpu.rs
@@ -137,10 +138,18 @@ extern "C" __global__ void clip_coefficient_f32(const float* partial, int chunks
   }
 }
 
-// Launch: grid = chunks, block = 256.
+// Launch: grid = chunks, block = 256. `scalars`, when not null, holds lr and
+// the two bias corrections and overrides those arguments: a recorded CUDA
+// graph replays a launch with the arguments it was recorded with, so a graph
+// step reads each step's from device memory written before its replay.
 extern "C" __global__ void adamw_step_f32(const AdamChunk* chunks, const float* clip, float lr, float beta1, float beta2,
                                           float eps, float weight_decay, float bias_correction1,
-                                          float bias_correction2) {
+                                          float bias_correction2, const float* scalars) {
+  if (scalars != nullptr) {
+    lr = scalars[0];
+    bias_correction1 = scalars[1];
+    bias_correction2 = scalars[2];
+  }
   const AdamChunk c = chunks[blockIdx.x];
   const adamw::Step s{clip[1], c.decay ? lr * weight_decay : 0.0f, lr / bias_correction1,
                       1.0f / sqrtf(bias_correction2), beta1, beta2, eps};

@@ -37,6 +37,7 @@ const RESUME_OPTIONS: &[&str] = &[
     "tf32",
     "dist_backend",
     "bucket_mib",
+    "cuda_graphs",
 ];
 
 /// Makes `out` ready for a new run that writes `outputs`: absent or empty,

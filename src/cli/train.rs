@@ -11,7 +11,7 @@ use reclip_data::{
 use reclip_model::ModelConfig;
 use reclip_train::phases::{Finetune, Schedule, parse_stages};
 use reclip_train::trainer::{DataSource, Outcome, RetrievalSet, RunLength, ShardReader, SwitchMoments, TrainOptions};
-use reclip_train::{AdamWConfig, trainer};
+use reclip_train::{AdamWConfig, CudaGraphs, trainer};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Clone, Debug)]
@@ -144,6 +144,10 @@ pub struct TrainArgs {
     /// Timed steps of the high-resolution probe that prices the baseline.
     #[arg(long, default_value_t = 10)]
     pub probe_steps: usize,
+    /// auto (each phase's step recorded once as a CUDA graph and replayed,
+    /// on a GPU in one process) or off (plain kernel launches).
+    #[arg(long, default_value = "auto")]
+    pub cuda_graphs: String,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -409,6 +413,7 @@ pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> an
     let schedule = schedule(args, &model, baseline)?;
     let switch_moments: SwitchMoments =
         args.switch_moments.parse().map_err(|e| anyhow::anyhow!("--switch-moments: {e}"))?;
+    let cuda_graphs: CudaGraphs = args.cuda_graphs.parse().map_err(|e| anyhow::anyhow!("--cuda-graphs: {e}"))?;
     let length = match (args.steps, args.epochs) {
         (_, Some(e)) => RunLength::Epochs(e),
         (Some(s), None) => RunLength::Steps(s),
@@ -453,6 +458,7 @@ pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> an
         stop_after: args.stop_after,
         comm,
         bucket_mib: args.bucket_mib,
+        cuda_graphs,
     };
     opts.check_memory()?;
     Ok(opts)
@@ -529,6 +535,9 @@ fn resumed_args(args: &TrainArgs, matches: &ArgMatches, dir: &Path) -> anyhow::R
     }
     if run_dir::given(matches, "device") || run_dir::given(matches, "tf32") {
         saved.device = args.device.clone();
+    }
+    if run_dir::given(matches, "cuda_graphs") {
+        saved.cuda_graphs = args.cuda_graphs.clone();
     }
     saved.dist_backend = args.dist_backend.clone();
     saved.bucket_mib = args.bucket_mib;

@@ -50,12 +50,7 @@ impl Indices {
         device: &Device,
     ) -> Result<Self> {
         let shape = shape.into();
-        if ids.len() != shape.elem_count() {
-            return Err(Error::invalid(op, format!("{} indices cannot have shape {shape}", ids.len())));
-        }
-        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= bound) {
-            return Err(Error::IndexOutOfRange { op, index: bad as usize, size: bound });
-        }
+        check(op, &ids, &shape, bound)?;
         let gpu = match device {
             Device::Cpu => None,
             Device::Gpu(_) => {
@@ -66,10 +61,8 @@ impl Indices {
                         format!("{} indices into {bound} entries exceed the kernels' 32-bit limit", ids.len()),
                     ));
                 }
-                let (order, starts) = group_by_target(&ids, bound);
                 let n = ids.len();
-                let packed: Vec<u32> = [&ids[..], &order, &starts].concat();
-                let all = Tensor::from_vec(packed, [2 * n + bound + 1], device)?;
+                let all = Tensor::from_vec(packed(&ids, bound), [2 * n + bound + 1], device)?;
                 Some(GpuIndices {
                     ids: all.narrow(0, 0, n)?.reshape(shape.clone())?,
                     order: all.narrow(0, n, n)?,
@@ -78,6 +71,29 @@ impl Indices {
             }
         };
         Ok(Indices { host: ids.into(), shape, bound, device: device.clone(), gpu })
+    }
+
+    /// Replaces the indices with `ids` of the same shape and bound, checked
+    /// as [`Indices::from_vec`] checks them, in place: on a GPU `[ids | order
+    /// | starts]` go into the same device memory in one transfer, so that
+    /// work recorded reading these indices (a graph) reads the new ones.
+    /// Clones share that memory and see the new indices there, though not
+    /// in [`Indices::host`].
+    pub fn rewrite(&mut self, op: &'static str, ids: Vec<u32>, shape: impl Into<Shape>) -> Result<()> {
+        let shape = shape.into();
+        if shape != self.shape {
+            return Err(Error::invalid(
+                op,
+                format!("indices of shape {shape} cannot replace those of shape {}", self.shape),
+            ));
+        }
+        check(op, &ids, &shape, self.bound)?;
+        if let Some(g) = &self.gpu {
+            let device = self.device.gpu().expect("GPU indices live on a GPU device");
+            device.backend().write(g.ids.gpu_ptr()?, bytemuck::cast_slice(&packed(&ids, self.bound)))?;
+        }
+        self.host = ids.into();
+        Ok(())
     }
 
     /// The indices, on the host.
@@ -146,6 +162,23 @@ impl Indices {
     }
 }
 
+/// An error unless `ids` fill `shape` and are all below `bound`.
+fn check(op: &'static str, ids: &[u32], shape: &Shape, bound: usize) -> Result<()> {
+    if ids.len() != shape.elem_count() {
+        return Err(Error::invalid(op, format!("{} indices cannot have shape {shape}", ids.len())));
+    }
+    if let Some(&bad) = ids.iter().find(|&&i| i as usize >= bound) {
+        return Err(Error::IndexOutOfRange { op, index: bad as usize, size: bound });
+    }
+    Ok(())
+}
+
+/// What a GPU holds of `ids` into `bound` entries: `[ids | order | starts]`.
+fn packed(ids: &[u32], bound: usize) -> Vec<u32> {
+    let (order, starts) = group_by_target(ids, bound);
+    [ids, &order, &starts].concat()
+}
+
 /// Positions grouped by target, stably, and where each target's group
 /// starts (`targets + 1` entries): a counting sort.
 pub(crate) fn group_by_target(ids: &[u32], targets: usize) -> (Vec<u32>, Vec<u32>) {
@@ -174,6 +207,18 @@ mod tests {
         let (order, starts) = group_by_target(&[2, 0, 2, 1, 0], 4);
         assert_eq!(starts, vec![0, 2, 3, 5, 5]);
         assert_eq!(order, vec![1, 4, 3, 0, 2]);
+    }
+
+    #[test]
+    fn a_rewrite_keeps_the_shape_and_the_bound() {
+        let mut ids = Indices::from_vec("test", vec![0, 1, 2, 0], [2, 2], 3, &Device::Cpu).unwrap();
+        ids.rewrite("test", vec![2, 2, 1, 0], [2, 2]).unwrap();
+        assert_eq!(ids.host(), &[2, 2, 1, 0]);
+        let err = ids.rewrite("test", vec![0; 4], [4]).unwrap_err();
+        assert!(err.to_string().contains("shape [4]"), "{err}");
+        let err = ids.rewrite("test", vec![0, 3, 0, 0], [2, 2]).unwrap_err();
+        assert!(err.to_string().contains("index 3 out of range"), "{err}");
+        assert_eq!(ids.host(), &[2, 2, 1, 0]);
     }
 
     #[test]

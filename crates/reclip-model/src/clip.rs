@@ -184,6 +184,15 @@ impl Clip {
     /// positions found there, and both go to the device in one transfer each:
     /// nothing is read back. Ids already on a GPU are read back once.
     pub fn encode_text(&self, tape: &Tape, ids: &Tensor, dtype: DType) -> Result<Var> {
+        let (tokens, eot) = self.text_indices(ids)?;
+        self.encode_text_indices(tape, &tokens, &eot, dtype)
+    }
+
+    /// What [`Clip::encode_text`] makes of token ids [B, L] before the tower
+    /// runs: the ids checked against the vocabulary, and each row's
+    /// end-of-text position in the flattened [B·L] tokens (into B·L), as
+    /// [`Indices`] on the model's device.
+    pub fn text_indices(&self, ids: &Tensor) -> Result<(Indices, Indices)> {
         let t = &self.config.text_cfg;
         let (batch, len) = match ids.dims() {
             [b, l] if *l >= 1 && *l <= t.context_length => (*b, *l),
@@ -195,17 +204,15 @@ impl Clip {
             }
         };
         let tokens = Indices::new("encode_text", ids, t.vocab_size, &self.device)?;
-        let eot: Vec<u32> = tokens
-            .host()
-            .chunks(len)
-            .enumerate()
-            .map(|(b, row)| {
-                let pos = row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best });
-                (b * len + pos) as u32
-            })
-            .collect();
+        let eot = end_of_text(tokens.host(), len);
         let eot = Indices::from_vec("encode_text", eot, [batch], batch * len, &self.device)?;
-        self.weights.text.forward(&Context { tape, dtype }, &tokens, &eot)
+        Ok((tokens, eot))
+    }
+
+    /// [`Clip::encode_text`] of indices made by [`Clip::text_indices`] (or
+    /// rewritten in place since, as a recorded step's inputs are).
+    pub fn encode_text_indices(&self, tape: &Tape, tokens: &Indices, eot: &Indices, dtype: DType) -> Result<Var> {
+        self.weights.text.forward(&Context { tape, dtype }, tokens, eot)
     }
 
     /// The learnable log-temperature t (open_clip's `logit_scale`; the scale is exp(t)).
@@ -236,6 +243,19 @@ impl Clip {
         let (i, t) = (normalize(image_features)?, normalize(text_features)?);
         i.matmul(&t.transpose(0, 1)?)?.scale(scale)
     }
+}
+
+/// Each row's end-of-text position in the flattened token ids `ids` (rows of
+/// `len`): the position of its largest id, the first if tied (open_clip's
+/// `argmax`).
+pub fn end_of_text(ids: &[u32], len: usize) -> Vec<u32> {
+    ids.chunks(len)
+        .enumerate()
+        .map(|(b, row)| {
+            let pos = row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best });
+            (b * len + pos) as u32
+        })
+        .collect()
 }
 
 /// Rows divided by their L2 norm (open_clip's F.normalize, eps 1e-12), in f32.

@@ -3,4 +3,4 @@
 
 mod adamw;
 
-pub use adamw::{AdamW, AdamWConfig, StepReport, decays};
+pub use adamw::{AdamW, AdamWConfig, StepReport, StepScalars, decays};

@@ -3,10 +3,10 @@
 //! timed probe on a scratch model, since training it in full is what the
 //! run set out to avoid.
 
-use crate::DataParallel;
 use crate::options::TrainOptions;
 use crate::parallel;
 use crate::phases::{Phase, Schedule, plan};
+use crate::{DataParallel, GraphStep};
 use reclip_model::{FlopsReport, flops};
 use reclip_tokenizer::ClipTokenizer;
 use std::sync::Arc;
@@ -46,14 +46,17 @@ fn probe(opts: &TrainOptions, encoder: Arc<ClipTokenizer>, phase: &Phase, steps:
     let seed = opts.seed ^ 0x9e37;
     let (clip, mut optimizer) = opts.new_model(seed, phase.image_size)?;
     let mut loader = opts.loader(encoder, seed)?;
-    // With several ranks the probe is data-parallel too, communication included.
+    // With several ranks the probe is data-parallel too, communication
+    // included; in one process its steps are replayed from a graph as the
+    // run's are (the warm-up records it).
     let mut parallel = DataParallel::of_run(opts, &clip);
+    let mut graphs = GraphStep::for_run(opts);
     let mut timed = 0.0;
     for i in 0..steps + 2 {
         let batch = loader.next_batch(phase.batch_spec())?;
         let t0 = Instant::now();
         let (images, tokens, dtype) = (&batch.images, &batch.tokens, opts.precision);
-        parallel::step(parallel.as_mut(), &clip, &mut optimizer, images, tokens, dtype, opts.lr)?;
+        parallel::step(parallel.as_mut(), &mut graphs, &clip, &mut optimizer, images, tokens, dtype, opts.lr)?;
         opts.device.synchronize()?;
         if i >= 2 {
             timed += t0.elapsed().as_secs_f64();

@@ -4,6 +4,7 @@
 
 mod baseline;
 pub mod eval;
+pub mod graph_step;
 pub mod metrics;
 mod options;
 pub mod parallel;
@@ -15,6 +16,7 @@ pub mod state;
 pub mod step;
 pub mod trainer;
 
+pub use graph_step::{CudaGraphs, GraphStep};
 pub use parallel::DataParallel;
-pub use reclip_optim::{AdamW, AdamWConfig, StepReport};
+pub use reclip_optim::{AdamW, AdamWConfig, StepReport, StepScalars};
 pub use step::train_step;

@@ -3,7 +3,7 @@
 //! loader over its data.
 
 use crate::phases::{Phase, Schedule, plan};
-use crate::{AdamW, AdamWConfig};
+use crate::{AdamW, AdamWConfig, CudaGraphs};
 use anyhow::Context;
 use reclip_core::{DType, Device};
 use reclip_data::{
@@ -165,6 +165,8 @@ pub struct TrainOptions {
     pub comm: Comm,
     /// Size of the buckets in which gradients are averaged over ranks.
     pub bucket_mib: usize,
+    /// Whether steps are recorded as CUDA graphs and replayed.
+    pub cuda_graphs: CudaGraphs,
 }
 
 /// The run's phases and step count, from the options and the data.

@@ -7,7 +7,7 @@
 //! give the derivation.
 
 use crate::options::TrainOptions;
-use crate::{AdamW, StepReport, train_step};
+use crate::{AdamW, GraphStep, StepReport};
 use reclip_autograd::{Tape, Var};
 use reclip_core::{DType, Result, Tensor};
 use reclip_dist::{Comm, GradReducer, all_gather};
@@ -65,9 +65,12 @@ impl DataParallel {
 }
 
 /// One step of the run: this rank's part of a data-parallel step with
-/// `parallel`, one process's [`train_step`] without.
+/// `parallel`, one process's [`crate::train_step`] (replayed from a graph
+/// where `graphs` can) without.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn step(
     parallel: Option<&mut DataParallel>,
+    graphs: &mut GraphStep,
     clip: &Clip,
     optimizer: &mut AdamW,
     images: &Tensor,
@@ -77,6 +80,6 @@ pub(crate) fn step(
 ) -> Result<(Var, StepReport)> {
     match parallel {
         Some(dp) => dp.step(clip, optimizer, images, tokens, dtype, lr),
-        None => train_step(clip, optimizer, images, tokens, dtype, lr),
+        None => graphs.step(clip, optimizer, images, tokens, dtype, lr),
     }
 }

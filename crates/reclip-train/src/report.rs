@@ -4,6 +4,7 @@
 //! from a timed probe at high resolution); the ratios; the final accuracy.
 
 use crate::eval::{RetrievalResult, ZeroShotResult};
+use crate::graph_step::GraphsUsed;
 use crate::metrics::Line;
 use serde::Serialize;
 
@@ -113,6 +114,8 @@ pub struct Report {
     pub data_reader: String,
     /// Data problems met during the run (skipped samples), one line per kind.
     pub data_problems: Vec<String>,
+    /// Whether the steps were replayed from CUDA graphs, and why not.
+    pub cuda_graphs: GraphsUsed,
 }
 
 /// One evaluation: where the run stood and its zero-shot top-1 on the first set.

@@ -3,7 +3,7 @@
 
 use crate::{AdamW, StepReport};
 use reclip_autograd::{Tape, Var};
-use reclip_core::{DType, Result, Tensor};
+use reclip_core::{DType, Indices, Result, Tensor};
 use reclip_loss::clip_loss;
 use reclip_model::Clip;
 
@@ -19,12 +19,27 @@ pub fn train_step(
     dtype: DType,
     lr: f32,
 ) -> Result<(Var, StepReport)> {
+    let (tokens, eot) = clip.text_indices(tokens)?;
+    step_on(clip, images, &tokens, &eot, dtype, || optimizer.step(lr))
+}
+
+/// The step on images and prepared text indices (see
+/// [`Clip::text_indices`]), `update` being the optimizer's part: what
+/// [`train_step`] runs, and what a graph step records.
+pub(crate) fn step_on(
+    clip: &Clip,
+    images: &Tensor,
+    tokens: &Indices,
+    eot: &Indices,
+    dtype: DType,
+    update: impl FnOnce() -> Result<StepReport>,
+) -> Result<(Var, StepReport)> {
     let tape = Tape::new();
     let image = clip.encode_image(&tape, images, dtype)?;
-    let text = clip.encode_text(&tape, tokens, dtype)?;
+    let text = clip.encode_text_indices(&tape, tokens, eot, dtype)?;
     let loss = clip_loss(&image, &text, &clip.log_scale(&tape))?;
     loss.backward()?;
-    let report = optimizer.step(lr)?;
+    let report = update()?;
     clip.clamp_logit_scale()?;
     Ok((loss.detach(), report))
 }

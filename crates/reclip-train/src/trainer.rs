@@ -22,7 +22,7 @@ use crate::phases::Phase;
 use crate::report::{Report, RunRecord};
 use crate::schedule::RunSchedule;
 use crate::state::{self, TrainState};
-use crate::{AdamW, DataParallel, StepReport};
+use crate::{AdamW, DataParallel, GraphStep, StepReport};
 use anyhow::Context;
 use indicatif::ProgressBar;
 use reclip_autograd::{FollowsParams, Param, Var};
@@ -87,6 +87,8 @@ struct Trainer<'a> {
     optimizer: AdamW,
     /// This rank's part when there are several.
     parallel: Option<DataParallel>,
+    /// One process's steps, replayed from CUDA graphs where they can be.
+    graphs: GraphStep,
     state: TrainState,
     metrics: MetricsLog,
     /// The last step's loss and gradient norm, until checked.
@@ -115,12 +117,14 @@ impl Trainer<'_> {
         while self.state.step < phase.end_step().min(self.stop_at) {
             self.step(pi)?;
         }
+        self.graphs.release();
         self.stop_clock(pi)
     }
 
     /// One step of phase `pi`: the batch, its learning rate, the step itself
-    /// (forward, loss, backward, update: [`crate::train_step`], or its
-    /// data-parallel form), then what the run keeps of it.
+    /// (forward, loss, backward, update: [`crate::train_step`], replayed
+    /// from a CUDA graph where it can be, or its data-parallel form), then
+    /// what the run keeps of it.
     fn step(&mut self, pi: usize) -> anyhow::Result<()> {
         let batch = self.loader.next_batch(self.phases[pi].batch_spec())?;
         let lr = self.schedule.lr(self.state.step);
@@ -136,8 +140,10 @@ impl Trainer<'_> {
             );
         }
         let (clip, optimizer, dtype) = (&self.clip, &mut self.optimizer, self.opts.precision);
+        let (parallel, graphs) = (self.parallel.as_mut(), &mut self.graphs);
         let (loss, report) =
-            parallel::step(self.parallel.as_mut(), clip, optimizer, &batch.images, &batch.tokens, dtype, lr)?;
+            parallel::step(parallel, graphs, clip, optimizer, &batch.images, &batch.tokens, dtype, lr)?;
+        self.say_graph_notice();
         self.count(pi, (batch.len() * world) as u64);
         // The previous step's numbers are read with this one queued: a GPU
         // goes on computing while the host waits for them. A step that is
@@ -157,6 +163,16 @@ impl Trainer<'_> {
             self.check_ranks_agree()?;
         }
         Ok(())
+    }
+
+    /// Logs what the graph steps have to say (once each: why they run plain
+    /// launches).
+    fn say_graph_notice(&mut self) {
+        if let Some(notice) = self.graphs.take_notice()
+            && self.opts.comm.is_leader()
+        {
+            self.bar.suspend(|| eprintln!("{notice}"));
+        }
     }
 
     /// An error unless every rank holds the same weights, bit for bit: they
@@ -315,6 +331,7 @@ impl Trainer<'_> {
             baseline,
             data: self.loader.report(),
             data_reader: self.loader.reader(),
+            graphs: self.graphs.used(),
         })
     }
 }

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use reclip_core::{Device, Result, Tensor};
 
 pub(super) fn step(slots: &mut [Slot], hyper: Hyper) -> Result<StepReport> {
-    let Hyper { cfg, lr, bias_corrections: (bc1, bc2) } = hyper;
+    let Hyper { cfg, lr, bias_corrections: (bc1, bc2), .. } = hyper;
     let grads: Vec<Option<Tensor>> = slots.iter().map(|s| s.param.take_grad()).collect();
     let mut sq = 0.0f64;
     let mut grad_data: Vec<Option<Vec<f32>>> = Vec::with_capacity(grads.len());

@@ -4,7 +4,7 @@
 
 use super::{Hyper, OP, Slot, StepReport};
 use bytemuck::{Pod, Zeroable};
-use reclip_core::gpu::{THREADS, int_arg, ptr, vector_form};
+use reclip_core::gpu::{THREADS, int_arg, optional_ptr, ptr, vector_form};
 use reclip_core::{DType, Device, GpuDevice, KernelArg, Launch, Result, Tensor, kernel_name};
 
 // The kernels' block reductions (`block_sum_256`) are written for this many threads.
@@ -111,6 +111,7 @@ fn fused_step(
             KernelArg::F32(cfg.weight_decay),
             KernelArg::F32(bc1),
             KernelArg::F32(bc2),
+            optional_ptr(hyper.scalars)?,
         ],
     ))?;
     Ok(StepReport { norm: Some(clip.narrow(0, 0, 1)?) })

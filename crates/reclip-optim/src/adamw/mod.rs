@@ -8,12 +8,18 @@
 //! chunks, uploaded once; the gradient norm and the clipping coefficient are
 //! computed on the device too, so a step neither waits for the GPU nor
 //! transfers anything.
+//!
+//! A step recorded into a CUDA graph ([`AdamW::record_step`]) reads the
+//! learning rate and the bias corrections from device memory
+//! ([`StepScalars`]) instead of its launch's arguments, which every replay
+//! would repeat; [`AdamW::prepare_replay`] writes them before each replay
+//! and counts the step as [`AdamW::step`] does.
 
 mod cpu;
 mod gpu;
 
 use reclip_autograd::Param;
-use reclip_core::{DType, DeviceOp, Error, GpuDevice, Real, Result, Tensor};
+use reclip_core::{DType, Device, DeviceOp, Error, GpuDevice, Real, Result, Tensor};
 
 const OP: &str = "AdamW";
 
@@ -54,9 +60,35 @@ pub struct StepReport {
 }
 
 impl StepReport {
+    /// A report of a step whose gradient norm is `norm`, a one-element f32
+    /// tensor (a copy of a recorded step's, made after its replay).
+    pub fn from_norm(norm: Option<Tensor>) -> Self {
+        StepReport { norm }
+    }
+
     /// The global gradient norm (reads it back from the device).
     pub fn grad_norm(&self) -> Result<Option<f32>> {
         self.norm.as_ref().map(|t| t.to_vec_f32().map(|v| v[0])).transpose()
+    }
+
+    /// The gradient norm where the step left it, without reading it.
+    pub fn norm_tensor(&self) -> Option<&Tensor> {
+        self.norm.as_ref()
+    }
+}
+
+/// One step's learning rate and bias corrections (1 − β₁ᵗ, 1 − β₂ᵗ) in GPU
+/// memory, where a recorded step's update reads them at each replay. Made
+/// before the recording (memory allocated while recording belongs to it).
+pub struct StepScalars(Tensor);
+
+impl StepScalars {
+    /// Room for the scalars on `device`, a GPU.
+    pub fn new(device: &Device) -> Result<Self> {
+        if device.is_cpu() {
+            return Err(Error::invalid(OP, "step scalars in device memory are for a GPU step"));
+        }
+        Ok(StepScalars(Tensor::zeros([3], DType::F32, device)?))
     }
 }
 
@@ -164,10 +196,42 @@ impl AdamW {
     pub fn step(&mut self, lr: f32) -> Result<StepReport> {
         self.check_moments_fit()?;
         self.step += 1;
+        let hyper = Hyper { cfg: self.cfg, lr, bias_corrections: self.bias_corrections(), scalars: None };
+        self.update(hyper)
+    }
+
+    /// [`AdamW::step`] as a graph records it, on a GPU: the update reads the
+    /// learning rate and bias corrections from `scalars` when it runs, so
+    /// that each replay takes those [`AdamW::prepare_replay`] last wrote.
+    /// Counts no step: recording runs nothing. The gradient norm returned is
+    /// the recording's, rewritten by each replay.
+    pub fn record_step(&mut self, scalars: &StepScalars) -> Result<StepReport> {
+        self.check_moments_fit()?;
+        // Not read by the kernel (the scalars are): NaN would show if they were.
+        let hyper =
+            Hyper { cfg: self.cfg, lr: f32::NAN, bias_corrections: (f32::NAN, f32::NAN), scalars: Some(&scalars.0) };
+        self.update(hyper)
+    }
+
+    /// Counts a step with learning rate `lr`, as [`AdamW::step`] does, and
+    /// writes its scalars into `scalars` in one upload, for the replay of a
+    /// step recorded with [`AdamW::record_step`] that follows: the replayed
+    /// update is then that of `step(lr)`, bit for bit, and checkpoints keep
+    /// the step count.
+    pub fn prepare_replay(&mut self, lr: f32, scalars: &StepScalars) -> Result<()> {
+        self.check_moments_fit()?;
+        let t = &scalars.0;
+        let g = t.device().gpu().ok_or_else(|| Error::invalid(OP, "step scalars live on a GPU"))?;
+        let (bc1, bc2) = self.bias_corrections_at(self.step + 1);
+        g.backend().write(t.gpu_ptr()?, bytemuck::cast_slice(&[lr, bc1, bc2]))?;
+        self.step += 1;
+        Ok(())
+    }
+
+    fn update(&mut self, hyper: Hyper) -> Result<StepReport> {
         let Some(first) = self.slots.first() else { return Ok(StepReport { norm: None }) };
         // The step runs where the parameters live, on their f32 master values.
         let device = first.param.value().device().clone();
-        let hyper = Hyper { cfg: self.cfg, lr, bias_corrections: self.bias_corrections() };
         Update { slots: &mut self.slots, table: &mut self.table, hyper }.run_on(&device, DType::F32)
     }
 
@@ -197,18 +261,25 @@ impl AdamW {
     }
 
     fn bias_corrections(&self) -> (f32, f32) {
-        let t = self.step as i32;
+        self.bias_corrections_at(self.step)
+    }
+
+    /// 1 − β₁ᵗ and 1 − β₂ᵗ at step `t` (counted from 1).
+    fn bias_corrections_at(&self, t: u64) -> (f32, f32) {
+        let t = t as i32;
         (1.0 - self.cfg.beta1.powi(t), 1.0 - self.cfg.beta2.powi(t))
     }
 }
 
 /// The scalars of one step.
 #[derive(Clone, Copy)]
-struct Hyper {
+struct Hyper<'a> {
     cfg: AdamWConfig,
     lr: f32,
     /// 1 − β₁ᵗ and 1 − β₂ᵗ at this step.
     bias_corrections: (f32, f32),
+    /// Where a recorded step reads `lr` and the bias corrections instead.
+    scalars: Option<&'a Tensor>,
 }
 
 /// One step over every parameter with a gradient. The moments, the values
@@ -216,7 +287,7 @@ struct Hyper {
 struct Update<'a> {
     slots: &'a mut [Slot],
     table: &'a mut Option<gpu::ChunkTable>,
-    hyper: Hyper,
+    hyper: Hyper<'a>,
 }
 
 impl DeviceOp for Update<'_> {
@@ -225,6 +296,9 @@ impl DeviceOp for Update<'_> {
 
     /// The master weights and moments are f32 whatever `T` is.
     fn cpu<T: Real>(self) -> Result<StepReport> {
+        if self.hyper.scalars.is_some() {
+            return Err(Error::invalid(OP, "a recorded step runs on a GPU; the CPU records nothing"));
+        }
         cpu::step(self.slots, self.hyper)
     }
 

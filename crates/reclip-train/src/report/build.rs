@@ -4,6 +4,7 @@
 use super::{BaselineEstimate, EvalPoint, PhaseReport, Ratios, Report, SwitchReport, Totals, evaluations, top1_at};
 use crate::baseline::Baseline;
 use crate::eval::{RetrievalResult, ZeroShotResult};
+use crate::graph_step::GraphsUsed;
 use crate::metrics::Line;
 use crate::options::TrainOptions;
 use crate::phases::Phase;
@@ -28,6 +29,8 @@ pub(crate) struct RunRecord<'a> {
     pub data: DataReport,
     /// How the training data was read, in words.
     pub data_reader: String,
+    /// Whether the steps were replayed from CUDA graphs.
+    pub graphs: GraphsUsed,
 }
 
 impl Report {
@@ -62,6 +65,7 @@ impl Report {
             evaluations,
             data_reader: run.data_reader,
             data_problems: data_problems(&run.data),
+            cuda_graphs: run.graphs,
         }
     }
 }

@@ -175,6 +175,13 @@ impl Report {
                 pct(f)
             );
         }
+        let g = &self.cuda_graphs;
+        let graphs = match (&g.plain_because, g.used) {
+            (None, _) => format!("on ({} steps replayed)", g.replayed_steps),
+            (Some(why), false) => format!("off ({why})"),
+            (Some(why), true) => format!("on for {} steps, then off ({why})", g.replayed_steps),
+        };
+        let _ = writeln!(s, "CUDA graphs: {graphs}");
         let _ = writeln!(s, "data: {}", self.data_reader);
         for p in &self.data_problems {
             let _ = writeln!(s, "data: {p}");

@@ -7,7 +7,7 @@ use crate::options::{TrainOptions, plan_run};
 use crate::phases::Phase;
 use crate::schedule::RunSchedule;
 use crate::state::{self, TrainState};
-use crate::{AdamW, DataParallel};
+use crate::{AdamW, DataParallel, GraphStep};
 use indicatif::{ProgressBar, ProgressStyle};
 use reclip_data::{Loader, StreamState};
 use reclip_model::clip::Clip;
@@ -76,10 +76,11 @@ impl<'a> Trainer<'a> {
             false => MetricsLog::unwritten(),
         };
         let parallel = DataParallel::of_run(opts, &clip);
+        let graphs = GraphStep::for_run(opts);
         let bar = progress_bar(opts.progress && opts.comm.is_leader(), total_steps, state.step);
         let stop_at = opts.stop_after.map(|n| (state.step + n).min(total_steps)).unwrap_or(total_steps);
         let clock = Clock::start(opts.comm.waited_seconds());
-        let trainer = Trainer {
+        let mut trainer = Trainer {
             opts,
             encoder,
             loader,
@@ -91,6 +92,7 @@ impl<'a> Trainer<'a> {
             clip,
             optimizer,
             parallel,
+            graphs,
             state,
             metrics,
             unchecked: None,
@@ -98,6 +100,7 @@ impl<'a> Trainer<'a> {
             bar,
             clock,
         };
+        trainer.say_graph_notice();
         // Every rank starts from the same weights: the same seed, or the same checkpoint.
         trainer.check_ranks_agree()?;
         Ok(trainer)
