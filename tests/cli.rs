@@ -118,6 +118,16 @@ fn cuda_without_a_gpu_is_an_error_not_a_fallback() {
 }
 
 #[test]
+fn speed_takes_cuda_graphs_auto_or_off() {
+    fails_with(&["speed", "--model", "reclip-tiny", "--cuda-graphs", "bogus"], &["--cuda-graphs", "'bogus'"]);
+    let args = ["speed", "--model", "reclip-tiny", "--image-size", "32", "--batch-size", "4", "--steps", "1"];
+    let out = reclip(&[&args[..], &["--device", "cpu", "--cuda-graphs", "off", "--json"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["rows"][0]["cuda_graphs"]["plain_because"], "--cuda-graphs off", "{json}");
+}
+
+#[test]
 fn the_device_check_compares_kernels_and_gemms_with_the_cpu() {
     let out = reclip(&["device", "--device", "cpu"]);
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -16,7 +16,7 @@ use reclip_model::roofline::{
     self, ASSUMED, H200_BF16_FLOPS, H200_HBM_BYTES_PER_S, H200_PCIE_BYTES_PER_S, Phase, Roofline,
 };
 use reclip_model::{Clip, ModelConfig, flops, memory};
-use reclip_train::{AdamW, AdamWConfig, train_step};
+use reclip_train::{AdamW, AdamWConfig, CudaGraphs, GraphStep};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -44,6 +44,10 @@ pub struct SpeedArgs {
     /// peak if reclip knows it).
     #[arg(long)]
     peak_tflops: Option<f64>,
+    /// auto (the step recorded once as a CUDA graph and replayed, on a GPU,
+    /// as `reclip train` runs it) or off (plain kernel launches).
+    #[arg(long, default_value = "auto")]
+    cuda_graphs: String,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -69,6 +73,7 @@ pub fn run(args: SpeedArgs) -> anyhow::Result<()> {
     let cfg = ModelConfig::load(&args.model).with_context(|| format!("--model {}", args.model))?;
     let text_len = super::numbers::text_len(args.text_len, cfg.text_cfg.context_length)?;
     super::numbers::contrastive_batch(args.batch_size)?;
+    let cuda_graphs: CudaGraphs = args.cuda_graphs.parse().map_err(|e| anyhow::anyhow!("--cuda-graphs: {e}"))?;
     if args.roofline {
         return print_roofline(&args, &cfg, text_len);
     }
@@ -95,15 +100,23 @@ pub fn run(args: SpeedArgs) -> anyhow::Result<()> {
         let ids: Vec<u32> = (0..args.batch_size * text_len).map(|i| 1 + (i as u32 * 7919) % 49000).collect();
         let ids = Tensor::from_vec(ids, [args.batch_size, text_len], &Device::Cpu)?;
         // The batch stays on the host, as the loader's does: each step
-        // uploads it, as training does.
+        // uploads it, as training does. The warm-up steps are a plain one
+        // and the one recorded, so that the timed ones are replays.
+        let mut steps = match cuda_graphs {
+            CudaGraphs::Auto => GraphStep::new(&device),
+            CudaGraphs::Off => GraphStep::plain("--cuda-graphs off"),
+        };
         let mut timed = 0.0;
         for step in 0..args.steps + 3 {
             device.synchronize()?;
             let t0 = Instant::now();
-            train_step(&clip, &mut optimizer, &images, &ids, dtype, 1e-4)?;
+            steps.step(&clip, &mut optimizer, &images, &ids, dtype, 1e-4)?;
             device.synchronize()?;
             if step >= 3 {
                 timed += t0.elapsed().as_secs_f64();
+            }
+            if let Some(notice) = steps.take_notice() {
+                eprintln!("{notice}");
             }
         }
         let f = flops::model(&cfg, size, text_len)?;
@@ -117,6 +130,7 @@ pub fn run(args: SpeedArgs) -> anyhow::Result<()> {
             "training_gflops_per_sample": f.training_gflops,
             "tflops": tflops,
             "mfu": peak.map(|p| tflops / p),
+            "cuda_graphs": steps.used(),
         }));
     }
     if args.json {
