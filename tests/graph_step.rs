@@ -7,106 +7,15 @@
 
 mod common;
 
+use common::emulated::{Counting, SMALL, batch, batch_bytes, delta};
 use reclip::autograd::Var;
-use reclip::core::{
-    DType, Device, DeviceGraph, Error, GemmCall, GpuDevice, Indices, KernelBackend, Launch, Result, Tensor, rng,
-};
+use reclip::core::{DType, Device, GpuDevice, Indices, Tensor};
 use reclip::model::{Clip, ModelConfig};
 use reclip::train::{AdamW, AdamWConfig, GraphStep, StepReport, train_step};
 use reclip_emu::{Emulator, Transfers};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-// One block per tower and a 96-token vocabulary: a fast model to emulate.
-const SMALL: &str = r#"{
-  "embed_dim": 16,
-  "vision_cfg": {"image_size": 24, "layers": 1, "width": 64, "patch_size": 8, "head_width": 32, "mlp_ratio": 2.0},
-  "text_cfg": {"context_length": 12, "vocab_size": 96, "width": 64, "heads": 2, "layers": 1, "mlp_ratio": 2.0}
-}"#;
-
-const BATCH: usize = 6;
-const TEXT_LEN: usize = 9;
-
-/// The emulator, counting the launches and GEMMs the host queues (run, or
-/// recorded while recording); with `refuse_graphs`, every recording runs
-/// to its end and is then refused, as an instantiation that fails would be.
-struct Counting {
-    emulator: Arc<Emulator>,
-    launches: AtomicU64,
-    gemms: AtomicU64,
-    refuse_graphs: bool,
-}
-
-impl Counting {
-    fn device(seed: u64, refuse_graphs: bool) -> (Device, Arc<Counting>) {
-        let emulator = Arc::new(Emulator::new(seed));
-        let counting =
-            Arc::new(Counting { emulator, launches: AtomicU64::new(0), gemms: AtomicU64::new(0), refuse_graphs });
-        (Device::Gpu(GpuDevice::new(counting.clone())), counting)
-    }
-
-    /// (launches, GEMMs) so far.
-    fn queued(&self) -> (u64, u64) {
-        (self.launches.load(Ordering::Relaxed), self.gemms.load(Ordering::Relaxed))
-    }
-}
-
-impl KernelBackend for Counting {
-    fn name(&self) -> String {
-        self.emulator.name()
-    }
-    fn alloc(&self, bytes: usize) -> Result<u64> {
-        self.emulator.alloc(bytes)
-    }
-    fn free(&self, ptr: u64, bytes: usize) {
-        self.emulator.free(ptr, bytes)
-    }
-    fn write(&self, dst: u64, src: &[u8]) -> Result<()> {
-        self.emulator.write(dst, src)
-    }
-    fn read(&self, src: u64, dst: &mut [u8]) -> Result<()> {
-        self.emulator.read(src, dst)
-    }
-    fn copy(&self, src: u64, dst: u64, bytes: usize) -> Result<()> {
-        self.emulator.copy(src, dst, bytes)
-    }
-    fn memset_zero(&self, dst: u64, bytes: usize) -> Result<()> {
-        self.emulator.memset_zero(dst, bytes)
-    }
-    fn launch(&self, launch: &Launch) -> Result<()> {
-        self.launches.fetch_add(1, Ordering::Relaxed);
-        self.emulator.launch(launch)
-    }
-    fn gemm(&self, call: &GemmCall) -> Result<()> {
-        self.gemms.fetch_add(1, Ordering::Relaxed);
-        self.emulator.gemm(call)
-    }
-    fn synchronize(&self) -> Result<()> {
-        self.emulator.synchronize()
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn begin_capture(&self) -> Result<()> {
-        self.emulator.begin_capture()
-    }
-    fn end_capture(&self) -> Result<Box<dyn DeviceGraph>> {
-        let graph = self.emulator.end_capture()?;
-        if self.refuse_graphs {
-            return Err(Error::Device("counting emulator: the graph cannot be instantiated".into()));
-        }
-        Ok(graph)
-    }
-}
-
-/// Host tensors, as the loader makes them.
-fn batch(size: usize, seed: u64) -> (Tensor, Tensor) {
-    let images = Tensor::randn([BATCH, 3, size, size], 0.0, 1.0, DType::F32, &Device::Cpu, &mut rng(seed)).unwrap();
-    let ids: Vec<u32> = (0..BATCH * TEXT_LEN).map(|i| ((i as u64 * 31 + seed * 7) % 95 + 1) as u32).collect();
-    (images, Tensor::from_vec(ids, [BATCH, TEXT_LEN], &Device::Cpu).unwrap())
-}
 
 fn model(device: &Device, size: usize) -> (Clip, AdamW) {
     let mut clip = Clip::new(ModelConfig::from_json_str(SMALL).unwrap(), 5, device).unwrap();
@@ -182,25 +91,6 @@ fn replayed_steps_equal_plain_launches_bit_for_bit() {
         // Distinct steps: a loss copied once and handed out twice would
         // repeat.
         assert!(replayed.losses.windows(2).all(|w| w[0] != w[1]), "{:?}", replayed.losses);
-    }
-}
-
-/// Bytes of one step's batch: the images, then for the token ids and the
-/// end-of-text positions each their ids, their order by target and the
-/// targets' starts.
-fn batch_bytes(size: usize, vocab: usize) -> u64 {
-    let images = BATCH * 3 * size * size;
-    let tokens = 2 * BATCH * TEXT_LEN + vocab + 1;
-    let eot = 2 * BATCH + BATCH * TEXT_LEN + 1;
-    4 * (images + tokens + eot) as u64
-}
-
-fn delta(after: Transfers, before: Transfers) -> Transfers {
-    Transfers {
-        writes: after.writes - before.writes,
-        write_bytes: after.write_bytes - before.write_bytes,
-        reads: after.reads - before.reads,
-        read_bytes: after.read_bytes - before.read_bytes,
     }
 }
 

@@ -4,47 +4,14 @@
 //! gradient needs. Every host↔device copy waits for the GPU, so one more per
 //! step would stall the pipeline; the emulator counts them.
 
-use reclip::core::{DType, Device, GpuDevice, Tensor, rng};
+mod common;
+
+use common::emulated::{SMALL, batch, batch_bytes, delta};
+use reclip::core::{DType, Device, GpuDevice};
 use reclip::model::{Clip, ModelConfig};
 use reclip::train::{AdamW, AdamWConfig, train_step};
 use reclip_emu::{Emulator, Transfers};
 use std::sync::Arc;
-
-// One block per tower and a 96-token vocabulary: a fast model to emulate.
-const SMALL: &str = r#"{
-  "embed_dim": 16,
-  "vision_cfg": {"image_size": 24, "layers": 1, "width": 64, "patch_size": 8, "head_width": 32, "mlp_ratio": 2.0},
-  "text_cfg": {"context_length": 12, "vocab_size": 96, "width": 64, "heads": 2, "layers": 1, "mlp_ratio": 2.0}
-}"#;
-
-const BATCH: usize = 6;
-const TEXT_LEN: usize = 9;
-
-/// Host tensors, as the loader makes them.
-fn batch(size: usize, seed: u64) -> (Tensor, Tensor) {
-    let images = Tensor::randn([BATCH, 3, size, size], 0.0, 1.0, DType::F32, &Device::Cpu, &mut rng(seed)).unwrap();
-    let ids: Vec<u32> = (0..BATCH * TEXT_LEN).map(|i| ((i as u64 * 31 + seed * 7) % 95 + 1) as u32).collect();
-    (images, Tensor::from_vec(ids, [BATCH, TEXT_LEN], &Device::Cpu).unwrap())
-}
-
-/// Bytes of one step's uploads: the images, then for the token ids and the
-/// end-of-text positions each one transfer of ids, their order by target
-/// and the targets' starts.
-fn batch_bytes(size: usize, vocab: usize) -> u64 {
-    let images = BATCH * 3 * size * size;
-    let tokens = 2 * BATCH * TEXT_LEN + vocab + 1;
-    let eot = 2 * BATCH + BATCH * TEXT_LEN + 1;
-    4 * (images + tokens + eot) as u64
-}
-
-fn delta(after: Transfers, before: Transfers) -> Transfers {
-    Transfers {
-        writes: after.writes - before.writes,
-        write_bytes: after.write_bytes - before.write_bytes,
-        reads: after.reads - before.reads,
-        read_bytes: after.read_bytes - before.read_bytes,
-    }
-}
 
 #[test]
 fn a_training_step_reads_nothing_back_and_uploads_only_its_batch() {

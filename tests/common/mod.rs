@@ -1,6 +1,8 @@
 //! What the end-to-end tests share.
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod emulated;
+
 use std::path::Path;
 
 /// A model small enough for a training run of a few seconds on two cores.
