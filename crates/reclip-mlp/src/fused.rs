@@ -29,8 +29,8 @@ impl DeviceOp for Forward<'_> {
         Ok(Tensor::from_real(y, z.shape().clone(), self.x.dtype()))
     }
 
-    fn gpu(self, device: &GpuDevice) -> Result<Tensor> {
-        gpu::linear_bias_forward(device, self.x, self.w, self.bias)
+    fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
+        gpu::linear_bias_forward(self.x, self.w, self.bias)
     }
 }
 

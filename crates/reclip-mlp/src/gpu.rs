@@ -3,10 +3,8 @@
 //! GEMM's own epilogues (cuBLASLt's on CUDA).
 
 use crate::OP;
-use reclip_core::gpu::{THREADS, blocks_for, i32_arg, ptr};
-use reclip_core::{
-    DType, GemmCall, GemmEpilogue, GemmOperand, GpuDevice, KernelArg, Launch, Result, Tensor, kernel_name,
-};
+use reclip_core::gpu::{THREADS, blocks_for, i32_arg, matmul_epilogue, ptr};
+use reclip_core::{DType, GemmEpilogue, GpuDevice, KernelArg, Launch, Result, Tensor, kernel_name};
 
 const TILE_COLS: usize = 32;
 const TILE_ROWS: usize = 8;
@@ -23,71 +21,33 @@ fn row_chunks(rows: usize, cols: usize) -> (usize, usize) {
     (rows.div_ceil(per_chunk), per_chunk)
 }
 
-/// A contiguous [rows, cols] matrix as a GEMM operand, read as it is or as
-/// its transpose (the cols×rows operand).
-fn operand(t: &Tensor, transposed: bool) -> Result<GemmOperand> {
-    Ok(GemmOperand { ptr: t.gpu_ptr()?, transposed, ld: t.dims()[1], batch_stride: 0 })
-}
-
 /// y = x·Wᵀ + bias for x [rows, in], W [out, in], bias [out]: one GEMM
 /// whose epilogue adds the bias.
-pub fn linear_bias_forward(dev: &GpuDevice, x: &Tensor, w: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    let (x, w, bias) = (x.contiguous()?, w.contiguous()?, bias.contiguous()?);
+pub fn linear_bias_forward(x: &Tensor, w: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let ((rows, inp), out) = ((x.dims()[0], x.dims()[1]), w.dims()[0]);
-    if rows * out > 0 && inp == 0 {
+    if rows * out == 0 {
+        return Tensor::empty([rows, out], x.dtype(), x.device());
+    }
+    let bias = bias.contiguous()?;
+    if inp == 0 {
         // No product to fuse into: every row is the bias.
         return bias.reshape([1, out])?.broadcast_as([rows, out])?.contiguous();
     }
-    let y = Tensor::empty([rows, out], x.dtype(), x.device())?;
-    if y.elem_count() > 0 {
-        dev.gemm(&GemmCall {
-            dtype: x.dtype(),
-            m: rows,
-            n: out,
-            k: inp,
-            batch: 1,
-            alpha: 1.0,
-            beta: 0.0,
-            a: operand(&x, false)?,
-            // W is [out, in]: read as the in×out operand Wᵀ.
-            b: operand(&w, true)?,
-            c: y.gpu_ptr()?,
-            ldc: out,
-            c_batch_stride: 0,
-            epilogue: GemmEpilogue::Bias { bias: bias.gpu_ptr()? },
-        })?;
-    }
-    Ok(y)
+    matmul_epilogue(x, &w.transpose(0, 1)?, GemmEpilogue::Bias { bias: bias.gpu_ptr()? })
 }
 
 /// (dW, db) = (dyᵀ·x, Σ_rows dy) for dy [rows, out], x [rows, in]: one GEMM
 /// whose epilogue sums its first operand dyᵀ over k = rows.
 pub fn weight_bias_grad(dev: &GpuDevice, dy: &Tensor, x: &Tensor) -> Result<(Tensor, Tensor)> {
-    let (dy, x) = (dy.contiguous()?, x.contiguous()?);
     let ((rows, out), inp) = ((dy.dims()[0], dy.dims()[1]), x.dims()[1]);
     let (dtype, device) = (dy.dtype(), dy.device());
     if rows * out * inp == 0 {
         // No product to fuse into: dW is empty or zero, db the plain column sums.
-        let db = column_sums(dev, &dy, None, rows, out)?.1;
+        let db = column_sums(dev, dy, None, rows, out)?.1;
         return Ok((Tensor::zeros([out, inp], dtype, device)?, db));
     }
-    let (dw, db) = (Tensor::empty([out, inp], dtype, device)?, Tensor::empty([out], dtype, device)?);
-    dev.gemm(&GemmCall {
-        dtype,
-        m: out,
-        n: inp,
-        k: rows,
-        batch: 1,
-        alpha: 1.0,
-        beta: 0.0,
-        // dy is [rows, out]: read as the out×rows operand dyᵀ.
-        a: operand(&dy, true)?,
-        b: operand(&x, false)?,
-        c: dw.gpu_ptr()?,
-        ldc: inp,
-        c_batch_stride: 0,
-        epilogue: GemmEpilogue::BiasGrad { out: db.gpu_ptr()? },
-    })?;
+    let db = Tensor::empty([out], dtype, device)?;
+    let dw = matmul_epilogue(&dy.transpose(0, 1)?, x, GemmEpilogue::BiasGrad { out: db.gpu_ptr()? })?;
     Ok((dw, db))
 }
 

@@ -40,13 +40,37 @@ fn operand(t: &Tensor, ms: &MatmulShape, rows: usize, cols: usize) -> Result<(Te
 
 pub fn matmul(a: &Tensor, b: &Tensor, ms: &MatmulShape) -> Result<Tensor> {
     let out = Tensor::empty(ms.out_dims(), a.dtype(), a.device())?;
-    let batch = ms.batch.elem_count();
-    if batch * ms.m * ms.n == 0 {
+    if ms.batch.elem_count() * ms.m * ms.n == 0 {
         return Ok(out);
     }
     if ms.k == 0 {
         return Tensor::zeros(ms.out_dims(), a.dtype(), a.device());
     }
+    product(a, b, ms, out, GemmEpilogue::None)
+}
+
+/// The product of two matrices `a` [m, k] and `b` [k, n] (views read in
+/// place, as by [`matmul`]) with `epilogue` fused into its GEMM. The product
+/// must not be empty: an epilogue has nothing to ride on otherwise.
+pub fn matmul_epilogue(a: &Tensor, b: &Tensor, epilogue: GemmEpilogue) -> Result<Tensor> {
+    let ms = MatmulShape::new(a.shape(), b.shape())?;
+    if a.rank() != 2 || b.rank() != 2 || ms.m * ms.n * ms.k == 0 {
+        return Err(crate::Error::invalid(
+            "gemm",
+            format!(
+                "the {} epilogue needs a non-empty product of two matrices, got {} · {}",
+                epilogue.name(),
+                a.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    let out = Tensor::empty(ms.out_dims(), a.dtype(), a.device())?;
+    product(a, b, &ms, out, epilogue)
+}
+
+/// `out` = a·b with `epilogue`, for a non-empty product.
+fn product(a: &Tensor, b: &Tensor, ms: &MatmulShape, out: Tensor, epilogue: GemmEpilogue) -> Result<Tensor> {
     // The operand tensors are kept alive until the call is queued.
     let (_a, ga) = operand(a, ms, ms.m, ms.k)?;
     let (_b, gb) = operand(b, ms, ms.k, ms.n)?;
@@ -55,7 +79,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, ms: &MatmulShape) -> Result<Tensor> {
         m: ms.m,
         n: ms.n,
         k: ms.k,
-        batch,
+        batch: ms.batch.elem_count(),
         alpha: 1.0,
         beta: 0.0,
         a: ga,
@@ -63,7 +87,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, ms: &MatmulShape) -> Result<Tensor> {
         c: out.gpu_ptr()?,
         ldc: ms.n,
         c_batch_stride: ms.m * ms.n,
-        epilogue: GemmEpilogue::None,
+        epilogue,
     })?;
     Ok(out)
 }

@@ -11,7 +11,7 @@ mod reduce;
 pub use copy::{cast, copy_into, fill, strided_copy};
 pub use elementwise::{affine, binary, clamp_in_place, powf, unary};
 pub use index::{gather, index_add, index_select, scatter_add};
-pub use matmul::matmul;
+pub use matmul::{matmul, matmul_epilogue};
 pub use reduce::{max, softmax, sum};
 
 use crate::{DType, Error, GpuDevice, KernelArg, Result, Tensor};
