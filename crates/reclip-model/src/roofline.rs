@@ -716,11 +716,12 @@ fn copy(n: f64) -> Traffic {
 }
 
 /// The name a bf16 kernel with a 16-byte form (`*_vec_*`, kernels/common.cuh's
-/// packs) is launched under over rows of `len` elements: the vector form
-/// when the rows are whole 8-element packs (the tensors of a step start
-/// 16-byte aligned), as `reclip_core::gpu::vector_form` decides.
+/// packs) is launched under over rows of `len` elements, as
+/// `reclip_core::gpu::vector_form` picks it (the tensors of a step start
+/// 16-byte aligned).
 fn packed(base: &str, len: f64) -> String {
-    if len % 8.0 == 0.0 { format!("{base}_vec_bf16") } else { format!("{base}_bf16") }
+    let vector = reclip_core::gpu::vector_form(reclip_core::DType::BF16, len as usize, &[]);
+    if vector { format!("{base}_vec_bf16") } else { format!("{base}_bf16") }
 }
 
 /// A memset of `bytes`.
