@@ -354,6 +354,19 @@ pub trait KernelBackend: Send + Sync {
     }
 }
 
+/// Why a finished recording cannot be replayed, for the backends'
+/// `end_capture`: the first problem it met (`problem`), else the
+/// allocations made while recording that outlive it (`outliving` of them).
+pub fn unreplayable(problem: Option<String>, outliving: usize) -> Option<String> {
+    let n = outliving;
+    problem.or_else(|| {
+        (n > 0).then(|| {
+            let (s, verb) = if n == 1 { ("", "s") } else { ("s", "") };
+            format!("{n} allocation{s} made while recording outlive{verb} it")
+        })
+    })
+}
+
 /// Work recorded from a backend's stream, replayed as one launch. The memory
 /// it allocated stays reserved to it at the same addresses, so each replay
 /// reads what the host last wrote into the buffers the recording read from.

@@ -16,7 +16,8 @@ mod storage;
 mod tensor;
 
 pub use device::{
-    Device, DeviceGraph, GemmCall, GemmEpilogue, GemmOperand, GpuDevice, KernelArg, KernelBackend, KernelLayout, Launch,
+    Device, DeviceGraph, GemmCall, GemmEpilogue, GemmOperand, GpuDevice, KernelArg, KernelBackend, KernelLayout,
+    Launch, unreplayable,
 };
 pub use device_op::DeviceOp;
 pub use dtype::{DType, Element, Real};

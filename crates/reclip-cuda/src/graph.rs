@@ -29,17 +29,7 @@ impl Recording {
 
     /// Why the finished recording cannot be replayed, if it cannot.
     pub fn verdict(&self) -> Option<String> {
-        if let Some(p) = &self.problem {
-            return Some(p.clone());
-        }
-        let n = self.alive.len();
-        (n > 0).then(|| {
-            format!(
-                "{n} allocation{} made while recording outlive{} it",
-                if n == 1 { "" } else { "s" },
-                if n == 1 { "s" } else { "" }
-            )
-        })
+        reclip_core::unreplayable(self.problem.clone(), self.alive.len())
     }
 
     /// Frees the older memory dropped while recording, on `stream`.

@@ -54,15 +54,8 @@ impl EmulatorGraph {
             recording.allocations.iter().filter(|(_, (_, alive))| !alive).map(|(&p, &(bytes, _))| (p, bytes)).collect();
         let alive = recording.allocations.values().filter(|(_, alive)| *alive).count();
         let graph = EmulatorGraph { ops: recording.ops, reserved, seed, launches };
-        if let Some(problem) = recording.problem {
-            return Err(Error::Device(format!("emulator: the recorded graph cannot be replayed: {problem}")));
-        }
-        if alive > 0 {
-            return Err(Error::Device(format!(
-                "emulator: the recorded graph cannot be replayed: {alive} allocation{} made while recording outlive{} it",
-                if alive == 1 { "" } else { "s" },
-                if alive == 1 { "s" } else { "" }
-            )));
+        if let Some(why) = reclip_core::unreplayable(recording.problem, alive) {
+            return Err(Error::Device(format!("emulator: the recorded graph cannot be replayed: {why}")));
         }
         Ok(graph)
     }
