@@ -109,9 +109,9 @@ __device__ __forceinline__ void stage(bf16* dst, const bf16* src, long long stri
   constexpr int kVectors = HW / 8;
   for (int i = threadIdx.x; i < rows * kVectors; i += blockDim.x) {
     const int r = i / kVectors, c = i - r * kVectors;
-    uint4 v = {0u, 0u, 0u, 0u};
-    if (r < live) v = *reinterpret_cast<const uint4*>(src + r * stride + c * 8);
-    *reinterpret_cast<uint4*>(dst + r * Geometry<HW>::kStride + c * 8) = v;
+    common::Pack<bf16, 8> v{};
+    if (r < live) v = common::load_pack<8>(src + r * stride + c * 8);
+    common::store_pack(dst + r * Geometry<HW>::kStride + c * 8, v);
   }
 }
 
@@ -334,16 +334,9 @@ __device__ void backward_dq(const bf16* qkv, const bf16* out, const bf16* d_out,
       const bf16* g_row = go_rows + static_cast<long long>(row) * width + (l % 2) * (HW / 2);
       RECLIP_UNROLL
       for (int v = 0; v < HW / 16; ++v) {
-        const uint4 ov = *reinterpret_cast<const uint4*>(o_row + 8 * v);
-        const uint4 gv = *reinterpret_cast<const uint4*>(g_row + 8 * v);
-        const uint32_t ow[4] = {ov.x, ov.y, ov.z, ov.w}, gw[4] = {gv.x, gv.y, gv.z, gv.w};
+        const common::Pack<bf16, 8> o8 = common::load_pack<8>(o_row + 8 * v), g8 = common::load_pack<8>(g_row + 8 * v);
         RECLIP_UNROLL
-        for (int w = 0; w < 4; ++w) {
-          acc += __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(ow[w] & 0xffffu))) *
-                 __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(gw[w] & 0xffffu)));
-          acc += __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(ow[w] >> 16))) *
-                 __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(gw[w] >> 16)));
-        }
+        for (int e = 0; e < 8; ++e) acc += o8.get(e) * g8.get(e);
       }
     }
     acc += __shfl_xor_sync(0xffffffffu, acc, 1);
