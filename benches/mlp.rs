@@ -1,14 +1,14 @@
-//! The MLP's epilogues in GB/s of the activations they move (bias + GELU
-//! forward: z read, y written; backward: dy and z read, du written, plus the
-//! bias gradient; the bias gradient alone: dy read), and a whole ViT-B MLP
-//! layer forward and backward in GFLOP/s of its three GEMMs (criterion's
-//! "elem/s" counts FLOPs, 2 per multiply-add), on each bench device
-//! (`RECLIP_BENCH_DEVICE`).
+//! The MLP's kernels in GB/s of the activations they move (GELU forward: u
+//! read, h written; backward: dh and u read, du written; the bias gradient:
+//! dy read), and a whole ViT-B MLP forward and backward, exact GELU and its
+//! tanh approximation (fused into the GEMMs on a GPU), in GFLOP/s of its six
+//! GEMMs (criterion's "elem/s" counts FLOPs, 2 per multiply-add), on each
+//! bench device (`RECLIP_BENCH_DEVICE`).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use reclip::autograd::Tape;
 use reclip::core::{DType, Device, Tensor, rng};
-use reclip::mlp::{Activation, bias_act_backward, bias_act_forward, bias_grad, linear_act};
+use reclip::mlp::{Activation, activation_backward, activation_forward, bias_grad, mlp};
 use reclip_testkit::{bench_devices, device_label};
 use std::hint::black_box;
 
@@ -26,22 +26,21 @@ fn epilogues(c: &mut Criterion) {
     let (rows, cols) = (4096, 3072);
     for device in bench_devices() {
         for dtype in [DType::F32, DType::BF16] {
-            let (z, dy) = (randn(&[rows, cols], dtype, &device, 1), randn(&[rows, cols], dtype, &device, 2));
-            let bias = randn(&[cols], dtype, &device, 3);
+            let (u, dy) = (randn(&[rows, cols], dtype, &device, 1), randn(&[rows, cols], dtype, &device, 2));
             let bytes = (rows * cols * dtype.size_in_bytes()) as u64;
             let label = format!("{}_{dtype}_{rows}x{cols}", device_label(&device));
             group.throughput(Throughput::Bytes(2 * bytes));
-            group.bench_function(BenchmarkId::new("bias_gelu_forward", &label), |b| {
+            group.bench_function(BenchmarkId::new("gelu_forward", &label), |b| {
                 b.iter(|| {
-                    let y = bias_act_forward(&z, &bias, Some(Activation::Gelu)).unwrap();
+                    let y = activation_forward(&u, Activation::Gelu).unwrap();
                     device.synchronize().unwrap();
                     black_box(y)
                 })
             });
             group.throughput(Throughput::Bytes(3 * bytes));
-            group.bench_function(BenchmarkId::new("bias_gelu_backward", &label), |b| {
+            group.bench_function(BenchmarkId::new("gelu_backward", &label), |b| {
                 b.iter(|| {
-                    let g = bias_act_backward(&dy, &z, &bias, Activation::Gelu).unwrap();
+                    let g = activation_backward(&dy, &u, Activation::Gelu).unwrap();
                     device.synchronize().unwrap();
                     black_box(g)
                 })
@@ -68,21 +67,24 @@ fn layer(c: &mut Criterion) {
         let dtypes: &[DType] = if device.is_cpu() { &[DType::F32] } else { &[DType::F32, DType::BF16] };
         for &dtype in dtypes {
             let x = randn(&[rows, width], dtype, &device, 4);
-            let (w, b) = (randn(&[hidden, width], dtype, &device, 5), randn(&[hidden], dtype, &device, 6));
-            let g = randn(&[rows, hidden], dtype, &device, 7);
-            // One GEMM forward, two backward.
-            group.throughput(Throughput::Elements((3 * 2 * rows * width * hidden) as u64));
+            let (w1, b1) = (randn(&[hidden, width], dtype, &device, 5), randn(&[hidden], dtype, &device, 6));
+            let (w2, b2) = (randn(&[width, hidden], dtype, &device, 7), randn(&[width], dtype, &device, 8));
+            let g = randn(&[rows, width], dtype, &device, 9);
+            // Two GEMMs forward, four backward.
+            group.throughput(Throughput::Elements((6 * 2 * rows * width * hidden) as u64));
             let label = format!("{}_{dtype}_{rows}x{width}x{hidden}", device_label(&device));
-            group.bench_function(BenchmarkId::new("linear_gelu_forward_backward", &label), |bench| {
-                bench.iter(|| {
-                    let tape = Tape::new();
-                    let (xv, wv, bv) = (tape.input(x.clone()), tape.input(w.clone()), tape.input(b.clone()));
-                    let y = linear_act(&xv, &wv, &bv, Activation::Gelu).unwrap();
-                    let grads = y.backward_with(g.clone()).unwrap();
-                    device.synchronize().unwrap();
-                    black_box(grads.get(&wv).cloned())
-                })
-            });
+            for (name, act) in [("gelu", Activation::Gelu), ("gelu_tanh", Activation::GeluTanh)] {
+                group.bench_function(BenchmarkId::new(format!("{name}_forward_backward"), &label), |bench| {
+                    bench.iter(|| {
+                        let tape = Tape::new();
+                        let v: Vec<_> = [&x, &w1, &b1, &w2, &b2].iter().map(|t| tape.input((*t).clone())).collect();
+                        let y = mlp(&v[0], &v[1], &v[2], &v[3], &v[4], act).unwrap();
+                        let grads = y.backward_with(g.clone()).unwrap();
+                        device.synchronize().unwrap();
+                        black_box(grads.get(&v[1]).cloned())
+                    })
+                });
+            }
         }
     }
     group.finish();

@@ -194,4 +194,37 @@ __device__ __forceinline__ void walk(I first, I end, I stride, Load load, Use us
   }
 }
 
+// out[i] = f(x[i]) (map1) or f(a[i], b[i]) (map2) for contiguous arrays of n
+// elements: threads take elements (K = 1) or 16-byte packs of them (the
+// vector forms) in a grid-stride loop, kInFlight at a time loaded before any
+// is used. n must be a multiple of K.
+template <int kInFlight, typename T, int K, typename F>
+__device__ __forceinline__ void map1(const T* x, T* out, long long n, F f) {
+  using P = Pack<T, K>;
+  walk<kInFlight>(
+      grid_index(), n / K, grid_stride(), [&](long long p) { return load_pack<K>(x + p * K); },
+      [&](long long p, const P& in) {
+        P r{};
+        RECLIP_UNROLL
+        for (int e = 0; e < K; ++e) r.set(e, f(in.get(e)));
+        store_pack<K>(out + p * K, r);
+      });
+}
+
+template <int kInFlight, typename T, int K, typename F>
+__device__ __forceinline__ void map2(const T* a, const T* b, T* out, long long n, F f) {
+  using P = Pack<T, K>;
+  struct Operands {
+    P a, b;
+  };
+  walk<kInFlight>(
+      grid_index(), n / K, grid_stride(),
+      [&](long long p) { return Operands{load_pack<K>(a + p * K), load_pack<K>(b + p * K)}; },
+      [&](long long p, const Operands& in) {
+        P r{};
+        RECLIP_UNROLL
+        for (int e = 0; e < K; ++e) r.set(e, f(in.a.get(e), in.b.get(e)));
+        store_pack<K>(out + p * K, r);
+      });
+}
 }  // namespace common

@@ -59,42 +59,10 @@ __device__ __forceinline__ float unary(int op, float x) {
   }
 }
 
-// Threads take elements (K = 1) or 16-byte packs of them (the vector forms)
-// in a grid-stride loop, kInFlight at a time loaded before any is used.
-template <typename T, int K, typename F>
-__device__ __forceinline__ void map1(const T* x, T* out, long long n, F f) {
-  using P = common::Pack<T, K>;
-  common::walk<kInFlight>(
-      common::grid_index(), n / K, common::grid_stride(), [&](long long p) { return common::load_pack<K>(x + p * K); },
-      [&](long long p, const P& in) {
-        P r{};
-        RECLIP_UNROLL
-        for (int e = 0; e < K; ++e) r.set(e, f(in.get(e)));
-        common::store_pack<K>(out + p * K, r);
-      });
-}
-
-template <typename T, int K, typename F>
-__device__ __forceinline__ void map2(const T* a, const T* b, T* out, long long n, F f) {
-  using P = common::Pack<T, K>;
-  struct Operands {
-    P a, b;
-  };
-  common::walk<kInFlight>(
-      common::grid_index(), n / K, common::grid_stride(),
-      [&](long long p) { return Operands{common::load_pack<K>(a + p * K), common::load_pack<K>(b + p * K)}; },
-      [&](long long p, const Operands& in) {
-        P r{};
-        RECLIP_UNROLL
-        for (int e = 0; e < K; ++e) r.set(e, f(in.a.get(e), in.b.get(e)));
-        common::store_pack<K>(out + p * K, r);
-      });
-}
-
 // Both inputs have the output's shape and are contiguous.
 template <typename T, int K>
 __device__ void binary_same(int op, const T* a, const T* b, T* out, long long n) {
-  map2<T, K>(a, b, out, n, [&](float x, float y) { return binary(op, x, y); });
+  common::map2<kInFlight, T, K>(a, b, out, n, [&](float x, float y) { return binary(op, x, y); });
 }
 
 // Inputs are views broadcast to the (contiguous) output's shape. Scalar only.
@@ -109,17 +77,17 @@ __device__ void binary_strided(int op, const T* a, StridedLayout la, const T* b,
 
 template <typename T, int K>
 __device__ void unary_map(int op, const T* x, T* out, long long n) {
-  map1<T, K>(x, out, n, [&](float v) { return unary(op, v); });
+  common::map1<kInFlight, T, K>(x, out, n, [&](float v) { return unary(op, v); });
 }
 
 template <typename T, int K>
 __device__ void affine(const T* x, T* out, long long n, float mul, float add) {
-  map1<T, K>(x, out, n, [&](float v) { return v * mul + add; });
+  common::map1<kInFlight, T, K>(x, out, n, [&](float v) { return v * mul + add; });
 }
 
 template <typename T, int K>
 __device__ void power(const T* x, T* out, long long n, float e) {
-  map1<T, K>(x, out, n, [&](float v) { return powf(v, e); });
+  common::map1<kInFlight, T, K>(x, out, n, [&](float v) { return powf(v, e); });
 }
 
 // In place, for a parameter bounded after each optimizer step (CLIP's
@@ -128,7 +96,7 @@ __device__ void power(const T* x, T* out, long long n, float e) {
 // it is written, by the same thread.
 template <typename T, int K>
 __device__ void clamp_in_place(T* x, long long n, float lo, float hi) {
-  map1<T, K>(x, x, n, [&](float v) { return fminf(fmaxf(v, lo), hi); });
+  common::map1<kInFlight, T, K>(x, x, n, [&](float v) { return fminf(fmaxf(v, lo), hi); });
 }
 
 }  // namespace elementwise

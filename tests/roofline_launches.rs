@@ -2,14 +2,15 @@
 //! holds the list to what a step really issues: one bf16 step of a small
 //! model on the emulator, its launches counted by kernel name (GEMMs, device
 //! copies, memsets and uploads by kind), against the table for the same
-//! model and shapes.
+//! model and shapes; with the exact GELU (its kernels between the GEMMs) and
+//! with its tanh approximation (in the GEMMs' epilogues).
 
 mod common;
 
 use common::emulated::{Counting, GEMM, UPLOAD, batch_of};
 use reclip::core::DType;
 use reclip::model::roofline::{Kind, training_step};
-use reclip::model::{Clip, ModelConfig};
+use reclip::model::{ActKwargs, Clip, GeluApproximation, ModelConfig};
 use reclip::train::{AdamW, AdamWConfig, train_step};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,8 +27,19 @@ const IMAGE: usize = 32;
 
 #[test]
 fn the_roofline_lists_the_launches_a_bf16_step_makes() {
+    check(ModelConfig::from_json_str(MODEL).unwrap());
+}
+
+#[test]
+fn the_roofline_lists_the_launches_of_a_step_with_gelu_in_the_gemms() {
+    let mut config = ModelConfig::from_json_str(MODEL).unwrap();
+    let tanh = Some(ActKwargs { approximate: GeluApproximation::Tanh });
+    (config.vision_cfg.act_kwargs, config.text_cfg.act_kwargs) = (tanh, tanh);
+    check(config);
+}
+
+fn check(config: ModelConfig) {
     let (device, counting) = Counting::device(4, false);
-    let config = ModelConfig::from_json_str(MODEL).unwrap();
     let clip = Clip::new(config.clone(), 3, &device).unwrap();
     let mut optimizer = AdamW::new(&clip.params(), AdamWConfig::default()).unwrap();
     let (images, ids) = batch_of(BATCH, TEXT_LEN, IMAGE, 1);

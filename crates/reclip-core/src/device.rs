@@ -239,8 +239,10 @@ pub struct GemmOperand {
 }
 
 /// What a GEMM computes besides its product, in the same pass (cuBLASLt's
-/// epilogues on CUDA). Both work on one product (`batch` 1) with `alpha` 1,
-/// and their vectors are contiguous, in the call's dtype.
+/// epilogues on CUDA). All work on one product (`batch` 1) with `alpha` 1;
+/// their vectors are contiguous and their matrices row-major, in the call's
+/// dtype. The GELU ones compute GELU's tanh approximation
+/// ([`crate::cpu::gelu_tanh`]), as cuBLASLt does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GemmEpilogue {
     #[default]
@@ -255,6 +257,18 @@ pub enum GemmEpilogue {
     /// gradient taken from its weight gradient dW = dyᵀ·x: A = dyᵀ, so
     /// out = Σ_rows dy. cuBLASLt's BGRADB, because reclip's A is cuBLAS's B.
     BiasGrad { out: u64 },
+    /// `u = A·B + beta·C + bias` (in f32, as for `Bias`), then `C = gelu(u)`
+    /// and `aux = u`, both rounded to the dtype; aux is m×n at `ld_aux`
+    /// elements a row, which must be a multiple of 8 and at least n. A
+    /// linear layer with GELU, saving the pre-activation for its backward.
+    /// cuBLASLt's GELU_AUX_BIAS.
+    GeluAuxBias { bias: u64, aux: u64, ld_aux: usize },
+    /// `C = (A·B + beta·C) · gelu'(aux)` and `out[j] = Σ_i C[i, j]` (n
+    /// elements, summed in f32 before C is rounded), with aux as
+    /// `GeluAuxBias` wrote it. The backward of that layer through the next
+    /// GEMM: A = dy, B = the next layer's weight, C = the gradient of u, out
+    /// = the bias gradient. cuBLASLt's DGELU_BGRAD.
+    DGeluBiasGrad { aux: u64, ld_aux: usize, out: u64 },
 }
 
 impl GemmEpilogue {
@@ -264,6 +278,16 @@ impl GemmEpilogue {
             GemmEpilogue::None => "no",
             GemmEpilogue::Bias { .. } => "bias",
             GemmEpilogue::BiasGrad { .. } => "bias-gradient",
+            GemmEpilogue::GeluAuxBias { .. } => "bias + GELU",
+            GemmEpilogue::DGeluBiasGrad { .. } => "GELU-gradient + bias-gradient",
+        }
+    }
+
+    /// The saved pre-activation's row length, for the GELU epilogues.
+    pub fn ld_aux(&self) -> Option<usize> {
+        match *self {
+            GemmEpilogue::GeluAuxBias { ld_aux, .. } | GemmEpilogue::DGeluBiasGrad { ld_aux, .. } => Some(ld_aux),
+            _ => None,
         }
     }
 }
@@ -292,6 +316,19 @@ impl GemmCall {
     /// Refuses an epilogue on a call it is not defined for (see
     /// [`GemmEpilogue`]); backends check before they run one.
     pub fn check_epilogue(&self) -> Result<()> {
+        if let Some(ld) = self.epilogue.ld_aux()
+            && (!ld.is_multiple_of(8) || ld < self.n)
+        {
+            return Err(crate::Error::invalid(
+                "gemm",
+                format!(
+                    "the {} epilogue's pre-activation rows are {ld} elements apart: cuBLASLt needs a multiple \
+                     of 8 of at least n = {}",
+                    self.epilogue.name(),
+                    self.n
+                ),
+            ));
+        }
         if self.epilogue == GemmEpilogue::None || (self.batch == 1 && self.alpha == 1.0) {
             return Ok(());
         }

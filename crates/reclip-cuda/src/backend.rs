@@ -372,20 +372,30 @@ impl CudaBackend {
     /// heuristic's first algorithm, the backend's workspace and stream. The
     /// bias has one element per row of cuBLAS's column-major D = reclip's
     /// Cᵀ, so per column of C (n); BGRADB sums cuBLAS's B = reclip's A over
-    /// k (m elements). Both vectors are in the output's dtype, cuBLASLt's
-    /// default for f32 and bf16 outputs (BIAS_DATA_TYPE left unset).
+    /// k (m elements). GELU_AUX_BIAS takes the bias as BIAS does;
+    /// DGELU_BGRAD sums D's columns, one element per row of D (n). The
+    /// vectors are in the output's dtype, cuBLASLt's default for f32 and
+    /// bf16 outputs (BIAS_DATA_TYPE left unset).
     fn gemm_lt(
         &self,
         call: &GemmCall,
         dtype: ltsys::cudaDataType,
         compute: ltsys::cublasComputeType_t,
     ) -> std::result::Result<(), CublasError> {
+        use ltsys::cublasLtEpilogue_t as E;
         use ltsys::cublasLtMatmulDescAttributes_t as D;
         use ltsys::cublasLtMatmulPreferenceAttributes_t as P;
-        let (epilogue, vector) = match call.epilogue {
-            GemmEpilogue::Bias { bias } => (ltsys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS, bias),
-            GemmEpilogue::BiasGrad { out } => (ltsys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BGRADB, out),
-            GemmEpilogue::None => (ltsys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_DEFAULT, 0),
+        // (epilogue, its vector, the pre-activation matrix and its ld).
+        let (epilogue, vector, aux) = match call.epilogue {
+            GemmEpilogue::Bias { bias } => (E::CUBLASLT_EPILOGUE_BIAS, bias, None),
+            GemmEpilogue::BiasGrad { out } => (E::CUBLASLT_EPILOGUE_BGRADB, out, None),
+            GemmEpilogue::GeluAuxBias { bias, aux, ld_aux } => {
+                (E::CUBLASLT_EPILOGUE_GELU_AUX_BIAS, bias, Some((aux, ld_aux as i64)))
+            }
+            GemmEpilogue::DGeluBiasGrad { aux, ld_aux, out } => {
+                (E::CUBLASLT_EPILOGUE_DGELU_BGRAD, out, Some((aux, ld_aux as i64)))
+            }
+            GemmEpilogue::None => (E::CUBLASLT_EPILOGUE_DEFAULT, 0, None),
         };
         // cublasOperation_t, an int32: 0 = N, 1 = T.
         let op = |transposed: bool| transposed as i32;
@@ -399,6 +409,12 @@ impl CudaBackend {
             set_desc(desc.handle, D::CUBLASLT_MATMUL_DESC_TRANSB, &op(call.a.transposed))?;
             set_desc(desc.handle, D::CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue)?;
             set_desc(desc.handle, D::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &vector)?;
+            // The pre-activation is cuBLAS's column-major n×m matrix, in the
+            // output's dtype (AUX_DATA_TYPE left unset), ld in elements.
+            if let Some((aux, ld)) = aux {
+                set_desc(desc.handle, D::CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux)?;
+                set_desc(desc.handle, D::CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld)?;
+            }
         }
         let (m, n, k) = (call.m, call.n, call.k);
         // Each layout is the operand as stored, before its transpose.

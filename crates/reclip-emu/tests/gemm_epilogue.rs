@@ -1,7 +1,9 @@
-//! The emulator's GEMM epilogues (the bias added to every row, and the sum of
-//! A over k) against a plain computation, f32 and bf16, on transposed and
-//! padded operands. Inputs are small multiples of 1/8, so that every product
-//! and sum is exact in f32 and the only rounding is the output's own.
+//! The emulator's GEMM epilogues (the bias added to every row, the sum of A
+//! over k, and GELU's tanh approximation with the saved pre-activation and,
+//! backward, its derivative with the bias gradient) against a plain
+//! computation, f32 and bf16, on transposed and padded operands. Inputs are
+//! small multiples of 1/8, so that every product and sum is exact in f32 and
+//! the only rounding is the output's own (and GELU's f32 arithmetic).
 
 use reclip_core::{DType, Device, GemmCall, GemmEpilogue, GemmOperand, Tensor, bf16};
 use reclip_emu::Emulator;
@@ -62,7 +64,7 @@ fn rounded(x: f64, dtype: DType) -> f64 {
 }
 
 #[test]
-fn bias_and_bias_gradient_epilogues_match_a_plain_computation() {
+fn epilogues_match_a_plain_computation() {
     let device = Emulator::device(1);
     let gpu = device.gpu().unwrap();
     let (m, n, k) = (7, 13, 9);
@@ -121,7 +123,111 @@ fn bias_and_bias_gradient_epilogues_match_a_plain_computation() {
                 let want = rounded((0..k).map(|p| a.at(i, p)).sum(), dtype);
                 assert_eq!(s, want, "bias gradient, {what}, at {i}");
             }
+
+            // GELU: u = A·B + 0.5·C + bias saved to aux (rows padded past n, the
+            // padding untouched), C = gelu(u).
+            let ld_aux = n.next_multiple_of(8) + 8;
+            let aux0 = values(m * ld_aux, 5);
+            let (tc, taux) = (upload(&c0, dtype, &device), upload(&aux0, dtype, &device));
+            let epilogue =
+                GemmEpilogue::GeluAuxBias { bias: tbias.gpu_ptr().unwrap(), aux: taux.gpu_ptr().unwrap(), ld_aux };
+            gpu.gemm(&call(&tc, 0.5, epilogue)).unwrap();
+            let (got, aux) = (tc.to_vec_f64().unwrap(), taux.to_vec_f64().unwrap());
+            for i in 0..m {
+                for j in 0..ld_aux {
+                    let (c, a0) = (
+                        rounded(c0[i * ldc + j.min(ldc - 1)] as f64, dtype),
+                        rounded(aux0[i * ld_aux + j] as f64, dtype),
+                    );
+                    if j >= n {
+                        assert_eq!(aux[i * ld_aux + j], a0, "aux padding, {what}, at ({i}, {j})");
+                        if j < ldc {
+                            assert_eq!(got[i * ldc + j], c, "C padding, {what}, at ({i}, {j})");
+                        }
+                        continue;
+                    }
+                    let u = product(i, j) + 0.5 * c + bias[j] as f64;
+                    assert_eq!(aux[i * ld_aux + j], rounded(u, dtype), "pre-activation, {what}, at ({i}, {j})");
+                    assert_near(got[i * ldc + j], gelu_tanh(u), dtype, &format!("GELU, {what}, at ({i}, {j})"));
+                }
+            }
+
+            // Its gradient: C = (A·B)·gelu'(aux), out[j] = Σ_i C[i, j].
+            let tc = upload(&c0, dtype, &device);
+            let out = Tensor::empty([n], dtype, &device).unwrap();
+            let epilogue =
+                GemmEpilogue::DGeluBiasGrad { aux: taux.gpu_ptr().unwrap(), ld_aux, out: out.gpu_ptr().unwrap() };
+            gpu.gemm(&call(&tc, 0.0, epilogue)).unwrap();
+            let (got, sums) = (tc.to_vec_f64().unwrap(), out.to_vec_f64().unwrap());
+            let du = |i: usize, j: usize| product(i, j) * gelu_tanh_derivative(aux[i * ld_aux + j]);
+            for j in 0..n {
+                for i in 0..m {
+                    assert_near(got[i * ldc + j], du(i, j), dtype, &format!("GELU gradient, {what}, at ({i}, {j})"));
+                }
+                let want: f64 = (0..m).map(|i| du(i, j)).sum();
+                let scale: f64 = (0..m).map(|i| du(i, j).abs()).sum();
+                assert!(
+                    (sums[j] - want).abs() <= ulp(dtype) * scale.max(1e-6),
+                    "GELU bias gradient, {what}, at {j}: {} vs {want}",
+                    sums[j]
+                );
+            }
         }
+    }
+}
+
+/// GELU's tanh approximation from its definition, and its derivative.
+fn gelu_tanh(u: f64) -> f64 {
+    0.5 * u * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (u + 0.044715 * u.powi(3))).tanh())
+}
+
+fn gelu_tanh_derivative(u: f64) -> f64 {
+    let k = (2.0 / std::f64::consts::PI).sqrt();
+    let t = (k * (u + 0.044715 * u.powi(3))).tanh();
+    0.5 * (1.0 + t) + 0.5 * u * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * u * u)
+}
+
+/// The relative precision of a stored value: f32 arithmetic's few ulps, or
+/// one bf16 rounding (2⁻⁸, which also covers f32's error landing on a tie).
+fn ulp(dtype: DType) -> f64 {
+    if dtype == DType::BF16 { 1.0 / 256.0 } else { 4e-6 }
+}
+
+fn assert_near(got: f64, want: f64, dtype: DType, what: &str) {
+    assert!((got - want).abs() <= ulp(dtype) * want.abs() + 1e-7, "{what}: {got} vs {want}");
+}
+
+#[test]
+fn gelu_epilogues_refuse_a_pre_activation_ld_cublaslt_cannot_take() {
+    let device = Emulator::device(1);
+    let t = Tensor::zeros([256], DType::F32, &device).unwrap();
+    let ptr = t.gpu_ptr().unwrap();
+    let op = GemmOperand { ptr, transposed: false, ld: 12, batch_stride: 0 };
+    for (ld_aux, epilogue) in [
+        (12, GemmEpilogue::GeluAuxBias { bias: ptr, aux: ptr, ld_aux: 12 }),
+        (8, GemmEpilogue::DGeluBiasGrad { aux: ptr, ld_aux: 8, out: ptr }),
+    ] {
+        let call = GemmCall {
+            dtype: DType::F32,
+            m: 2,
+            n: 12,
+            k: 12,
+            batch: 1,
+            alpha: 1.0,
+            beta: 0.0,
+            a: op,
+            b: op,
+            c: ptr,
+            ldc: 12,
+            c_batch_stride: 0,
+            epilogue,
+        };
+        let err = device.gpu().unwrap().gemm(&call).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("rows are {ld_aux} elements apart"))
+                && err.contains("multiple of 8 of at least n = 12"),
+            "{err}"
+        );
     }
 }
 

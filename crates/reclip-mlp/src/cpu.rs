@@ -1,14 +1,19 @@
-//! CPU path of the linear layers' epilogues, generic over the compute type:
-//! f32 for f32 and bf16 tensors (bf16 results rounded once), f64 for
-//! gradient checks. Bias gradients are summed per fixed block of rows and
-//! the blocks added in order, so they do not depend on the thread count.
+//! CPU path of what the linear layers compute besides their GEMMs (the bias,
+//! the activation and its derivative, bias gradients), generic over the
+//! compute type: f32 for f32 and bf16 tensors (bf16 results rounded once),
+//! f64 for gradient checks. Bias gradients are summed per fixed block of
+//! rows and the blocks added in order, so they do not depend on the thread
+//! count.
 
 use crate::Activation;
 use rayon::prelude::*;
+use reclip_core::cpu::gelu_tanh::{gelu_tanh, gelu_tanh_derivative};
 use reclip_core::{DType, Element, Real};
 
-/// Rows per parallel task of the backward pass.
+/// Rows per parallel task of the column sums.
 const ROWS_PER_TASK: usize = 64;
+/// Elements per parallel task of the activation.
+const ELEMENTS_PER_TASK: usize = 16384;
 const QUICK_GELU_SCALE: f64 = 1.702;
 
 fn erf<T: Real>(x: T) -> T {
@@ -40,15 +45,16 @@ fn sigmoid<T: Real>(x: T) -> T {
     T::one() / (T::one() + (-x).exp())
 }
 
-pub fn activate<T: Real>(act: Option<Activation>, u: T) -> T {
+pub fn activate<T: Real>(act: Activation, u: T) -> T {
     match act {
-        None => u,
-        Some(Activation::Gelu) => c::<T>(0.5) * u * (T::one() + erf(u * c(std::f64::consts::FRAC_1_SQRT_2))),
-        Some(Activation::QuickGelu) => u * sigmoid(c::<T>(QUICK_GELU_SCALE) * u),
+        Activation::Gelu => c::<T>(0.5) * u * (T::one() + erf(u * c(std::f64::consts::FRAC_1_SQRT_2))),
+        Activation::GeluTanh => gelu_tanh(u),
+        Activation::QuickGelu => u * sigmoid(c::<T>(QUICK_GELU_SCALE) * u),
     }
 }
 
-/// d act / du: GELU' = Φ(u) + u·φ(u); QuickGELU' = s·(1 + 1.702·u·(1 − s)) with s = σ(1.702u).
+/// d act / du: GELU' = Φ(u) + u·φ(u); QuickGELU' = s·(1 + 1.702·u·(1 − s)) with
+/// s = σ(1.702u); the tanh approximation's, [`gelu_tanh_derivative`].
 pub fn derivative<T: Real>(act: Activation, u: T) -> T {
     match act {
         Activation::Gelu => {
@@ -57,6 +63,7 @@ pub fn derivative<T: Real>(act: Activation, u: T) -> T {
                 * (c::<T>(-0.5) * u * u).exp();
             cdf + u * pdf
         }
+        Activation::GeluTanh => gelu_tanh_derivative(u),
         Activation::QuickGelu => {
             let s = sigmoid(c::<T>(QUICK_GELU_SCALE) * u);
             s * (T::one() + c::<T>(QUICK_GELU_SCALE) * u * (T::one() - s))
@@ -64,26 +71,42 @@ pub fn derivative<T: Real>(act: Activation, u: T) -> T {
     }
 }
 
-/// y = act(z + bias) over rows of `bias.len()` columns.
-pub fn bias_act_forward<T: Real>(z: &[T], bias: &[T], act: Option<Activation>) -> Vec<T> {
-    let mut y = vec![T::zero(); z.len()];
-    if bias.is_empty() {
-        return y;
+/// z + bias over rows of `bias.len()` columns.
+pub fn add_bias<T: Real>(z: &[T], bias: &[T]) -> Vec<T> {
+    let mut u = z.to_vec();
+    if !bias.is_empty() {
+        u.par_chunks_mut(bias.len()).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b));
     }
+    u
+}
+
+/// h = act(u).
+pub fn act_forward<T: Real>(u: &[T], act: Activation) -> Vec<T> {
+    let mut h = vec![T::zero(); u.len()];
     if T::DTYPE == DType::F32 {
-        let (z, bias): (&[f32], &[f32]) = (bytemuck::cast_slice(z), bytemuck::cast_slice(bias));
-        let y32: &mut [f32] = bytemuck::cast_slice_mut(&mut y);
-        y32.par_chunks_mut(bias.len())
-            .zip(z.par_chunks(bias.len()))
-            .for_each(|(yr, zr)| crate::simd::forward_row(zr, bias, act, yr));
-        return y;
+        let (u, h32): (&[f32], &mut [f32]) = (bytemuck::cast_slice(u), bytemuck::cast_slice_mut(&mut h));
+        h32.par_chunks_mut(ELEMENTS_PER_TASK)
+            .zip(u.par_chunks(ELEMENTS_PER_TASK))
+            .for_each(|(h, u)| crate::simd::forward(u, act, h));
+        return h;
     }
-    y.par_chunks_mut(bias.len()).zip(z.par_chunks(bias.len())).for_each(|(yr, zr)| {
-        for ((o, &v), &b) in yr.iter_mut().zip(zr).zip(bias) {
-            *o = activate(act, v + b);
-        }
-    });
-    y
+    h.par_iter_mut().zip(u.par_iter()).for_each(|(o, &v)| *o = activate(act, v));
+    h
+}
+
+/// du = dh·act'(u).
+pub fn act_backward<T: Real>(dh: &[T], u: &[T], act: Activation) -> Vec<T> {
+    let mut du = vec![T::zero(); u.len()];
+    if T::DTYPE == DType::F32 {
+        let (dh, u): (&[f32], &[f32]) = (bytemuck::cast_slice(dh), bytemuck::cast_slice(u));
+        let du32: &mut [f32] = bytemuck::cast_slice_mut(&mut du);
+        du32.par_chunks_mut(ELEMENTS_PER_TASK)
+            .zip(dh.par_chunks(ELEMENTS_PER_TASK).zip(u.par_chunks(ELEMENTS_PER_TASK)))
+            .for_each(|(d, (g, u))| crate::simd::backward(g, u, act, d));
+        return du;
+    }
+    du.par_iter_mut().zip(dh.par_iter().zip(u.par_iter())).for_each(|(d, (&g, &v))| *d = g * derivative(act, v));
+    du
 }
 
 /// Column sums of the [rows, cols] matrix whose element (r, j) is `at(r, j)`.
@@ -106,32 +129,6 @@ fn column_sums<T: Real>(rows: usize, cols: usize, at: impl Fn(usize, usize) -> T
         out.iter_mut().zip(p).for_each(|(o, v)| *o += v);
     }
     out
-}
-
-/// du = dy·act'(z + bias) and db = Σ_rows du.
-pub fn bias_act_backward<T: Real>(dy: &[T], z: &[T], bias: &[T], act: Activation) -> (Vec<T>, Vec<T>) {
-    let cols = bias.len();
-    let mut du = vec![T::zero(); dy.len()];
-    if cols == 0 {
-        return (du, Vec::new());
-    }
-    if T::DTYPE == DType::F32 {
-        let (dy, z, bias): (&[f32], &[f32], &[f32]) =
-            (bytemuck::cast_slice(dy), bytemuck::cast_slice(z), bytemuck::cast_slice(bias));
-        let du32: &mut [f32] = bytemuck::cast_slice_mut(&mut du);
-        du32.par_chunks_mut(cols)
-            .zip(dy.par_chunks(cols).zip(z.par_chunks(cols)))
-            .for_each(|(dr, (gr, zr))| crate::simd::backward_row(gr, zr, bias, act, dr));
-    } else {
-        du.par_chunks_mut(cols).enumerate().for_each(|(r, dr)| {
-            for (j, d) in dr.iter_mut().enumerate() {
-                let i = r * cols + j;
-                *d = dy[i] * derivative(act, z[i] + bias[j]);
-            }
-        });
-    }
-    let db = column_sums(dy.len() / cols, cols, |r, j| du[r * cols + j]);
-    (du, db)
 }
 
 /// Σ_rows dy over rows of `cols` columns.

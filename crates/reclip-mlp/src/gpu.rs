@@ -1,9 +1,9 @@
-//! Launches of the epilogue kernels (kernels/mlp.cu), and the GEMMs of the
-//! linear layers without activation, whose bias and bias gradient are the
-//! GEMM's own epilogues (cuBLASLt's on CUDA).
+//! Launches of the activation and bias-gradient kernels (kernels/mlp.cu), and
+//! the GEMMs whose epilogues carry the linear layers' biases, their
+//! gradients, and GELU's tanh approximation (cuBLASLt's on CUDA).
 
 use crate::OP;
-use reclip_core::gpu::{THREADS, blocks_for, i32_arg, matmul_epilogue, ptr};
+use reclip_core::gpu::{THREADS, blocks_for, i32_arg, map_form, matmul_epilogue, ptr};
 use reclip_core::{DType, GemmEpilogue, GpuDevice, KernelArg, Launch, Result, Tensor, kernel_name};
 
 const TILE_COLS: usize = 32;
@@ -43,7 +43,7 @@ pub fn weight_bias_grad(dev: &GpuDevice, dy: &Tensor, x: &Tensor) -> Result<(Ten
     let (dtype, device) = (dy.dtype(), dy.device());
     if rows * out * inp == 0 {
         // No product to fuse into: dW is empty or zero, db the plain column sums.
-        let db = column_sums(dev, dy, None, rows, out)?.1;
+        let db = column_sums(dev, dy, rows, out)?;
         return Ok((Tensor::zeros([out, inp], dtype, device)?, db));
     }
     let db = Tensor::empty([out], dtype, device)?;
@@ -51,68 +51,72 @@ pub fn weight_bias_grad(dev: &GpuDevice, dy: &Tensor, x: &Tensor) -> Result<(Ten
     Ok((dw, db))
 }
 
-/// y = act(z + bias) for z [rows, cols]; `act` is the kernels' code.
-pub fn bias_act_forward(
-    dev: &GpuDevice,
-    z: &Tensor,
-    bias: &Tensor,
-    act: i32,
-    rows: usize,
-    cols: usize,
-) -> Result<Tensor> {
-    let (z, bias) = (z.contiguous()?, bias.contiguous()?);
-    let y = Tensor::empty(z.shape().clone(), z.dtype(), z.device())?;
-    if y.elem_count() > 0 {
-        let args = [
-            ptr(&z)?,
-            ptr(&bias)?,
-            ptr(&y)?,
-            KernelArg::I64(rows as i64),
-            i32_arg(OP, "output features", cols)?,
-            KernelArg::I32(act),
-        ];
-        let kernel = kernel_name!("bias_act_fwd", z.dtype(), OP)?;
-        dev.launch(&Launch::linear(kernel, blocks_for(y.elem_count()), THREADS, &args))?;
-    }
-    Ok(y)
+/// (h, u) = (gelu_tanh(u), u) for u = x·Wᵀ + bias, x [rows, in], W [out,
+/// in], bias [out]: one GEMM whose epilogue adds the bias, applies GELU's
+/// tanh approximation and saves u. A non-empty product with out a multiple
+/// of 8 (u's rows are its ld).
+pub fn linear_gelu_tanh_forward(x: &Tensor, w: &Tensor, bias: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (rows, out) = (x.dims()[0], w.dims()[0]);
+    let (bias, u) = (bias.contiguous()?, Tensor::empty([rows, out], x.dtype(), x.device())?);
+    let epilogue = GemmEpilogue::GeluAuxBias { bias: bias.gpu_ptr()?, aux: u.gpu_ptr()?, ld_aux: out };
+    Ok((matmul_epilogue(x, &w.transpose(0, 1)?, epilogue)?, u))
 }
 
-/// The bias gradient Σ_rows g of g = dy·act'(z + bias) when `derivative` =
-/// (z, bias, act) is given (g is returned too), of dy itself otherwise.
-pub fn column_sums(
-    dev: &GpuDevice,
-    dy: &Tensor,
-    derivative: Option<(&Tensor, &Tensor, i32)>,
-    rows: usize,
-    cols: usize,
-) -> Result<(Option<Tensor>, Tensor)> {
+/// (du, db) for du = (dy·W)·gelu_tanh'(u), db = Σ_rows du, with dy [rows,
+/// out], W [out, hidden] (the next layer's weight) and u [rows, hidden] as
+/// [`linear_gelu_tanh_forward`] saved it: one GEMM whose epilogue applies
+/// GELU's derivative and sums the bias gradient.
+pub fn gelu_tanh_hidden_grad(dy: &Tensor, w: &Tensor, u: &Tensor) -> Result<(Tensor, Tensor)> {
+    let hidden = w.dims()[1];
+    let (u, db) = (u.contiguous()?, Tensor::empty([hidden], dy.dtype(), dy.device())?);
+    let epilogue = GemmEpilogue::DGeluBiasGrad { aux: u.gpu_ptr()?, ld_aux: hidden, out: db.gpu_ptr()? };
+    Ok((matmul_epilogue(dy, w, epilogue)?, db))
+}
+
+/// h = act(u); `act` is the kernels' code.
+pub fn act_forward(dev: &GpuDevice, u: &Tensor, act: i32) -> Result<Tensor> {
+    let u = u.contiguous()?;
+    let h = Tensor::empty(u.shape().clone(), u.dtype(), u.device())?;
+    let n = u.elem_count();
+    if n > 0 {
+        let ptrs = [u.gpu_ptr()?, h.gpu_ptr()?];
+        let kernels = (kernel_name!("act_fwd", u.dtype(), OP)?, kernel_name!("act_fwd_vec", u.dtype(), OP)?);
+        let (kernel, blocks) = map_form(kernels.0, kernels.1, u.dtype(), n, &ptrs);
+        let args = [KernelArg::Ptr(ptrs[0]), KernelArg::Ptr(ptrs[1]), KernelArg::I64(n as i64), KernelArg::I32(act)];
+        dev.launch(&Launch::linear(kernel, blocks, THREADS, &args))?;
+    }
+    Ok(h)
+}
+
+/// du = dh·act'(u); `act` is the kernels' code.
+pub fn act_backward(dev: &GpuDevice, dh: &Tensor, u: &Tensor, act: i32) -> Result<Tensor> {
+    let (dh, u) = (dh.contiguous()?, u.contiguous()?);
+    let du = Tensor::empty(u.shape().clone(), u.dtype(), u.device())?;
+    let n = u.elem_count();
+    if n > 0 {
+        let ptrs = [dh.gpu_ptr()?, u.gpu_ptr()?, du.gpu_ptr()?];
+        let kernels = (kernel_name!("act_bwd", u.dtype(), OP)?, kernel_name!("act_bwd_vec", u.dtype(), OP)?);
+        let (kernel, blocks) = map_form(kernels.0, kernels.1, u.dtype(), n, &ptrs);
+        let mut args: Vec<KernelArg> = ptrs.iter().map(|&p| KernelArg::Ptr(p)).collect();
+        args.extend([KernelArg::I64(n as i64), KernelArg::I32(act)]);
+        dev.launch(&Launch::linear(kernel, blocks, THREADS, &args))?;
+    }
+    Ok(du)
+}
+
+/// The bias gradient Σ_rows dy of dy [rows, cols].
+pub fn column_sums(dev: &GpuDevice, dy: &Tensor, rows: usize, cols: usize) -> Result<Tensor> {
     let (dtype, device) = (dy.dtype(), dy.device());
     let dy = dy.contiguous()?;
-    let du = derivative.map(|_| Tensor::empty(dy.shape().clone(), dtype, device)).transpose()?;
     if rows == 0 || cols == 0 {
-        return Ok((du, Tensor::zeros([cols], dtype, device)?));
+        return Tensor::zeros([cols], dtype, device);
     }
     let (chunks, per_chunk) = row_chunks(rows, cols);
     let partial = Tensor::empty([chunks, cols], DType::F32, device)?;
     let cols_arg = i32_arg(OP, "output features", cols)?;
-    let tail = [KernelArg::I64(rows as i64), cols_arg];
-    let (kernel, args) = match (derivative, &du) {
-        (Some((z, bias, act)), Some(du)) => {
-            let (z, bias) = (z.contiguous()?, bias.contiguous()?);
-            let mut args = vec![ptr(&dy)?, ptr(&z)?, ptr(&bias)?, ptr(du)?, ptr(&partial)?];
-            args.extend(tail);
-            args.extend([KernelArg::I32(act), KernelArg::I64(per_chunk as i64)]);
-            (kernel_name!("bias_act_bwd", dtype, OP)?, args)
-        }
-        _ => {
-            let mut args = vec![ptr(&dy)?, ptr(&partial)?];
-            args.extend(tail);
-            args.push(KernelArg::I64(per_chunk as i64));
-            (kernel_name!("bias_grad", dtype, OP)?, args)
-        }
-    };
+    let args = [ptr(&dy)?, ptr(&partial)?, KernelArg::I64(rows as i64), cols_arg, KernelArg::I64(per_chunk as i64)];
     dev.launch(&Launch {
-        kernel,
+        kernel: kernel_name!("bias_grad", dtype, OP)?,
         grid: [cols.div_ceil(TILE_COLS) as u32, chunks as u32, 1],
         block: [TILE_COLS as u32, TILE_ROWS as u32, 1],
         shared_bytes: 0,
@@ -121,7 +125,7 @@ pub fn column_sums(
     let db = Tensor::empty([cols], dtype, device)?;
     let args = [ptr(&partial)?, KernelArg::I32(chunks as i32), cols_arg, ptr(&db)?];
     dev.launch(&Launch::linear(kernel_name!("bias_grad_finish", dtype, OP)?, blocks_for(cols), THREADS, &args))?;
-    Ok((du, db))
+    Ok(db)
 }
 
 #[cfg(test)]

@@ -7,15 +7,17 @@
 //!   GEMM dW = dyᵀ·x (cuBLASLt's BIAS and BGRADB on CUDA; the emulator's
 //!   GEMM computes the same), so neither takes a pass of its own. On the CPU
 //!   the GEMM, then the reference bias add and column sums.
-//! - [`linear_act`]: y = act(x·Wᵀ + b), act = GELU (exact, with erf) or
-//!   QuickGELU (u·σ(1.702u)), saving the GEMM's output for the backward.
-//!   The bias add and the activation are one kernel after the GEMM, and so
-//!   are the backward's act' and the bias gradient (a deterministic column
-//!   reduction), not cuBLASLt's GELU epilogues: those compute GELU's tanh
-//!   approximation (PyTorch uses them only for `approximate='tanh'`), while
-//!   CLIP models are trained with the exact erf GELU (open_clip's
-//!   `nn.GELU()`) or QuickGELU, which cuBLASLt does not have.
-//! - [`mlp`]: `linear_act` then `linear`.
+//! - [`mlp`]: open_clip's `c_fc → act → c_proj` as one node. c_fc's GEMM
+//!   adds its bias in its epilogue too and writes the pre-activation u =
+//!   x·Wᵀ + b, which the backward keeps; c_fc's bias gradient is summed by
+//!   its weight gradient's GEMM. cuBLASLt's only activation epilogues compute
+//!   GELU's tanh approximation (PyTorch's `approximate='tanh'`, JAX's default
+//!   `nn.gelu`), so [`Activation::GeluTanh`] is fused entirely: c_fc's GEMM
+//!   applies it (GELU_AUX_BIAS), and the backward's c_proj input-gradient
+//!   GEMM applies its derivative and sums c_fc's bias gradient (DGELU_BGRAD).
+//!   The exact erf GELU (open_clip's `nn.GELU()`, CLIP's usual) and QuickGELU
+//!   have no cuBLASLt epilogue: one 16-byte elementwise kernel each way,
+//!   h = act(u) and du = dh·act'(u), runs between the GEMMs.
 
 mod cpu;
 mod epilogue;
@@ -24,30 +26,18 @@ mod gpu;
 mod linear;
 mod simd;
 
-pub use epilogue::{bias_act_backward, bias_act_forward, bias_grad};
-pub use linear::{linear, linear_act};
-
-use reclip_autograd::Var;
-use reclip_core::Result;
+pub use epilogue::{activation_backward, activation_forward, bias_grad};
+pub use fused::activation_in_gemm;
+pub use linear::{linear, mlp};
 
 const OP: &str = "linear";
 
-/// The MLP's activation: open_clip's `nn.GELU()` (exact) or its `QuickGELU`
-/// (the original CLIP's).
+/// The MLP's activation: open_clip's `nn.GELU()` (exact, with erf), its
+/// `nn.GELU(approximate='tanh')` (a config's `act_kwargs`), or its
+/// `QuickGELU` (the original CLIP's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     Gelu,
+    GeluTanh,
     QuickGelu,
-}
-
-/// open_clip's transformer MLP: c_fc, the activation, c_proj.
-pub fn mlp(
-    x: &Var,
-    fc_weight: &Var,
-    fc_bias: &Var,
-    proj_weight: &Var,
-    proj_bias: &Var,
-    act: Activation,
-) -> Result<Var> {
-    linear(&linear_act(x, fc_weight, fc_bias, act)?, proj_weight, Some(proj_bias))
 }

@@ -1,10 +1,11 @@
 //! The linear layers as tape nodes. A layer with a bias and one without have
 //! different numbers of inputs, so they are different ops: [`Linear`] and
-//! [`LinearBias`] (whose bias is fused into its GEMMs); [`LinearAct`] adds
-//! the activation to the bias's epilogue kernel.
+//! [`LinearBias`] (whose bias is fused into its GEMMs). The MLP is one node,
+//! [`Mlp`], so that its backward can take c_fc's activation gradient in the
+//! same GEMM as c_proj's input gradient.
 
-use crate::epilogue::{bias_act_backward, bias_act_forward, bias_grad};
-use crate::fused::{linear_bias_forward, weight_bias_grad};
+use crate::epilogue::bias_grad;
+use crate::fused::{hidden_forward, hidden_grad, linear_bias_forward, weight_bias_grad};
 use crate::{Activation, OP};
 use reclip_autograd::{Op, Var};
 use reclip_core::{Error, Result, Tensor};
@@ -88,6 +89,27 @@ impl Op<2> for Linear {
     }
 }
 
+/// The gradients of a layer with bias, y = x·Wᵀ + b, those asked for, from
+/// the output gradient `dy` [rows, out]; `db` when the caller has it already.
+fn linear_bias_grads(
+    gemm: &Gemm,
+    dy: &Tensor,
+    db: Option<Tensor>,
+    [x, w, b]: [bool; 3],
+) -> Result<[Option<Tensor>; 3]> {
+    let dx = x.then(|| gemm.dx(dy)).transpose()?;
+    let (dw, db) = match (w, b, db) {
+        (_, _, Some(db)) => (w.then(|| gemm.dw(dy)).transpose()?, b.then_some(db)),
+        (true, true, None) => {
+            let (dw, db) = weight_bias_grad(dy, &gemm.x2)?;
+            (Some(dw), Some(db))
+        }
+        // A frozen weight or bias: no GEMM to share.
+        (_, _, None) => (w.then(|| gemm.dw(dy)).transpose()?, b.then(|| bias_grad(dy)).transpose()?),
+    };
+    Ok([dx, dw, db])
+}
+
 /// y = x·Wᵀ + b: inputs x, W, b. On a GPU the bias is the epilogue of the
 /// forward GEMM, and its gradient that of the weight gradient's GEMM.
 struct LinearBias;
@@ -101,50 +123,49 @@ impl Op<3> for LinearBias {
         Ok((linear_bias_forward(&gemm.x2, &gemm.w, b)?.reshape(out_dims)?, gemm))
     }
 
-    fn backward(self, gemm: Gemm, grad: &Tensor, [x, w, b]: [bool; 3]) -> Result<[Option<Tensor>; 3]> {
-        let dy = gemm.flat(grad)?;
-        let dx = x.then(|| gemm.dx(&dy)).transpose()?;
-        let (dw, db) = match (w, b) {
-            (true, true) => {
-                let (dw, db) = weight_bias_grad(&dy, &gemm.x2)?;
-                (Some(dw), Some(db))
-            }
-            // A frozen weight or bias: no GEMM to share.
-            _ => (w.then(|| gemm.dw(&dy)).transpose()?, b.then(|| bias_grad(&dy)).transpose()?),
-        };
-        Ok([dx, dw, db])
+    fn backward(self, gemm: Gemm, grad: &Tensor, needs: [bool; 3]) -> Result<[Option<Tensor>; 3]> {
+        linear_bias_grads(&gemm, &gemm.flat(grad)?, None, needs)
     }
 }
 
-/// y = act(x·Wᵀ + b): inputs x, W, b.
-struct LinearAct {
+/// open_clip's MLP, y = c_proj(act(c_fc(x))): inputs x, c_fc's W and b,
+/// c_proj's W and b.
+struct Mlp {
     act: Activation,
 }
 
-/// The GEMM's saved state, its output z [rows, out] and the bias, which the
-/// backward epilogue needs to recompute act'(z + b).
-struct LinearActSaved {
-    gemm: Gemm,
-    z: Tensor,
-    bias: Tensor,
+/// c_fc's and c_proj's GEMM operands (c_proj's input is the hidden
+/// activation h) and c_fc's pre-activation u.
+struct MlpSaved {
+    fc: Gemm,
+    proj: Gemm,
+    u: Tensor,
 }
 
-impl Op<3> for LinearAct {
-    const NAME: &'static str = "linear_act";
-    type Saved = LinearActSaved;
+impl Op<5> for Mlp {
+    const NAME: &'static str = "mlp";
+    type Saved = MlpSaved;
 
-    fn forward(&self, [x, w, b]: [&Tensor; 3], _: [bool; 3]) -> Result<(Tensor, LinearActSaved)> {
-        let (gemm, out_dims) = Gemm::new(x, w)?;
-        let z = gemm.product()?;
-        let y = bias_act_forward(&z, b, Some(self.act))?.reshape(out_dims)?;
-        Ok((y, LinearActSaved { gemm, z, bias: b.clone() }))
+    fn forward(&self, [x, w1, b1, w2, b2]: [&Tensor; 5], _: [bool; 5]) -> Result<(Tensor, MlpSaved)> {
+        let (fc, _) = Gemm::new(x, w1)?;
+        let (h, u) = hidden_forward(&fc.x2, w1, b1, self.act)?;
+        let (proj, _) = Gemm::new(&h, w2)?;
+        let y = linear_bias_forward(&h, w2, b2)?;
+        let mut out_dims = x.dims().to_vec();
+        *out_dims.last_mut().expect("x has a last dimension") = w2.dims()[0];
+        Ok((y.reshape(out_dims)?, MlpSaved { fc, proj, u }))
     }
 
-    fn backward(self, s: LinearActSaved, grad: &Tensor, [x, w, b]: [bool; 3]) -> Result<[Option<Tensor>; 3]> {
-        let dy = s.gemm.flat(grad)?;
-        let (du, db) = bias_act_backward(&dy, &s.z, &s.bias, self.act)?;
-        let [dx, dw] = s.gemm.backward(&du, [x, w])?;
-        Ok([dx, dw, b.then_some(db)])
+    fn backward(self, s: MlpSaved, grad: &Tensor, [x, w1, b1, w2, b2]: [bool; 5]) -> Result<[Option<Tensor>; 5]> {
+        let dy = s.proj.flat(grad)?;
+        let [_, dw2, db2] = linear_bias_grads(&s.proj, &dy, None, [false, w2, b2])?;
+        let [dx, dw1, db1] = if x || w1 || b1 {
+            let (du, db1) = hidden_grad(&dy, &s.proj.w, &s.u, self.act)?;
+            linear_bias_grads(&s.fc, &du, db1, [x, w1, b1])?
+        } else {
+            [None, None, None]
+        };
+        Ok([dx, dw1, db1, dw2, db2])
     }
 }
 
@@ -158,7 +179,17 @@ pub fn linear(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
     }
 }
 
-/// y = act(x·Wᵀ + bias): the GEMM, then the fused bias + activation epilogue.
-pub fn linear_act(x: &Var, weight: &Var, bias: &Var, act: Activation) -> Result<Var> {
-    LinearAct { act }.apply([x, weight, bias])
+/// open_clip's transformer MLP, c_proj(act(c_fc(x))), for `x` [..., width],
+/// c_fc's `fc_weight` [hidden, width] and `fc_bias` [hidden], c_proj's
+/// `proj_weight` [out, hidden] and `proj_bias` [out]. On a GPU the biases,
+/// and GELU's tanh approximation, ride in the GEMMs' epilogues.
+pub fn mlp(
+    x: &Var,
+    fc_weight: &Var,
+    fc_bias: &Var,
+    proj_weight: &Var,
+    proj_bias: &Var,
+    act: Activation,
+) -> Result<Var> {
+    Mlp { act }.apply([x, fc_weight, fc_bias, proj_weight, proj_bias])
 }

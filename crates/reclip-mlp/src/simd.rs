@@ -1,10 +1,11 @@
-//! The f32 CPU epilogues, eight lanes at a time (`wide`): libm's scalar
+//! The f32 CPU activations, eight lanes at a time (`wide`): libm's scalar
 //! erf/exp made GELU a quarter of a CPU training step, and loops that call
 //! them do not vectorise. The formulas are those of the scalar path
-//! (`cpu.rs`), which handles each row's tail.
+//! (`cpu.rs`), which handles each slice's tail.
 
 use crate::Activation;
 use crate::cpu::{activate, derivative};
+use reclip_core::cpu::gelu_tanh::{CUBIC, SQRT_2_OVER_PI};
 use wide::f32x8;
 
 /// Abramowitz & Stegun 7.1.26: erf(x) ≈ 1 − (a₁t + … + a₅t⁵)·e^{−x²}, t = 1/(1 + p·x).
@@ -27,8 +28,15 @@ fn sigmoid(x: f32x8) -> f32x8 {
     f32x8::ONE / (f32x8::ONE + (-x).exp())
 }
 
+/// σ(2y) for GELU's tanh approximation, y = √(2/π)(u + 0.044715u³).
+fn tanh_gate(u: f32x8) -> f32x8 {
+    let scale = f32x8::splat((2.0 * SQRT_2_OVER_PI) as f32);
+    sigmoid(scale * (u + f32x8::splat(CUBIC as f32) * u * u * u))
+}
+
 fn act(a: Activation, u: f32x8) -> f32x8 {
     match a {
+        Activation::GeluTanh => u * tanh_gate(u),
         Activation::Gelu => {
             f32x8::splat(0.5) * u * (f32x8::ONE + erf(u * f32x8::splat(std::f32::consts::FRAC_1_SQRT_2)))
         }
@@ -38,6 +46,12 @@ fn act(a: Activation, u: f32x8) -> f32x8 {
 
 fn grad(a: Activation, u: f32x8) -> f32x8 {
     match a {
+        Activation::GeluTanh => {
+            let s = tanh_gate(u);
+            let slope =
+                f32x8::splat((2.0 * SQRT_2_OVER_PI) as f32) * (f32x8::ONE + f32x8::splat((3.0 * CUBIC) as f32) * u * u);
+            s + u * s * (f32x8::ONE - s) * slope
+        }
         Activation::Gelu => {
             let cdf = f32x8::splat(0.5) * (f32x8::ONE + erf(u * f32x8::splat(std::f32::consts::FRAC_1_SQRT_2)));
             let k = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
@@ -56,35 +70,24 @@ fn load(s: &[f32]) -> f32x8 {
     f32x8::new(s.try_into().expect("chunks of eight"))
 }
 
-/// One row: y = act(z + bias).
-pub fn forward_row(z: &[f32], bias: &[f32], a: Option<Activation>, y: &mut [f32]) {
-    let n = z.len() / 8 * 8;
-    for ((y8, z8), b8) in y[..n].chunks_exact_mut(8).zip(z[..n].chunks_exact(8)).zip(bias[..n].chunks_exact(8)) {
-        let u = load(z8) + load(b8);
-        let out = match a {
-            Some(a) => act(a, u),
-            None => u,
-        };
-        y8.copy_from_slice(&out.to_array());
+/// h = act(u).
+pub fn forward(u: &[f32], a: Activation, h: &mut [f32]) {
+    let n = u.len() / 8 * 8;
+    for (h8, u8) in h[..n].chunks_exact_mut(8).zip(u[..n].chunks_exact(8)) {
+        h8.copy_from_slice(&act(a, load(u8)).to_array());
     }
-    for i in n..z.len() {
-        y[i] = activate(a, z[i] + bias[i]);
+    for i in n..u.len() {
+        h[i] = activate(a, u[i]);
     }
 }
 
-/// One row: du = dy · act'(z + bias).
-pub fn backward_row(dy: &[f32], z: &[f32], bias: &[f32], a: Activation, du: &mut [f32]) {
-    let n = z.len() / 8 * 8;
-    for (((d8, g8), z8), b8) in du[..n]
-        .chunks_exact_mut(8)
-        .zip(dy[..n].chunks_exact(8))
-        .zip(z[..n].chunks_exact(8))
-        .zip(bias[..n].chunks_exact(8))
-    {
-        let out = load(g8) * grad(a, load(z8) + load(b8));
-        d8.copy_from_slice(&out.to_array());
+/// du = dh · act'(u).
+pub fn backward(dh: &[f32], u: &[f32], a: Activation, du: &mut [f32]) {
+    let n = u.len() / 8 * 8;
+    for ((d8, g8), u8) in du[..n].chunks_exact_mut(8).zip(dh[..n].chunks_exact(8)).zip(u[..n].chunks_exact(8)) {
+        d8.copy_from_slice(&(load(g8) * grad(a, load(u8))).to_array());
     }
-    for i in n..z.len() {
-        du[i] = dy[i] * derivative(a, z[i] + bias[i]);
+    for i in n..u.len() {
+        du[i] = dh[i] * derivative(a, u[i]);
     }
 }

@@ -4,7 +4,7 @@
 use reclip_autograd::Var;
 use reclip_autograd::gradcheck::gradcheck;
 use reclip_core::{DType, Device, Tensor, rng};
-use reclip_mlp::{Activation, bias_act_forward, linear, linear_act, mlp};
+use reclip_mlp::{Activation, activation_forward, linear, mlp};
 
 fn randn(dims: &[usize], seed: u64) -> Tensor {
     Tensor::randn(dims, 0.0, 1.0, DType::F64, &Device::Cpu, &mut rng(seed)).unwrap()
@@ -17,20 +17,20 @@ fn activations_match_tabulated_values() {
         [(-1.0, 0.15865525393145707), (0.5, 0.6914624612740131), (1.0, 0.8413447460685429), (2.0, 0.9772498680518208)];
     let u: Vec<f64> = phi.iter().map(|p| p.0).collect();
     let z = Tensor::from_vec(u.clone(), [1, 4], &Device::Cpu).unwrap();
-    let zero = Tensor::zeros([4], DType::F64, &Device::Cpu).unwrap();
-    let gelu = bias_act_forward(&z, &zero, Some(Activation::Gelu)).unwrap().to_vec_f64().unwrap();
+    let gelu = activation_forward(&z, Activation::Gelu).unwrap().to_vec_f64().unwrap();
     for (g, (x, cdf)) in gelu.iter().zip(phi) {
         assert!((g - x * cdf).abs() < 1e-15, "gelu({x}) = {g}");
     }
-    let quick = bias_act_forward(&z, &zero, Some(Activation::QuickGelu)).unwrap().to_vec_f64().unwrap();
+    let quick = activation_forward(&z, Activation::QuickGelu).unwrap().to_vec_f64().unwrap();
     for (q, x) in quick.iter().zip(&u) {
         assert!((q - x / (1.0 + (-1.702 * x).exp())).abs() < 1e-15, "quick_gelu({x}) = {q}");
     }
-    // The bias is added before the activation.
-    let bias = Tensor::from_vec(vec![1.0, -0.5, 0.0, -1.0], [4], &Device::Cpu).unwrap();
-    let shifted = bias_act_forward(&z, &bias, Some(Activation::Gelu)).unwrap().to_vec_f64().unwrap();
-    assert!((shifted[0] - 0.0).abs() < 1e-15 && (shifted[1] - 0.0).abs() < 1e-15);
-    assert!((shifted[3] - 0.8413447460685429).abs() < 1e-15);
+    // ½x(1 + tanh(√(2/π)(x + 0.044715x³))) at the same points, from its definition (Python, f64).
+    let tanh = [-0.15880800939172324, 0.34571400982514394, 0.8411919906082768, 1.954597694087775];
+    let approx = activation_forward(&z, Activation::GeluTanh).unwrap().to_vec_f64().unwrap();
+    for ((a, want), x) in approx.iter().zip(tanh).zip(&u) {
+        assert!((a - want).abs() < 1e-14, "gelu_tanh({x}) = {a}, not {want}");
+    }
 }
 
 #[test]
@@ -56,11 +56,10 @@ fn linear_gradients() {
 }
 
 #[test]
-fn linear_act_and_mlp_gradients() {
-    let (x, w, b) = (randn(&[3, 5], 7), randn(&[6, 5], 8), randn(&[6], 9));
-    let (w2, b2) = (randn(&[5, 6], 10), randn(&[5], 11));
-    for act in [Activation::Gelu, Activation::QuickGelu] {
-        gradcheck(|v| linear_act(&v[0], &v[1], &v[2], act), &[&x, &w, &b]).unwrap();
+fn mlp_gradients() {
+    let (x, w, b) = (randn(&[2, 3, 5], 7), randn(&[6, 5], 8), randn(&[6], 9));
+    let (w2, b2) = (randn(&[4, 6], 10), randn(&[4], 11));
+    for act in [Activation::Gelu, Activation::GeluTanh, Activation::QuickGelu] {
         gradcheck(|v| mlp(&v[0], &v[1], &v[2], &v[3], &v[4], act), &[&x, &w, &b, &w2, &b2]).unwrap();
     }
 }
@@ -70,10 +69,22 @@ fn rejects_mismatched_shapes() {
     let c = |t: Tensor| Var::constant(t);
     let err = linear(&c(randn(&[3, 5], 1)), &c(randn(&[4, 6], 2)), None).unwrap_err().to_string();
     assert!(err.contains("takes 6 input features") && err.contains("has 5"), "{err}");
-    let err = linear_act(&c(randn(&[3, 5], 1)), &c(randn(&[4, 5], 2)), &c(randn(&[5], 3)), Activation::Gelu)
+    let (w2, b2) = (c(randn(&[5, 4], 4)), c(randn(&[5], 5)));
+    let err = mlp(&c(randn(&[3, 5], 1)), &c(randn(&[4, 5], 2)), &c(randn(&[5], 3)), &w2, &b2, Activation::Gelu)
         .unwrap_err()
         .to_string();
     assert!(err.contains("bias [5] does not fit the output [3, 4]"), "{err}");
+    let err = mlp(
+        &c(randn(&[3, 5], 1)),
+        &c(randn(&[4, 5], 2)),
+        &c(randn(&[4], 3)),
+        &c(randn(&[5, 3], 4)),
+        &b2,
+        Activation::Gelu,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("takes 3 input features") && err.contains("has 4"), "{err}");
     let err = linear(&c(randn(&[3, 5], 1)), &c(randn(&[5], 2)), None).unwrap_err().to_string();
     assert!(err.contains("weight [out, in]"), "{err}");
 }

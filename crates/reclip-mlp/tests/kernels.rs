@@ -1,15 +1,19 @@
-//! The MLP epilogue kernels (kernels/mlp.cu) on the device under test against
-//! the CPU path, f32 and bf16, forward and backward, odd sizes, and whole
-//! layers (with their GEMMs, and the GEMM epilogues of the linear layers with
-//! bias) forward and backward; device outputs are NaN-poisoned when allocated.
+//! The MLP's kernels (kernels/mlp.cu) on the device under test against the
+//! CPU path, f32 and bf16, forward and backward, odd sizes, in their vector
+//! and scalar forms, and whole layers (with their GEMMs, and the GEMM
+//! epilogues of the linear layers: bias, bias gradient, GELU's tanh
+//! approximation) forward and backward; device outputs are NaN-poisoned when
+//! allocated.
 
 use reclip_autograd::{Tape, Var};
 use reclip_core::{DType, Tensor};
-use reclip_mlp::{Activation, bias_act_backward, bias_act_forward, bias_grad, linear, mlp};
-use reclip_testkit::{Tolerance, compare_with_cpu, compare_with_cpu_tol, randn};
+use reclip_mlp::{Activation, activation_backward, activation_forward, bias_grad, linear, mlp};
+use reclip_testkit::{
+    Tolerance, assert_forms, compare_with_cpu, compare_with_cpu_kernels, compare_with_cpu_tol, misaligned, randn,
+};
 
 const DTYPES: [DType; 2] = [DType::F32, DType::BF16];
-const ACTS: [Activation; 2] = [Activation::Gelu, Activation::QuickGelu];
+const ACTS: [Activation; 3] = [Activation::Gelu, Activation::GeluTanh, Activation::QuickGelu];
 
 /// Normal values of standard deviation `std`.
 fn scaled(dims: &[usize], std: f64, dtype: DType, seed: u64) -> Tensor {
@@ -17,22 +21,26 @@ fn scaled(dims: &[usize], std: f64, dtype: DType, seed: u64) -> Tensor {
 }
 
 #[test]
-fn epilogues_forward_and_backward() {
-    // 21 rows in three chunks of seven; 72 and 33 columns (partial column tiles).
-    for dims in [&[3, 7, 72][..], &[21, 33][..]] {
-        let cols = *dims.last().unwrap();
+fn activations_forward_and_backward() {
+    // 1512 elements (whole packs of both dtypes), 693 (neither), and 1512 as
+    // a misaligned view; the bias gradient's column tiles are partial at 72
+    // and 33 columns.
+    for (dims, misalign, vector) in
+        [(&[3, 7, 72][..], false, true), (&[21, 33][..], false, false), (&[3, 7, 72][..], true, false)]
+    {
         for dtype in DTYPES {
-            let (z, b, dy) = (randn(dims, dtype, 1), randn(&[cols], dtype, 2), randn(dims, dtype, 3));
+            // Pre-activations spread over GELU's curved range and its tails.
+            let (u, dh) = (randn(dims, dtype, 1).affine(3.0, 0.0).unwrap(), randn(dims, dtype, 3));
             for act in ACTS {
-                compare_with_cpu(&format!("bias+{act:?} {dims:?} {dtype}"), &[&z, &b, &dy], |t| {
-                    let y = bias_act_forward(&t[0], &t[1], Some(act))?;
-                    let (du, db) = bias_act_backward(&t[2], &t[0], &t[1], act)?;
-                    Ok(vec![y, du, db])
+                let what = format!("{act:?} {dims:?} {dtype}{}", if misalign { " misaligned" } else { "" });
+                let kernels = compare_with_cpu_kernels(&what, &[&u, &dh], None, |t| {
+                    let view = |t: &Tensor| if misalign { misaligned(t) } else { Ok(t.clone()) };
+                    let (u, dh) = (view(&t[0])?, view(&t[1])?);
+                    Ok(vec![activation_forward(&u, act)?, activation_backward(&dh, &u, act)?])
                 });
+                assert_forms(&what, &kernels, &["act_fwd", "act_bwd"], dtype, vector);
             }
-            compare_with_cpu(&format!("bias {dims:?} {dtype}"), &[&z, &b, &dy], |t| {
-                Ok(vec![bias_act_forward(&t[0], &t[1], None)?, bias_grad(&t[2])?])
-            });
+            compare_with_cpu(&format!("bias gradient {dims:?} {dtype}"), &[&dh], |t| Ok(vec![bias_grad(&t[0])?]));
         }
     }
 }
@@ -51,16 +59,24 @@ fn mlp_layers_forward_and_backward() {
         // The weights' gradients sum over the 15 rows.
         let g = scaled(&[3, 5, 72], 15f64.sqrt().recip(), dtype, 9);
         for act in ACTS {
-            compare_with_cpu_tol(&format!("mlp {act:?} {dtype}"), &[&x, &w1, &b1, &w2, &b2, &g], tol, |t| {
-                let tape = Tape::new();
-                let v: Vec<_> = t[..5].iter().map(|t| tape.input(t.clone())).collect();
-                let y = mlp(&v[0], &v[1], &v[2], &v[3], &v[4], act)?;
-                let grads = y.backward_with(t[5].clone())?;
-                let mut out = vec![y.tensor().clone()];
-                out.extend(v.iter().map(|v| grads.get(v).expect("tracked").clone()));
-                Ok(out)
-            });
+            let what = format!("mlp {act:?} {dtype}");
+            let kernels =
+                compare_with_cpu_kernels(&what, &[&x, &w1, &b1, &w2, &b2, &g], tol, |t| mlp_with_grads_of(t, act));
+            // GELU's tanh approximation rides in the GEMMs' epilogues; the
+            // others take the activation kernels between them.
+            let fused = act == Activation::GeluTanh;
+            assert_eq!(!fused, kernels.iter().any(|k| k.starts_with("act_")), "{what}: launched {kernels:?}");
         }
+        // A hidden width that is not a multiple of 8 (cuBLASLt's ld for the
+        // saved pre-activation) takes the kernels for the tanh approximation too.
+        let (w1, b1) = (scaled(&[36, 72], 72f64.sqrt().recip(), dtype, 5), randn(&[36], dtype, 6));
+        let w2 = scaled(&[72, 36], 36f64.sqrt().recip(), dtype, 7);
+        let what = format!("mlp GeluTanh, hidden 36, {dtype}");
+        let kernels = compare_with_cpu_kernels(&what, &[&x, &w1, &b1, &w2, &b2, &g], tol, |t| {
+            mlp_with_grads_of(t, Activation::GeluTanh)
+        });
+        // 15 × 36 elements are whole packs of f32 (4) but not of bf16 (8).
+        assert_forms(&what, &kernels, &["act_fwd", "act_bwd"], dtype, dtype == DType::F32);
         let w = scaled(&[96, 72], 72f64.sqrt().recip(), dtype, 10);
         let g = scaled(&[3, 5, 96], 15f64.sqrt().recip(), dtype, 11);
         compare_with_cpu_tol(&format!("linear without bias {dtype}"), &[&x, &w, &g], tol, |t| {
@@ -75,6 +91,18 @@ fn mlp_layers_forward_and_backward() {
             ])
         });
     }
+}
+
+/// y = mlp(x, w1, b1, w2, b2) with `act` and the gradients of all five
+/// inputs, for the output gradient t[5].
+fn mlp_with_grads_of(t: &[Tensor], act: Activation) -> reclip_core::Result<Vec<Tensor>> {
+    let tape = Tape::new();
+    let v: Vec<_> = t[..5].iter().map(|t| tape.input(t.clone())).collect();
+    let y = mlp(&v[0], &v[1], &v[2], &v[3], &v[4], act)?;
+    let grads = y.backward_with(t[5].clone())?;
+    let mut out = vec![y.tensor().clone()];
+    out.extend(v.iter().map(|v| grads.get(v).expect("tracked").clone()));
+    Ok(out)
 }
 
 /// The tolerance of whole layers: their GEMMs sum in another order than the

@@ -25,6 +25,7 @@ pub use error::ConfigError;
 use limits::{MAX_CONTEXT_LENGTH, MAX_IMAGE_SIZE, MAX_LAYERS, MAX_MLP_RATIO, MAX_VOCAB_SIZE, MAX_WIDTH};
 
 use crate::count::{product, sum};
+use reclip_mlp::Activation;
 
 /// A CLIP model: two towers projected into one embedding space.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,8 +33,8 @@ use crate::count::{product, sum};
 pub struct ModelConfig {
     /// Width of the shared embedding space both towers project into.
     pub embed_dim: usize,
-    /// QuickGELU, x·σ(1.702·x) (OpenAI's original CLIP), instead of exact GELU
-    /// in both towers' MLPs.
+    /// QuickGELU, x·σ(1.702·x) (OpenAI's original CLIP), instead of GELU in
+    /// both towers' MLPs.
     #[serde(default)]
     pub quick_gelu: bool,
     pub vision_cfg: VisionConfig,
@@ -54,6 +55,8 @@ pub struct VisionConfig {
     pub mlp_ratio: f64,
     /// Side of the square patches the patch convolution embeds, in pixels.
     pub patch_size: usize,
+    /// Options of the MLP's activation (open_clip's `act_kwargs`).
+    pub act_kwargs: Option<ActKwargs>,
 }
 
 /// The causal transformer text tower. Missing fields take open_clip's
@@ -69,6 +72,27 @@ pub struct TextConfig {
     pub layers: usize,
     /// MLP hidden width over `width`.
     pub mlp_ratio: f64,
+    /// Options of the MLP's activation (open_clip's `act_kwargs`).
+    pub act_kwargs: Option<ActKwargs>,
+}
+
+/// open_clip's `act_kwargs`, the keyword arguments of a tower's activation
+/// layer. Of `nn.GELU`'s, reclip reads `approximate`: `"tanh"` selects GELU's
+/// tanh approximation, which a GPU fuses into the MLP's GEMMs (cuBLASLt's
+/// GELU epilogues compute it); `"none"`, or no `act_kwargs`, the exact GELU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActKwargs {
+    pub approximate: GeluApproximation,
+}
+
+/// `nn.GELU(approximate=...)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeluApproximation {
+    #[default]
+    None,
+    Tanh,
 }
 
 /// The largest model config file read: open_clip's are under 2 kB.
@@ -77,18 +101,35 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// The fields of each section reclip reads: exactly those the structs above
 /// serialize (a test checks).
 const MODEL_FIELDS: &[&str] = &["embed_dim", "quick_gelu", "vision_cfg", "text_cfg"];
-const VISION_FIELDS: &[&str] = &["image_size", "layers", "width", "head_width", "mlp_ratio", "patch_size"];
-const TEXT_FIELDS: &[&str] = &["context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio"];
+const VISION_FIELDS: &[&str] =
+    &["image_size", "layers", "width", "head_width", "mlp_ratio", "patch_size", "act_kwargs"];
+const TEXT_FIELDS: &[&str] = &["context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio", "act_kwargs"];
 
 impl Default for VisionConfig {
     fn default() -> Self {
-        VisionConfig { image_size: 224, layers: 12, width: 768, head_width: 64, mlp_ratio: 4.0, patch_size: 16 }
+        VisionConfig {
+            image_size: 224,
+            layers: 12,
+            width: 768,
+            head_width: 64,
+            mlp_ratio: 4.0,
+            patch_size: 16,
+            act_kwargs: None,
+        }
     }
 }
 
 impl Default for TextConfig {
     fn default() -> Self {
-        TextConfig { context_length: 77, vocab_size: 49408, width: 512, heads: 8, layers: 12, mlp_ratio: 4.0 }
+        TextConfig {
+            context_length: 77,
+            vocab_size: 49408,
+            width: 512,
+            heads: 8,
+            layers: 12,
+            mlp_ratio: 4.0,
+            act_kwargs: None,
+        }
     }
 }
 
@@ -177,6 +218,17 @@ impl ModelConfig {
     /// call it again after editing a config by hand.
     pub fn validate(&self) -> Result<(), ConfigError> {
         within("embed_dim", self.embed_dim, MAX_WIDTH)?;
+        for (field, kwargs) in
+            [("vision_cfg.act_kwargs", self.vision_cfg.act_kwargs), ("text_cfg.act_kwargs", self.text_cfg.act_kwargs)]
+        {
+            if self.quick_gelu && kwargs.is_some_and(|k| k.approximate == GeluApproximation::Tanh) {
+                return Err(ConfigError::invalid(
+                    field,
+                    r#"{"approximate": "tanh"}"#,
+                    "QuickGELU (quick_gelu = true) has no tanh approximation; only nn.GELU takes `approximate`",
+                ));
+            }
+        }
         self.vision_cfg.validate()?;
         self.text_cfg.validate()
     }
@@ -206,6 +258,25 @@ impl ModelConfig {
         let blocks = product(WHAT, &[t.layers as u64, block_params(WHAT, t.width, t.mlp_width())?])?;
         let projection = product(WHAT, &[w, self.embed_dim as u64])?;
         sum(WHAT, &[embeddings, final_layer_norm, blocks, projection])
+    }
+
+    /// The image tower's MLP activation.
+    pub fn image_activation(&self) -> Activation {
+        self.activation(self.vision_cfg.act_kwargs)
+    }
+
+    /// The text tower's MLP activation.
+    pub fn text_activation(&self) -> Activation {
+        self.activation(self.text_cfg.act_kwargs)
+    }
+
+    /// QuickGELU with `quick_gelu`, else GELU as `act_kwargs` asks.
+    fn activation(&self, kwargs: Option<ActKwargs>) -> Activation {
+        match (self.quick_gelu, kwargs.unwrap_or_default().approximate) {
+            (true, _) => Activation::QuickGelu,
+            (false, GeluApproximation::None) => Activation::Gelu,
+            (false, GeluApproximation::Tanh) => Activation::GeluTanh,
+        }
     }
 
     /// All parameters: both towers and the learned logit scale.

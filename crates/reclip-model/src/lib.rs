@@ -16,7 +16,7 @@ pub mod vision;
 pub mod weights;
 
 pub use clip::Clip;
-pub use config::{ConfigError, ModelConfig, TextConfig, VisionConfig};
+pub use config::{ActKwargs, ConfigError, GeluApproximation, ModelConfig, TextConfig, VisionConfig};
 pub use finite::{NonFinite, first_non_finite};
 pub use flops::{ElementwiseFlops, FlopsReport, MatmulFlops, TowerFlops};
 pub use weights::ClipWeights;

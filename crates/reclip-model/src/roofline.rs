@@ -29,9 +29,13 @@
 //!
 //! - The linear layers' bias is in the GEMM through cuBLASLt epilogues
 //!   (`reclip_core::GemmEpilogue`): the bias added in the forward GEMM, its
-//!   gradient summed by the weight-gradient GEMM. The MLP's first layer
-//!   keeps its GEMM without bias and the fused `bias_act_fwd` (bias + exact
-//!   GELU), and in the backward `bias_act_bwd` with `bias_grad_finish`.
+//!   gradient summed by the weight-gradient GEMM. The MLP's activation has a
+//!   kernel each way between the GEMMs (`act_fwd`, `act_bwd`) for the exact
+//!   GELU and QuickGELU; a tower whose config asks for GELU's tanh
+//!   approximation (`act_kwargs`) has it in the GEMMs instead: c_fc's
+//!   forward GEMM applies it and saves the pre-activation (GELU_AUX_BIAS),
+//!   c_proj's input-gradient GEMM applies its derivative and sums c_fc's
+//!   bias gradient (DGELU_BGRAD).
 //! - bf16 attention runs on tensor cores (kernels/attention_mma.cu):
 //!   `attention_mma_fwd_hw{32,64,128}_bf16` (keeping each row's
 //!   logsumexp), then in the backward `attention_mma_bwd_dq_*` (which also
@@ -76,6 +80,7 @@ use serde::Serialize;
 use crate::config::{ConfigError, ModelConfig};
 use crate::flops;
 use reclip_attention::mma_tiles::MMA_MAX_LEN;
+use reclip_mlp::Activation;
 
 /// Dense bf16 GEMM throughput measured on an H200, FLOP/s: the floor's compute rate.
 pub const H200_BF16_FLOPS: f64 = 790e12;
@@ -164,8 +169,8 @@ pub mod per_element {
     pub const ADD: f64 = 1.0;
     /// x̂ (2), γ·dy (1), the two row sums (2), dx (5), dγ and dβ (3).
     pub const LAYER_NORM_BACKWARD: f64 = 13.0;
-    /// u = z + b (1), GELU′(u) (7), times dy (1), the bias's column sum (1).
-    pub const GELU_BACKWARD: f64 = 10.0;
+    /// GELU′(u) (7), times dh (1).
+    pub const GELU_BACKWARD: f64 = 8.0;
     /// P = exp(S − lse) (2), dS = P·(dP − D) (2); in both backward kernels.
     pub const SOFTMAX_BACKWARD_PER_SCORE: f64 = 4.0;
     /// D = rowsum(dO ∘ O), per output element.
@@ -423,9 +428,15 @@ struct Stack {
     head_width: usize,
     layers: u64,
     causal: bool,
+    activation: Activation,
 }
 
 impl Stack {
+    /// Whether the MLP's activation rides in its GEMMs.
+    fn fused_gelu(&self) -> bool {
+        reclip_mlp::activation_in_gemm(self.activation, self.mlp_width as usize)
+    }
+
     fn image(config: &ModelConfig, image_size: usize, batch: usize) -> Result<Self, ConfigError> {
         let v = &config.vision_cfg;
         Ok(Stack {
@@ -438,6 +449,7 @@ impl Stack {
             head_width: attention_head_width("vision_cfg.head_width", v.head_width)?,
             layers: v.layers as u64,
             causal: false,
+            activation: config.image_activation(),
         })
     }
 
@@ -453,6 +465,7 @@ impl Stack {
             head_width: attention_head_width("text_cfg.heads", t.head_width()?)?,
             layers: t.layers as u64,
             causal: true,
+            activation: config.text_activation(),
         })
     }
 
@@ -550,6 +563,11 @@ enum Epilogue {
     BiasGrad,
     /// beta = 1: C is read and added to.
     Accumulate,
+    /// + bias[n], then GELU, with the pre-activation saved (m×n written).
+    GeluAuxBias,
+    /// × GELU′ of the saved pre-activation (m×n read), and the bias
+    /// gradient Σ_m C, written as n elements.
+    DGeluBiasGrad,
 }
 
 /// A bf16 GEMM C[m×n] = A[m×k]·B[k×n]; `role` is what C is: the layer's
@@ -581,6 +599,8 @@ impl Gemm {
             Epilogue::Bias => "+bias",
             Epilogue::BiasGrad => "+bgrad",
             Epilogue::Accumulate => "+=C",
+            Epilogue::GeluAuxBias => "+bias+gelu",
+            Epilogue::DGeluBiasGrad => "+dgelu+bgrad",
         };
         format!("{} gemm{epilogue} {}x{}x{}", self.role, self.m, self.n, self.k)
     }
@@ -593,6 +613,17 @@ impl Gemm {
             Epilogue::Bias => (t.read, t.flops) = (t.read + n * BF16, m * n),
             Epilogue::BiasGrad => (t.written, t.flops) = (t.written + m * BF16, m * k),
             Epilogue::Accumulate => (t.read, t.flops) = (t.read + m * n * BF16, m * n),
+            Epilogue::GeluAuxBias => {
+                (t.read, t.written, t.flops) =
+                    (t.read + n * BF16, t.written + m * n * BF16, m * n * (per_element::ADD + per_element::GELU))
+            }
+            Epilogue::DGeluBiasGrad => {
+                (t.read, t.written, t.flops) = (
+                    t.read + m * n * BF16,
+                    t.written + n * BF16,
+                    m * n * (per_element::GELU_BACKWARD + per_element::ADD),
+                )
+            }
         }
         t
     }
@@ -729,37 +760,14 @@ fn memset(bytes: f64) -> Traffic {
     Traffic { read: 0.0, written: bytes, flops: 0.0 }
 }
 
-/// Row chunks of the MLP's column sums (crates/reclip-mlp/src/gpu.rs,
-/// `row_chunks`): tiles of 32 columns, about 2048 blocks in all.
-fn column_sum_chunks(rows: f64, cols: f64) -> f64 {
-    let tiles = (cols / 32.0).ceil().max(1.0);
-    let chunks = (2048.0 / tiles).ceil().min((rows / 8.0).ceil().max(1.0)).max(1.0);
-    let per_chunk = (rows / chunks).ceil().max(1.0);
-    (rows / per_chunk).ceil()
+/// `act_fwd`: h = act(u) over `n` elements.
+fn act_fwd(n: f64) -> Traffic {
+    Traffic { read: n * BF16, written: n * BF16, flops: n * per_element::GELU }
 }
 
-/// `bias_act_fwd`: act(z + bias).
-fn bias_act_fwd(rows: f64, cols: f64) -> Traffic {
-    Traffic {
-        read: rows * cols * BF16 + cols * BF16,
-        written: rows * cols * BF16,
-        flops: rows * cols * (per_element::ADD + per_element::GELU),
-    }
-}
-
-/// `bias_act_bwd`: du = dy·act′(z + bias), and the bias gradient's partial column sums.
-fn bias_act_bwd(rows: f64, cols: f64) -> Traffic {
-    Traffic {
-        read: 2.0 * rows * cols * BF16 + cols * BF16,
-        written: rows * cols * BF16 + column_sum_chunks(rows, cols) * cols * F32,
-        flops: rows * cols * per_element::GELU_BACKWARD,
-    }
-}
-
-/// `bias_grad_finish`: the partial column sums into the bias gradient.
-fn bias_grad_finish(rows: f64, cols: f64) -> Traffic {
-    let partials = column_sum_chunks(rows, cols) * cols;
-    Traffic { read: partials * F32, written: cols * BF16, flops: partials }
+/// `act_bwd`: du = dh·act′(u) over `n` elements.
+fn act_bwd(n: f64) -> Traffic {
+    Traffic { read: 2.0 * n * BF16, written: n * BF16, flops: n * per_element::GELU_BACKWARD }
 }
 
 /// Batch chunks of `embed_batch_sum` over `batch` rows of `row_len` elements
@@ -1004,8 +1012,12 @@ fn blocks_forward(t: &mut Table, s: &Stack) {
     t.push(f, tw, "resblocks.attn", name, kind, l, 4.0 * scores * d, forward);
     t.gemm(f, tw, "resblocks.attn.out_proj", l, Gemm::y(r, w, w, Epilogue::Bias));
     t.kernel(f, tw, "resblocks.ln_2", &packed("add_layer_norm_fwd", w), l, layer_norm_fwd(r, w, true));
-    t.gemm(f, tw, "resblocks.mlp.c_fc", l, Gemm::y(r, m, w, Epilogue::None));
-    t.kernel(f, tw, "resblocks.mlp.c_fc", "bias_act_fwd_bf16", l, bias_act_fwd(r, m));
+    if s.fused_gelu() {
+        t.gemm(f, tw, "resblocks.mlp.c_fc", l, Gemm::y(r, m, w, Epilogue::GeluAuxBias));
+    } else {
+        t.gemm(f, tw, "resblocks.mlp.c_fc", l, Gemm::y(r, m, w, Epilogue::Bias));
+        t.kernel(f, tw, "resblocks.mlp.c_fc", &packed("act_fwd", r * m), l, act_fwd(r * m));
+    }
     t.gemm(f, tw, "resblocks.mlp.c_proj", l, Gemm::y(r, w, m, Epilogue::Bias));
 }
 
@@ -1015,12 +1027,17 @@ fn blocks_forward(t: &mut Table, s: &Stack) {
 fn blocks_backward(t: &mut Table, s: &Stack) {
     let (r, w, m, l, tw) = (s.rows(), s.width, s.mlp_width, s.layers, s.tower);
     let b = Phase::Bwd;
-    t.gemm(b, tw, "resblocks.mlp.c_proj", l, Gemm::dx(r, m, w));
     t.gemm(b, tw, "resblocks.mlp.c_proj", l, Gemm::dw(w, m, r, Epilogue::BiasGrad));
-    t.kernel(b, tw, "resblocks.mlp.c_fc", "bias_act_bwd_bf16", l, bias_act_bwd(r, m));
-    t.kernel(b, tw, "resblocks.mlp.c_fc", "bias_grad_finish_bf16", l, bias_grad_finish(r, m));
+    let c_fc_bias_grad = if s.fused_gelu() {
+        t.gemm(b, tw, "resblocks.mlp.c_proj", l, Gemm { epilogue: Epilogue::DGeluBiasGrad, ..Gemm::dx(r, m, w) });
+        Epilogue::None
+    } else {
+        t.gemm(b, tw, "resblocks.mlp.c_proj", l, Gemm::dx(r, m, w));
+        t.kernel(b, tw, "resblocks.mlp.c_fc", &packed("act_bwd", r * m), l, act_bwd(r * m));
+        Epilogue::BiasGrad
+    };
     t.gemm(b, tw, "resblocks.mlp.c_fc", l, Gemm::dx(r, w, m));
-    t.gemm(b, tw, "resblocks.mlp.c_fc", l, Gemm::dw(m, w, r, Epilogue::None));
+    t.gemm(b, tw, "resblocks.mlp.c_fc", l, Gemm::dw(m, w, r, c_fc_bias_grad));
     t.kernel(b, tw, "resblocks.ln_2", &packed("layer_norm_bwd", w), l, layer_norm_bwd(r, w));
     t.kernel(b, tw, "resblocks.ln_2", "layer_norm_bwd_params_bf16", l, layer_norm_bwd_params(r, w));
     t.gemm(b, tw, "resblocks.attn.out_proj", l, Gemm::dx(r, w, w));

@@ -24,7 +24,6 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 use reclip_autograd::Param;
 use reclip_core::{DType, Device, Result, Tensor};
-use reclip_mlp::Activation;
 use std::path::Path;
 
 /// Every parameter of a CLIP model, held by the layers that use them.
@@ -77,9 +76,8 @@ impl ClipWeights {
         let what = format!("allocating the model's weights on {device}");
         memory::check_fits_on(cfg, memory::weight_bytes, device, &what).map_err(config_error)?;
         let mut init = Init { rng: reclip_core::rng(seed), device };
-        let act = if cfg.quick_gelu { Activation::QuickGelu } else { Activation::Gelu };
-        let visual = VisionTower::init(&mut init, cfg, act)?;
-        let text = TextTower::init(&mut init, cfg, act)?;
+        let visual = VisionTower::init(&mut init, cfg, cfg.image_activation())?;
+        let text = TextTower::init(&mut init, cfg, cfg.text_activation())?;
         let logit_scale = init.constant("logit_scale".into(), &[], (1.0f64 / 0.07).ln())?;
         Ok(ClipWeights { visual, text, logit_scale })
     }

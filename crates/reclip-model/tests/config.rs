@@ -229,3 +229,38 @@ fn parameter_counts_match_open_clip() {
         assert_eq!(millions(config.num_params().unwrap()), format!("{total:.2}"), "{row}: total");
     }
 }
+
+#[test]
+fn act_kwargs_select_the_tanh_approximation_of_gelu_per_tower() {
+    use reclip_mlp::Activation;
+    let config = load_edited("act-kwargs", |doc| {
+        doc["vision_cfg"]["act_kwargs"] = serde_json::json!({ "approximate": "tanh" });
+    })
+    .unwrap();
+    assert_eq!((config.image_activation(), config.text_activation()), (Activation::GeluTanh, Activation::Gelu));
+    assert_eq!(ModelConfig::from_json_str(&config.to_json()).unwrap(), config);
+    // "none", no options and null are the exact GELU, open_clip's default.
+    for kwargs in [serde_json::json!({ "approximate": "none" }), serde_json::json!({}), serde_json::Value::Null] {
+        let config = load_edited("act-kwargs-exact", |doc| doc["text_cfg"]["act_kwargs"] = kwargs).unwrap();
+        assert_eq!(config.text_activation(), Activation::Gelu);
+    }
+    let quick = ModelConfig::preset("ViT-B-16-quickgelu").unwrap();
+    assert_eq!((quick.image_activation(), quick.text_activation()), (Activation::QuickGelu, Activation::QuickGelu));
+}
+
+#[test]
+fn act_kwargs_reclip_does_not_read_are_refused() {
+    let message = error_message("act-kwargs-option", |doc| {
+        doc["vision_cfg"]["act_kwargs"] = serde_json::json!({ "inplace": true });
+    });
+    assert_mentions(&message, &["vision_cfg.act_kwargs", "inplace"]);
+    let message = error_message("act-kwargs-value", |doc| {
+        doc["text_cfg"]["act_kwargs"] = serde_json::json!({ "approximate": "sigmoid" });
+    });
+    assert_mentions(&message, &["text_cfg.act_kwargs.approximate", "sigmoid", "tanh"]);
+    let message = error_message("act-kwargs-quickgelu", |doc| {
+        doc["quick_gelu"] = true.into();
+        doc["text_cfg"]["act_kwargs"] = serde_json::json!({ "approximate": "tanh" });
+    });
+    assert_mentions(&message, &["text_cfg.act_kwargs", "QuickGELU", "approximate"]);
+}

@@ -60,8 +60,24 @@ fn toy() -> ModelConfig {
     ModelConfig {
         embed_dim: 2,
         quick_gelu: false,
-        vision_cfg: VisionConfig { image_size: 4, layers: 1, width: 4, head_width: 2, mlp_ratio: 4.0, patch_size: 2 },
-        text_cfg: TextConfig { context_length: 3, vocab_size: 10, width: 4, heads: 2, layers: 1, mlp_ratio: 4.0 },
+        vision_cfg: VisionConfig {
+            image_size: 4,
+            layers: 1,
+            width: 4,
+            head_width: 2,
+            mlp_ratio: 4.0,
+            patch_size: 2,
+            act_kwargs: None,
+        },
+        text_cfg: TextConfig {
+            context_length: 3,
+            vocab_size: 10,
+            width: 4,
+            heads: 2,
+            layers: 1,
+            mlp_ratio: 4.0,
+            act_kwargs: None,
+        },
     }
 }
 

@@ -76,6 +76,7 @@ fn a_config_at_every_ceiling_is_valid_and_its_counts_do_not_wrap() {
         head_width: 64,
         mlp_ratio: 64.0,
         patch_size: 1,
+        act_kwargs: None,
     };
     config.text_cfg = reclip_model::TextConfig {
         context_length: 4096,
@@ -84,6 +85,7 @@ fn a_config_at_every_ceiling_is_valid_and_its_counts_do_not_wrap() {
         heads: 1024,
         layers: 1024,
         mlp_ratio: 64.0,
+        act_kwargs: None,
     };
     config.validate().unwrap();
     // Parameters fit in 64 bits at the ceilings: about 1.1e15.

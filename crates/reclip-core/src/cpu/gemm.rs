@@ -92,9 +92,13 @@ unsafe fn store(ptr: u64, dtype: DType, i: usize, v: f32) {
 }
 
 /// Runs a [`GemmCall`] whose pointers are host addresses, as the emulator's
-/// GEMM does. bf16 operands are widened to f32 and the result rounded back.
-/// The epilogues are cuBLASLt's: the bias is added in f32 before the result
-/// is rounded; the bias gradient is summed in f32, over p in order.
+/// GEMM does. Operands are widened to f32, the product is formed in f32 and
+/// the epilogue applied to it before the result is rounded to the dtype, as
+/// cuBLASLt's are: the bias added in f32; GELU applied to the f32
+/// pre-activation, which is saved rounded; GELU's gradient taken at the
+/// saved (rounded) pre-activation and summed for the bias gradient in f32,
+/// over the rows in order; the bias gradient of BiasGrad summed over p in
+/// order.
 ///
 /// # Safety
 /// The call's pointers must be host addresses valid for every element the
@@ -107,78 +111,64 @@ pub unsafe fn gemm_host(call: &GemmCall) -> Result<()> {
     call.check_epilogue()?;
     let (a_rs, a_cs) = operand_strides(&call.a);
     let (b_rs, b_cs) = operand_strides(&call.b);
-    let bias: Option<Vec<f32>> = match call.epilogue {
-        // SAFETY: the caller guarantees the bias covers n elements.
-        GemmEpilogue::Bias { bias } => Some((0..n).map(|j| unsafe { load(bias, dtype, j as isize) }).collect()),
+    // SAFETY (for every load and store below): the caller guarantees each
+    // pointer covers the elements the call's shapes and strides address.
+    let widen = |ptr: u64, off: usize, rs: isize, cs: isize, rows: usize, cols: usize| -> Vec<f32> {
+        let mut v = Vec::with_capacity(rows * cols);
+        for i in 0..rows {
+            for j in 0..cols {
+                v.push(unsafe { load(ptr, dtype, off as isize + i as isize * rs + j as isize * cs) });
+            }
+        }
+        v
+    };
+    let bias = match call.epilogue {
+        GemmEpilogue::Bias { bias } | GemmEpilogue::GeluAuxBias { bias, .. } => Some(widen(bias, 0, 0, 1, 1, n)),
         _ => None,
     };
     for bi in 0..batch {
-        let a_off = bi * call.a.batch_stride;
-        let b_off = bi * call.b.batch_stride;
         let c_off = bi * call.c_batch_stride;
-        if dtype == DType::F32 {
-            let c = (call.c as *mut f32).wrapping_add(c_off);
-            if call.beta == 0.0 {
-                for i in 0..m {
-                    for j in 0..n {
-                        // SAFETY: the caller guarantees C covers m×n at ldc.
-                        unsafe { *c.add(i * call.ldc + j) = 0.0 };
-                    }
-                }
-            } else if call.beta != 1.0 {
-                for i in 0..m {
-                    for j in 0..n {
-                        // SAFETY: as above.
-                        unsafe { *c.add(i * call.ldc + j) *= call.beta };
-                    }
-                }
-            }
-            let a = HostMatrix { ptr: (call.a.ptr as *const f32).wrapping_add(a_off), rs: a_rs, cs: a_cs };
-            let b = HostMatrix { ptr: (call.b.ptr as *const f32).wrapping_add(b_off), rs: b_rs, cs: b_cs };
-            // SAFETY: the caller guarantees the operands' extents.
-            unsafe { gemm_strided(m, n, k, c, call.ldc as isize, 1, a, b, call.alpha, true, true) };
-            if let Some(bias) = &bias {
-                for i in 0..m {
-                    for (j, &bj) in bias.iter().enumerate() {
-                        // SAFETY: as above.
-                        unsafe { *c.add(i * call.ldc + j) += bj };
-                    }
-                }
-            }
+        let a = widen(call.a.ptr, bi * call.a.batch_stride, a_rs, a_cs, m, k);
+        let b = widen(call.b.ptr, bi * call.b.batch_stride, b_rs, b_cs, k, n);
+        let mut c = if call.beta == 0.0 {
+            vec![0.0f32; m * n]
         } else {
-            let widen = |ptr: u64, off: usize, rs: isize, cs: isize, rows: usize, cols: usize| {
-                let base = (ptr as *const bf16).wrapping_add(off);
-                let mut v = Vec::with_capacity(rows * cols);
-                for i in 0..rows {
-                    for j in 0..cols {
-                        // SAFETY: the caller guarantees the operand's extent.
-                        v.push(unsafe { *base.offset(i as isize * rs + j as isize * cs) }.to_f32());
+            let mut c = widen(call.c, c_off, call.ldc as isize, 1, m, n);
+            c.iter_mut().for_each(|v| *v *= call.beta);
+            c
+        };
+        let am = HostMatrix { ptr: a.as_ptr(), rs: k as isize, cs: 1 };
+        let bm = HostMatrix { ptr: b.as_ptr(), rs: n as isize, cs: 1 };
+        // SAFETY: a, b and c are local buffers of the right sizes.
+        unsafe { gemm_strided(m, n, k, c.as_mut_ptr(), n as isize, 1, am, bm, call.alpha, true, true) };
+        if let Some(bias) = &bias {
+            c.chunks_mut(n.max(1)).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
+        }
+        match call.epilogue {
+            GemmEpilogue::GeluAuxBias { aux, ld_aux, .. } => {
+                for (i, row) in c.chunks_mut(n.max(1)).enumerate() {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        unsafe { store(aux, dtype, i * ld_aux + j, *v) };
+                        *v = super::gelu_tanh::gelu_tanh(*v);
                     }
                 }
-                v
-            };
-            let a = widen(call.a.ptr, a_off, a_rs, a_cs, m, k);
-            let b = widen(call.b.ptr, b_off, b_rs, b_cs, k, n);
-            let mut c = if call.beta == 0.0 {
-                vec![0.0f32; m * n]
-            } else {
-                let mut c = widen(call.c, c_off, call.ldc as isize, 1, m, n);
-                c.iter_mut().for_each(|v| *v *= call.beta);
-                c
-            };
-            let am = HostMatrix { ptr: a.as_ptr(), rs: k as isize, cs: 1 };
-            let bm = HostMatrix { ptr: b.as_ptr(), rs: n as isize, cs: 1 };
-            // SAFETY: a, b and c are local buffers of the right sizes.
-            unsafe { gemm_strided(m, n, k, c.as_mut_ptr(), n as isize, 1, am, bm, call.alpha, true, true) };
-            if let Some(bias) = &bias {
-                c.chunks_mut(n.max(1)).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
             }
-            let out = (call.c as *mut bf16).wrapping_add(c_off);
-            for i in 0..m {
-                for j in 0..n {
-                    // SAFETY: the caller guarantees C covers m×n at ldc.
-                    unsafe { *out.add(i * call.ldc + j) = bf16::from_f32(c[i * n + j]) };
+            GemmEpilogue::DGeluBiasGrad { aux, ld_aux, out } => {
+                let mut sums = vec![0.0f32; n];
+                for (i, row) in c.chunks_mut(n.max(1)).enumerate() {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        let u = unsafe { load(aux, dtype, (i * ld_aux + j) as isize) };
+                        *v *= super::gelu_tanh::gelu_tanh_derivative(u);
+                        sums[j] += *v;
+                    }
                 }
+                sums.iter().enumerate().for_each(|(j, &s)| unsafe { store(out, dtype, j, s) });
+            }
+            _ => {}
+        }
+        for i in 0..m {
+            for j in 0..n {
+                unsafe { store(call.c, dtype, c_off + i * call.ldc + j, c[i * n + j]) };
             }
         }
     }
@@ -186,10 +176,8 @@ pub unsafe fn gemm_host(call: &GemmCall) -> Result<()> {
         for i in 0..m {
             let mut sum = 0.0f32;
             for p in 0..k {
-                // SAFETY: the caller guarantees A's extent.
                 sum += unsafe { load(call.a.ptr, dtype, i as isize * a_rs + p as isize * a_cs) };
             }
-            // SAFETY: the caller guarantees the output covers m elements.
             unsafe { store(out, dtype, i, sum) };
         }
     }

@@ -3,6 +3,7 @@
 //! compute type, borrowed when no conversion or gather is needed.
 
 pub mod elementwise;
+pub mod gelu_tanh;
 pub mod gemm;
 pub mod index;
 pub mod reduce;

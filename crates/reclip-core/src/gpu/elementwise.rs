@@ -1,21 +1,6 @@
-use super::{THREADS, blocks_for, device_of, vector_form};
+use super::{THREADS, blocks_for, device_of, map_form};
 use crate::ops::{BinaryOp, UnaryOp};
-use crate::{DType, KernelArg, KernelLayout, Launch, Result, Shape, Tensor, kernel_name};
-
-/// Packs each thread of a vector-form kernel loads before it uses any
-/// (`kInFlight` in kernels/elementwise.cu).
-const PACKS_PER_THREAD: usize = 4;
-
-/// The kernel `scalar` or its vector form `vector`, and the grid for a
-/// grid-stride loop over `n` elements at `ptrs`.
-fn pick(scalar: &'static str, vector: &'static str, dtype: DType, n: usize, ptrs: &[u64]) -> (&'static str, u32) {
-    if vector_form(dtype, n, ptrs) {
-        let packs = n / (16 / dtype.size_in_bytes());
-        (vector, blocks_for(packs.div_ceil(PACKS_PER_THREAD)))
-    } else {
-        (scalar, blocks_for(n))
-    }
-}
+use crate::{KernelArg, KernelLayout, Launch, Result, Shape, Tensor, kernel_name};
 
 /// Op codes of kernels/elementwise.cu.
 fn binary_code(op: BinaryOp) -> i32 {
@@ -62,7 +47,7 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, out_shape: &Shape) -> Result
             KernelArg::Ptr(ptrs[2]),
             KernelArg::I64(n as i64),
         ];
-        let (kernel, blocks) = pick(
+        let (kernel, blocks) = map_form(
             kernel_name!("binary_same", a.dtype(), op.name())?,
             kernel_name!("binary_same_vec", a.dtype(), op.name())?,
             a.dtype(),
@@ -98,7 +83,7 @@ fn map(
     let n = x.elem_count();
     if n > 0 {
         let ptrs = [x.gpu_ptr()?, out.gpu_ptr()?];
-        let (kernel, blocks) = pick(kernels.0, kernels.1, t.dtype(), n, &ptrs);
+        let (kernel, blocks) = map_form(kernels.0, kernels.1, t.dtype(), n, &ptrs);
         let mut args = leading.to_vec();
         args.extend([KernelArg::Ptr(ptrs[0]), KernelArg::Ptr(ptrs[1]), KernelArg::I64(n as i64)]);
         args.extend_from_slice(extra);
@@ -130,7 +115,7 @@ pub fn clamp_in_place(t: &Tensor, lo: f32, hi: f32) -> Result<()> {
     }
     let x = t.gpu_ptr()?;
     let args = [KernelArg::Ptr(x), KernelArg::I64(n as i64), KernelArg::F32(lo), KernelArg::F32(hi)];
-    let (kernel, blocks) = pick(
+    let (kernel, blocks) = map_form(
         kernel_name!("clamp_in_place", t.dtype(), "clamp_in_place")?,
         kernel_name!("clamp_in_place_vec", t.dtype(), "clamp_in_place")?,
         t.dtype(),

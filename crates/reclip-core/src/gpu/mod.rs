@@ -27,6 +27,28 @@ pub fn vector_form(dtype: DType, len: usize, ptrs: &[u64]) -> bool {
     len.is_multiple_of(16 / dtype.size_in_bytes()) && ptrs.iter().all(|p| p.is_multiple_of(16))
 }
 
+/// Packs each thread of a vector-form map kernel loads before it uses any
+/// (`kInFlight` of kernels/elementwise.cu and kernels/mlp.cu).
+const PACKS_PER_THREAD: usize = 4;
+
+/// For a map kernel over `n` contiguous elements at `ptrs` (common.cuh's
+/// map1/map2): its `scalar` form or its `vector` form, whichever
+/// [`vector_form`] allows, and the grid-stride loop's blocks.
+pub fn map_form(
+    scalar: &'static str,
+    vector: &'static str,
+    dtype: DType,
+    n: usize,
+    ptrs: &[u64],
+) -> (&'static str, u32) {
+    if vector_form(dtype, n, ptrs) {
+        let packs = n / (16 / dtype.size_in_bytes());
+        (vector, blocks_for(packs.div_ceil(PACKS_PER_THREAD)))
+    } else {
+        (scalar, blocks_for(n))
+    }
+}
+
 /// Blocks for a grid-stride loop over `n` elements: enough to fill any GPU,
 /// capped because each thread loops.
 pub fn blocks_for(n: usize) -> u32 {

@@ -72,7 +72,6 @@ const MODEL: &[Unimplemented] = &[
 /// Options of open_clip's transformer blocks, shared by both towers.
 const BLOCK: &[Unimplemented] = &[
     field("ls_init_value", Null, "layer scale"),
-    field("act_kwargs", Null, "activation options"),
     field("norm_kwargs", Null, "LayerNorm options"),
     field("output_tokens", Bool(false), "returning per-token outputs"),
     field("final_ln_after_pool", Bool(false), "the final LayerNorm after pooling"),

@@ -36,7 +36,15 @@ fn vit_l_14() -> ModelConfig {
 fn reclip_tiny() -> ModelConfig {
     clip(
         64,
-        VisionConfig { image_size: 80, patch_size: 8, width: 64, layers: 3, head_width: 32, mlp_ratio: 4.0 },
+        VisionConfig {
+            image_size: 80,
+            patch_size: 8,
+            width: 64,
+            layers: 3,
+            head_width: 32,
+            mlp_ratio: 4.0,
+            act_kwargs: None,
+        },
         TextConfig { context_length: 24, width: 64, heads: 2, layers: 2, ..TextConfig::default() },
     )
 }
@@ -46,7 +54,15 @@ fn reclip_tiny() -> ModelConfig {
 fn reclip_small() -> ModelConfig {
     clip(
         128,
-        VisionConfig { image_size: 64, patch_size: 8, width: 128, layers: 4, head_width: 32, mlp_ratio: 4.0 },
+        VisionConfig {
+            image_size: 64,
+            patch_size: 8,
+            width: 128,
+            layers: 4,
+            head_width: 32,
+            mlp_ratio: 4.0,
+            act_kwargs: None,
+        },
         TextConfig { context_length: 32, width: 128, heads: 4, layers: 3, ..TextConfig::default() },
     )
 }
