@@ -23,6 +23,38 @@ impl Backend {
     }
 }
 
+/// Which way [`Collective::ring_shift`] passes each rank's block around the
+/// ring of ranks 0, 1, …, world−1, 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingDirection {
+    /// Rank r sends to rank r+1 and receives from rank r−1 (mod world).
+    Up,
+    /// Rank r sends to rank r−1 and receives from rank r+1 (mod world):
+    /// `Up`'s backward.
+    Down,
+}
+
+impl RingDirection {
+    /// The other way round: the direction of a shift's backward.
+    pub fn opposite(self) -> Self {
+        match self {
+            RingDirection::Up => RingDirection::Down,
+            RingDirection::Down => RingDirection::Up,
+        }
+    }
+
+    /// The rank that `rank` sends to and the rank it receives from, in a
+    /// ring of `world` ≥ 1 ranks (for the backends that move data).
+    #[cfg(feature = "mpi")]
+    pub(crate) fn peers(self, rank: usize, world: usize) -> (usize, usize) {
+        let (next, previous) = ((rank + 1) % world, (rank + world - 1) % world);
+        match self {
+            RingDirection::Up => (next, previous),
+            RingDirection::Down => (previous, next),
+        }
+    }
+}
+
 /// Collectives over the ranks of one job. Every rank must make the same
 /// calls in the same order with tensors of the same shape and dtype, as in
 /// MPI; the trainer's steps are the same program on every rank, which makes
@@ -44,6 +76,12 @@ pub trait Collective: Send + Sync {
     /// `t` ([world·b, …]) summed over ranks, of which rank r keeps rows
     /// r·b .. (r+1)·b: [b, …]. The backward of [`Collective::all_gather`].
     fn reduce_scatter_sum(&self, t: &Tensor) -> Result<Tensor>;
+    /// This rank's `t` passed one step around the ring of ranks: with
+    /// [`RingDirection::Up`] rank r sends `t` to rank r+1 and returns the
+    /// `t` of rank r−1 (mod world), with [`RingDirection::Down`] the
+    /// reverse; the identity for world 1. Every rank passes a tensor of the
+    /// same shape and dtype, which the result has too.
+    fn ring_shift(&self, t: &Tensor, direction: RingDirection) -> Result<Tensor>;
     /// Starts summing `t` over ranks and returns at once; [`Pending::wait`]
     /// gives the sum. Each rank's work goes on meanwhile.
     fn start_all_reduce_sum(&self, t: Tensor) -> Result<Pending>;

@@ -1,7 +1,7 @@
 //! The handle the trainer holds: a backend, shared, with the time this rank
 //! has spent blocked on it.
 
-use crate::{Backend, Collective, Pending, Single};
+use crate::{Backend, Collective, Pending, RingDirection, Single};
 use reclip_core::{Result, Tensor};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +60,10 @@ impl Comm {
 
     pub fn reduce_scatter_sum(&self, t: &Tensor) -> Result<Tensor> {
         self.timed(|| self.inner.reduce_scatter_sum(t))
+    }
+
+    pub fn ring_shift(&self, t: &Tensor, direction: RingDirection) -> Result<Tensor> {
+        self.timed(|| self.inner.ring_shift(t, direction))
     }
 
     pub fn start_all_reduce_sum(&self, t: Tensor) -> Result<Pending> {

@@ -42,6 +42,18 @@
 //! AdamW step to the same weights, so the weights stay identical bit for bit
 //! (the all-reduce gives every rank the same bits); [`weights_checksum`] and
 //! [`check_agree`] verify it as training goes.
+//!
+//! # The ring exchange
+//!
+//! SigLIP's loss is a sum over (image, text) pairs, so it need not see every
+//! rank's texts at once: in its chunked form each rank scores its images
+//! against its own texts, then passes its block of text features to the
+//! next rank and receives the previous rank's ([`ring_shift`], a tape node
+//! over [`Collective::ring_shift`]), k−1 times, scoring each block it
+//! receives. Each rank then holds at most its own block and one received,
+//! where the all-gather holds all k. The node's backward passes each
+//! gradient back the other way round the ring, to the rank whose block it
+//! is ([`RingDirection`]; [`ring_shift`] shows why).
 
 mod agree;
 mod buckets;
@@ -53,14 +65,16 @@ pub mod launch;
 pub mod mpi;
 #[cfg(feature = "nccl")]
 mod nccl;
+mod ring;
 mod single;
 
 pub use agree::{check_agree, weights_checksum};
 pub use buckets::{DEFAULT_BUCKET_MIB, GradReducer};
-pub use collective::{Backend, Collective, Pending};
+pub use collective::{Backend, Collective, Pending, RingDirection};
 pub use comm::Comm;
 pub use gather::all_gather;
 #[cfg(feature = "nccl")]
 pub use nccl::NcclComm;
 pub use reclip_core::{Error, Result};
+pub use ring::ring_shift;
 pub use single::Single;

@@ -9,7 +9,7 @@
 //! MPI library to progress in the background. Tensors travel through host
 //! memory; sums of bf16 are taken in f32.
 
-use crate::{Backend, Collective, Pending};
+use crate::{Backend, Collective, Pending, RingDirection};
 use bytemuck::Pod;
 use mpi::Threading;
 use mpi::collective::SystemOperation;
@@ -116,11 +116,12 @@ enum Op {
     AllGather,
     ReduceScatterSum,
     AllReduceSum,
+    RingShift(RingDirection),
 }
 
 impl Op {
     fn sums(self) -> bool {
-        !matches!(self, Op::AllGather)
+        matches!(self, Op::ReduceScatterSum | Op::AllReduceSum)
     }
 
     /// The op on this rank's `v`, on the MPI thread.
@@ -141,6 +142,18 @@ impl Op {
             Op::AllReduceSum => {
                 let mut out = vec![T::zeroed(); v.len()];
                 world.all_reduce_into(v, &mut out[..], sum);
+                out
+            }
+            Op::RingShift(direction) => {
+                let (to, from) = direction.peers(world.rank() as usize, n);
+                let mut out = vec![T::zeroed(); v.len()];
+                // One MPI_Sendrecv: every rank sends and receives at once, so
+                // no order of sends and receives around the ring can
+                // deadlock. A rank whose block is larger than its receiver's
+                // truncates that receive somewhere around the ring, which MPI
+                // reports (fatally, by default).
+                let (to, from) = (world.process_at_rank(to as i32), world.process_at_rank(from as i32));
+                mpi::point_to_point::send_receive_into(v, &to, &mut out[..], &from);
                 out
             }
         }
@@ -195,13 +208,14 @@ impl Host {
     }
 }
 
-/// Dimension 0 of `t`'s shape times `factor` (gathered) or divided by it (scattered).
+/// `t`'s shape with dimension 0 times the world (gathered) or divided by it
+/// (scattered); the same shape for the ops that keep it.
 fn rows(t: &Tensor, op: Op, world: usize) -> Result<Vec<usize>> {
     let mut dims = t.dims().to_vec();
     let name = match op {
         Op::AllGather => "all_gather",
         Op::ReduceScatterSum => "reduce_scatter",
-        Op::AllReduceSum => return Ok(dims),
+        Op::AllReduceSum | Op::RingShift(_) => return Ok(dims),
     };
     let Some(first) = dims.first_mut() else {
         return Err(Error::invalid(name, "needs a tensor of rank 1 or more"));
@@ -260,6 +274,10 @@ impl Collective for MpiComm {
 
     fn reduce_scatter_sum(&self, t: &Tensor) -> Result<Tensor> {
         self.start(Op::ReduceScatterSum, t)?.wait()
+    }
+
+    fn ring_shift(&self, t: &Tensor, direction: RingDirection) -> Result<Tensor> {
+        self.start(Op::RingShift(direction), t)?.wait()
     }
 
     fn start_all_reduce_sum(&self, t: Tensor) -> Result<Pending> {

@@ -1,11 +1,14 @@
-//! The MPI backend across two real ranks: this test launches itself under
-//! `mpirun -np 2`, and each rank checks every collective against what it
+//! The MPI backend across real ranks: each test launches itself under
+//! `mpirun -np N`, and each rank checks every collective against what it
 //! must give (rank-dependent inputs, so that a wrong order or a missing
-//! rank shows).
+//! rank shows). Two ranks for every collective; the ring exchange also over
+//! three, where its two directions differ, and one, where it is the
+//! identity.
 
+use reclip_autograd::Var;
 use reclip_autograd::{Param, Tape};
 use reclip_core::{DType, Device, Tensor};
-use reclip_dist::{Comm, GradReducer, all_gather, check_agree, weights_checksum};
+use reclip_dist::{Comm, GradReducer, RingDirection, all_gather, check_agree, ring_shift, weights_checksum};
 use std::process::Command;
 
 const RANK_VAR: &str = "RECLIP_DIST_TEST_RANK";
@@ -65,7 +68,7 @@ fn each_rank(comm: &Comm) {
     let tape = Tape::new();
     let x = tape.input(rows_of(rank, DType::F32));
     let c: Vec<f64> = (0..12).map(|i| i as f64).collect();
-    let c = reclip_autograd::Var::constant(t(&c, &[4, 3], DType::F32));
+    let c = Var::constant(t(&c, &[4, 3], DType::F32));
     let loss = all_gather(comm, &x).unwrap().mul(&c).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
     let want: Vec<f64> = (6 * rank..6 * rank + 6).map(|i| (2 * i) as f64).collect();
@@ -88,21 +91,54 @@ fn each_rank(comm: &Comm) {
     assert_eq!(params[0].grad().unwrap().to_vec_f64().unwrap(), vec![0.5, 1.0, 2.0]);
     assert!(params[1].grad().is_none());
     assert_eq!(params[2].grad().unwrap().to_vec_f64().unwrap(), vec![2.0, -1.0]);
+
+    ring_checks(comm);
 }
 
-#[test]
-fn collectives_over_two_mpi_ranks() {
+/// The ring exchange, for any number of ranks: the block of the rank before
+/// (Up) or after (Down) this one, and the tape node's gradient, which comes
+/// from the rank that received this one's block.
+fn ring_checks(comm: &Comm) {
+    let (rank, world) = (comm.rank(), comm.world());
+    let (next, previous) = ((rank + 1) % world, (rank + world - 1) % world);
+    for (direction, from, to) in [(RingDirection::Up, previous, next), (RingDirection::Down, next, previous)] {
+        for dtype in [DType::F32, DType::BF16, DType::F64] {
+            let got = comm.ring_shift(&rows_of(rank, dtype), direction).unwrap();
+            assert_eq!((got.dims(), got.dtype()), (&[2, 3][..], dtype));
+            let want = rows_of(from, DType::F64).to_vec_f64().unwrap();
+            assert_eq!(got.to_vec_f64().unwrap(), want, "ring_shift {direction:?} {dtype}");
+        }
+
+        // Each rank's loss is Σ c_rank ⊙ shift(x): the gradient of the
+        // job's loss with respect to x_rank is c of the rank that received
+        // x_rank.
+        let c_of = |r: usize| t(&(0..6).map(|i| (100 * r + 7 * i) as f64).collect::<Vec<_>>(), &[2, 3], DType::F32);
+        let tape = Tape::new();
+        let x = tape.input(rows_of(rank, DType::F32));
+        let y = ring_shift(comm, &x, direction).unwrap();
+        assert_eq!(y.tensor().to_vec_f64().unwrap(), rows_of(from, DType::F64).to_vec_f64().unwrap());
+        let loss = y.mul(&Var::constant(c_of(rank))).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let want = c_of(to).to_vec_f64().unwrap();
+        assert_eq!(grads.get(&x).unwrap().to_vec_f64().unwrap(), want, "ring_shift's gradient {direction:?}");
+    }
+    comm.barrier().unwrap();
+}
+
+/// Runs `each` on `ranks` MPI ranks: the test named `test` launches itself
+/// under mpirun, and each rank, started with `RANK_VAR` set, runs only it.
+fn under_mpirun(test: &str, ranks: usize, each: fn(&Comm)) {
     if std::env::var_os(RANK_VAR).is_some() {
         let comm = reclip_dist::launch::start(reclip_dist::launch::DistChoice::Mpi).unwrap();
-        each_rank(&comm);
+        each(&comm);
         comm.finish().unwrap();
         return;
     }
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("mpirun")
-        .args(["--oversubscribe", "-np", "2"])
+        .args(["--oversubscribe", "-np", &ranks.to_string()])
         .arg(exe)
-        .args(["--exact", "collectives_over_two_mpi_ranks", "--nocapture", "--test-threads", "1"])
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
         .env(RANK_VAR, "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
@@ -110,7 +146,22 @@ fn collectives_over_two_mpi_ranks() {
         .output()
         .unwrap_or_else(|e| panic!("mpirun: {e} (install Open MPI with tools/install-mpi.sh)"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the two ranks failed:\n{text}");
+    assert!(out.status.success(), "the {ranks} ranks failed:\n{text}");
     // The ranks' lines interleave; each rank's summary line is whole.
-    assert_eq!(text.matches("test result: ok. 1 passed").count(), 2, "{text}");
+    assert_eq!(text.matches("test result: ok. 1 passed").count(), ranks, "{text}");
+}
+
+#[test]
+fn collectives_over_two_mpi_ranks() {
+    under_mpirun("collectives_over_two_mpi_ranks", 2, each_rank);
+}
+
+#[test]
+fn ring_shift_over_three_mpi_ranks() {
+    under_mpirun("ring_shift_over_three_mpi_ranks", 3, ring_checks);
+}
+
+#[test]
+fn ring_shift_over_one_mpi_rank() {
+    under_mpirun("ring_shift_over_one_mpi_rank", 1, ring_checks);
 }

@@ -7,7 +7,7 @@ mod raw;
 mod streams;
 mod timing;
 
-use crate::{Backend, Collective, Pending};
+use crate::{Backend, Collective, Pending, RingDirection};
 use cudarc::nccl::sys::cudaStream_t;
 use reclip_core::{Device, Error, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex, TryLockError};
@@ -168,6 +168,20 @@ impl Collective for NcclComm {
         let input = t.contiguous()?;
         let (send, recv, count) = (input.gpu_ptr()?, out.gpu_ptr_mut()?, out.elem_count());
         self.launch(out, vec![input], |comm, stream| comm.reduce_scatter_sum(send, recv, count, dtype, stream))?
+            .finish()
+    }
+
+    fn ring_shift(&self, t: &Tensor, direction: RingDirection) -> Result<Tensor> {
+        const OP: &str = "ring_shift";
+        if !self.on_device(t) {
+            return self.host.ring_shift(t, direction);
+        }
+        let dtype = raw::data_type(OP, t.dtype())?;
+        let peers = direction.peers(self.rank(), self.world());
+        let mut out = Tensor::empty(t.shape().clone(), t.dtype(), &self.device)?;
+        let input = t.contiguous()?;
+        let (send, recv, count) = (input.gpu_ptr()?, out.gpu_ptr_mut()?, input.elem_count());
+        self.launch(out, vec![input], |comm, stream| comm.send_receive(send, recv, count, dtype, peers, stream))?
             .finish()
     }
 

@@ -4,7 +4,7 @@
 use cudarc::nccl::result::{self, NcclError, NcclStatus};
 use cudarc::nccl::sys;
 use reclip_core::{DType, Error, Result};
-use std::ffi::{CStr, c_void};
+use std::ffi::{CStr, c_int, c_void};
 
 /// The bytes of an `ncclUniqueId`, as rank 0 broadcasts them.
 pub(super) const UNIQUE_ID_BYTES: usize = 128;
@@ -56,6 +56,11 @@ pub(super) fn unique_id(bytes: &[u8]) -> Result<sys::ncclUniqueId> {
     Ok(sys::ncclUniqueId { internal: internal.map(|b| b as std::ffi::c_char) })
 }
 
+/// `v` as the C int NCCL takes for ranks.
+fn int(v: usize, what: &str) -> Result<c_int> {
+    c_int::try_from(v).map_err(|_| Error::Device(format!("NCCL: {what} {v} exceeds NCCL's 32-bit limit")))
+}
+
 /// One rank's communicator. Every call on it goes through the mutex that
 /// holds it: NCCL does not allow concurrent calls on one communicator.
 pub(super) struct Handle(sys::ncclComm_t);
@@ -69,9 +74,6 @@ impl Handle {
     /// the CUDA device whose context is current. Blocks until every rank
     /// has joined.
     pub(super) fn init(world: usize, id: sys::ncclUniqueId, rank: usize) -> Result<Self> {
-        let int = |v: usize, what: &str| {
-            i32::try_from(v).map_err(|_| Error::Device(format!("NCCL: {what} {v} exceeds NCCL's 32-bit limit")))
-        };
         let mut comm = std::ptr::null_mut();
         // SAFETY: comm is written by NCCL on success.
         unsafe { result::comm_init_rank(&mut comm, int(world, "world")?, id, int(rank, "rank")?) }
@@ -142,6 +144,36 @@ impl Handle {
             )
         };
         self.check(r, || format!("reduce-scatter of {count} {dtype:?}"))
+    }
+
+    /// Sends `count` elements at `send` to rank `to` and receives as many
+    /// from rank `from` at `recv` (`peers` = (to, from)), as one group: NCCL
+    /// runs grouped point-to-point calls together, so every rank's send
+    /// meets its neighbour's receive however the ring is ordered.
+    pub(super) fn send_receive(
+        &self,
+        send: u64,
+        recv: u64,
+        count: usize,
+        dtype: sys::ncclDataType_t,
+        (to, from): (usize, usize),
+        stream: sys::cudaStream_t,
+    ) -> Result<()> {
+        let (to, from) = (int(to, "rank")?, int(from, "rank")?);
+        let what = || format!("ring exchange of {count} {dtype:?} (to rank {to}, from rank {from})");
+        self.check(result::group_start(), what)?;
+        // SAFETY: send and recv each cover `count` elements of `dtype` on
+        // this communicator's device and stay alive until the stream is past
+        // this call.
+        let queued = self
+            .check(unsafe { result::send(send as *const c_void, count, dtype, to, self.0, stream) }, what)
+            .and_then(|()| {
+                self.check(unsafe { result::recv(recv as *mut c_void, count, dtype, from, self.0, stream) }, what)
+            });
+        // The group is closed whatever happened in it: NCCL's group depth is
+        // per thread and would hold back this thread's later calls.
+        let ended = self.check(result::group_end(), what);
+        queued.and(ended)
     }
 
     /// Frees the communicator once its queued work is done.
