@@ -13,24 +13,17 @@
 // (16-byte loads and stores); their entry points say when each runs.
 // The single-rank loss runs the row kernels twice, on (A, C) = (images, texts)
 // and (texts, images): the rows of the second are the columns of the first.
-// Logits live only in registers and shared memory. Every output element is
-// written by one thread and every sum runs in a fixed order, so results are
-// bitwise reproducible run to run.
-//
-// The products are plain f32 FMAs (no tensor cores: the emulator cannot run
-// mma fragments, and a portable path would have to stay anyway).
-#include "common.cuh"
+// Logits live only in registers and shared memory (logit_tiles.cuh, shared
+// with siglip_loss.cu). Every output element is written by one thread and
+// every sum runs in a fixed order, so results are bitwise reproducible run
+// to run.
+#include "logit_tiles.cuh"
 
 namespace clip_loss {
 
+using namespace logit_tiles;
+
 constexpr float kNormEps = 1e-12f;  // F.normalize's default
-// ln 100 rounded to f32, where open_clip's clamp leaves its f32 parameter
-// (reclip_loss::MAX_LOG_SCALE).
-constexpr float kMaxLogScale = 4.6051702f;
-constexpr int kThreads = 256;
-
-__device__ __forceinline__ float logit_scale(const float* log_scale) { return expf(fminf(log_scale[0], kMaxLogScale)); }
-
 // Folds the running (max, sum of exp(z - max)) pair (om, ol) into (m, l).
 __device__ __forceinline__ void merge_stat(float& m, float& l, float om, float ol) {
   const float nm = fmaxf(m, om);
@@ -51,80 +44,6 @@ __device__ __forceinline__ float warp_total(float v, float* partial) {
   for (int l = 0; l < 32; ++l) total += mine[l];
   __syncwarp();  // the slots may be written again after this
   return total;
-}
-
-// Copies rows [row0, row0 + R) and elements [k0, k0 + D) of the row-major
-// [rows, d] matrix x into s[k * (R + 4) + r], zero outside x. Consecutive
-// threads read consecutive elements of a row (coalesced).
-template <int R, int D>
-__device__ __forceinline__ void stage_transposed(const float* x, int rows, int d, int row0, int k0, float* s) {
-  RECLIP_UNROLL
-  for (int i = 0; i < R * D / kThreads; ++i) {
-    const int e = i * kThreads + threadIdx.x;
-    const int r = e / D, k = e % D;
-    const int row = row0 + r, col = k0 + k;
-    s[k * (R + 4) + r] = (row < rows && col < d) ? x[static_cast<long long>(row) * d + col] : 0.0f;
-  }
-}
-
-// acc[i][j] += Σ_k as[k][ra + i] · cs[k][cb + j] over one stage.
-template <int D, int RI, int CJ, int AStride, int CStride>
-__device__ __forceinline__ void stage_product(const float* as, const float* cs, int ra, int cb, float (&acc)[RI][CJ]) {
-  RECLIP_UNROLL
-  for (int k = 0; k < D; ++k) {
-    float a[RI], c[CJ];
-    RECLIP_UNROLL
-    for (int i = 0; i < RI; ++i) a[i] = as[k * AStride + ra + i];
-    RECLIP_UNROLL
-    for (int j = 0; j < CJ; ++j) c[j] = cs[k * CStride + cb + j];
-    RECLIP_UNROLL
-    for (int i = 0; i < RI; ++i) {
-      RECLIP_UNROLL
-      for (int j = 0; j < CJ; ++j) acc[i][j] += a[i] * c[j];
-    }
-  }
-}
-
-// z[i][j] = Σ_k a[ra + i]·c[cb + j] for a tile of R rows of `a` from row0 and
-// Cc rows of `c` from col0, staged through shared memory D elements at a
-// time. With Buffers = 2 the stages are double-buffered (stage k + 1 is
-// written while stage k is read: one barrier per stage); with Buffers = 1
-// a stage is written, read, then released (two barriers), which keeps fewer
-// loads in flight for register-bound callers. `a_stage` and `c_stage` hold
-// Buffers stages of D × (R + 4) and D × (Cc + 4) floats. Ends with a barrier,
-// so the stages may be reused at once.
-template <int R, int Cc, int D, int Buffers, int RI, int CJ>
-__device__ __forceinline__ void tile_logits(const float* a, const float* c, int m, int n, int d, int row0, int col0,
-                                            float* a_stage, float* c_stage, int ra, int cb, float (&z)[RI][CJ]) {
-  static_assert(Buffers == 1 || Buffers == 2, "one or two stage buffers");
-  constexpr int kAStage = D * (R + 4), kCStage = D * (Cc + 4);
-  RECLIP_UNROLL
-  for (int i = 0; i < RI; ++i) {
-    RECLIP_UNROLL
-    for (int j = 0; j < CJ; ++j) z[i][j] = 0.0f;
-  }
-  if (Buffers == 1) {
-    for (int k0 = 0; k0 < d; k0 += D) {
-      stage_transposed<R, D>(a, m, d, row0, k0, a_stage);
-      stage_transposed<Cc, D>(c, n, d, col0, k0, c_stage);
-      __syncthreads();
-      stage_product<D, RI, CJ, R + 4, Cc + 4>(a_stage, c_stage, ra, cb, z);
-      __syncthreads();
-    }
-    return;
-  }
-  stage_transposed<R, D>(a, m, d, row0, 0, a_stage);
-  stage_transposed<Cc, D>(c, n, d, col0, 0, c_stage);
-  __syncthreads();
-  for (int k0 = 0, buf = 0; k0 < d; k0 += D, buf ^= 1) {
-    if (k0 + D < d) {
-      // The other buffer's last readers passed the barrier that ended the previous stage.
-      stage_transposed<R, D>(a, m, d, row0, k0 + D, a_stage + (buf ^ 1) * kAStage);
-      stage_transposed<Cc, D>(c, n, d, col0, k0 + D, c_stage + (buf ^ 1) * kCStage);
-    }
-    stage_product<D, RI, CJ, R + 4, Cc + 4>(a_stage + buf * kAStage, c_stage + buf * kCStage, ra, cb, z);
-    __syncthreads();
-  }
 }
 
 // ---- clip_normalize: one warp per row, kNormRows rows per block; `partial`
@@ -223,123 +142,36 @@ __device__ void lse_rows(const float* a, const float* c, const float* log_scale,
   }
 }
 
-// ---- clip_grad_rows: a block owns kGradRows rows of A and one split of the
-// embedding columns (at most kSplit wide; blockIdx.y picks it) and sweeps C in
-// tiles of kGradCols. Per tile: (1) recompute the logits, 2×4 per thread;
-// (2) turn them into s·d(loss)/dz in shared memory; (3) add that tile times
-// C's rows into an 8×8 register accumulator per thread, reading C through
-// the L1 cache (the four warps of a row group read the same lines). Splits
-// beyond the first recompute (1); the first also writes the per-row Σ dz·z
-// for dt.
-constexpr int kGradRows = 32;
-constexpr int kGradCols = 64;
-constexpr int kGradDepth = 32;
-constexpr int kSplit = 512;
-constexpr int kGroups = kSplit / 64;  // columns per thread in step (3), 64 apart
+// ---- clip_grad_rows: logit_tiles::grad_sweep with the softmax terms,
+// dz = g·(w_own·exp(z − lse_own[row]) + w_other·exp(z − lse_other[col]) −
+// w_label·[col = row + label_offset]); either logsumexp may be absent.
+struct SoftmaxTerms {
+  using Row = float;
+  const float* lse_own;
+  const float* lse_other;
+  float w_own, w_other, w_label, g;
+  int label_offset;
+
+  __device__ __forceinline__ float row(int r) const { return lse_own != nullptr ? lse_own[r] : 0.0f; }
+  __device__ __forceinline__ float col(int c) const { return lse_other != nullptr ? lse_other[c] : 0.0f; }
+  __device__ __forceinline__ float dz(float own, float other, int r, int c, float z) const {
+    float p = 0.0f;
+    if (lse_own != nullptr) p += w_own * expf(z - own);
+    if (lse_other != nullptr) p += w_other * expf(z - other);
+    if (c == r + label_offset) p -= w_label;
+    return g * p;
+  }
+};
 
 __device__ void grad_rows(const float* a, const float* c, const float* log_scale, const float* grad_loss,
                           const float* lse_own, const float* lse_other, float w_own, float w_other, float w_label,
                           int label_offset, float* da, float* dt_rows, int m, int n, int d, int width) {
-  __align__(16) __shared__ float a_stage[kGradDepth * (kGradRows + 4)];
-  __align__(16) __shared__ float c_stage[kGradDepth * (kGradCols + 4)];
-  __align__(16) __shared__ float dz_tile[kGradCols * kGradRows];  // [col][row]
-  const float s = logit_scale(log_scale);
-  const float g = grad_loss[0];
-  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;  // step (1): rows ty*2+i, cols tx*4+j
-  const int cg = threadIdx.x % 64, rg = threadIdx.x / 64;  // step (3): rows rg*8+r, columns cg+64*q
-  const int row0 = blockIdx.x * kGradRows;
-  const int split0 = blockIdx.y * width;
-  float acc[8][kGroups];
-  RECLIP_UNROLL
-  for (int r = 0; r < 8; ++r) {
-    RECLIP_UNROLL
-    for (int q = 0; q < kGroups; ++q) acc[r][q] = 0.0f;
-  }
-  float dt_part[2] = {0.0f, 0.0f};
-  float own[2];
-  RECLIP_UNROLL
-  for (int i = 0; i < 2; ++i) {
-    const int row = row0 + ty * 2 + i;
-    own[i] = (lse_own != nullptr && row < m) ? lse_own[row] : 0.0f;
-  }
-  bool dim_ok[kGroups];  // column cg + 64·q lies in this split
-  RECLIP_UNROLL
-  for (int q = 0; q < kGroups; ++q) dim_ok[q] = cg + 64 * q < width && split0 + cg + 64 * q < d;
-
-  for (int col0 = 0; col0 < n; col0 += kGradCols) {
-    // tile_logits passes a barrier before it returns, so every thread has
-    // finished reading the previous dz_tile before it is overwritten below.
-    float z[2][4];
-    tile_logits<kGradRows, kGradCols, kGradDepth, 1, 2, 4>(a, c, m, n, d, row0, col0, a_stage, c_stage, ty * 2, tx * 4, z);
-    RECLIP_UNROLL
-    for (int j = 0; j < 4; ++j) {
-      const int col = col0 + tx * 4 + j;
-      const float other = (lse_other != nullptr && col < n) ? lse_other[col] : 0.0f;
-      RECLIP_UNROLL
-      for (int i = 0; i < 2; ++i) {
-        const int row = row0 + ty * 2 + i;
-        float dz = 0.0f;
-        if (row < m && col < n) {
-          const float zij = z[i][j] * s;
-          float p = 0.0f;
-          if (lse_own != nullptr) p += w_own * expf(zij - own[i]);
-          if (lse_other != nullptr) p += w_other * expf(zij - other);
-          if (col == row + label_offset) p -= w_label;
-          dz = g * p;
-          dt_part[i] += dz * zij;
-        }
-        dz_tile[(tx * 4 + j) * kGradRows + ty * 2 + i] = s * dz;
-      }
-    }
-    __syncthreads();
-    const int cols = min(kGradCols, n - col0);
-    for (int t = 0; t < cols; ++t) {
-      const float* c_row = c + static_cast<long long>(col0 + t) * d + split0 + cg;
-      float zr[8], cv[kGroups];
-      RECLIP_UNROLL
-      for (int r = 0; r < 8; ++r) zr[r] = dz_tile[t * kGradRows + rg * 8 + r];
-      RECLIP_UNROLL
-      for (int q = 0; q < kGroups; ++q) cv[q] = dim_ok[q] ? __ldg(c_row + 64 * q) : 0.0f;
-      RECLIP_UNROLL
-      for (int r = 0; r < 8; ++r) {
-        RECLIP_UNROLL
-        for (int q = 0; q < kGroups; ++q) acc[r][q] += zr[r] * cv[q];
-      }
-    }
-  }
-
-  RECLIP_UNROLL
-  for (int r = 0; r < 8; ++r) {
-    const int row = row0 + rg * 8 + r;
-    RECLIP_UNROLL
-    for (int q = 0; q < kGroups; ++q) {
-      if (row < m && dim_ok[q]) da[static_cast<long long>(row) * d + split0 + cg + 64 * q] = acc[r][q];
-    }
-  }
-  if (dt_rows != nullptr && blockIdx.y == 0) {  // the same for the whole block
-    // a_stage is free: step (3) does not read it, and tile_logits ended with a barrier.
-    RECLIP_UNROLL
-    for (int i = 0; i < 2; ++i) a_stage[(ty * 2 + i) * 16 + tx] = dt_part[i];
-    __syncthreads();
-    const int row = row0 + threadIdx.x;
-    if (threadIdx.x < kGradRows && row < m) {
-      float total = 0.0f;
-      for (int t = 0; t < 16; ++t) total += a_stage[threadIdx.x * 16 + t];
-      dt_rows[row] = total;
-    }
-  }
-}
-
-// ---- One-block reductions in a fixed order: thread k sums elements k, k+256,
-// …; then the warps, then every warp over the warp sums (kThreads / 32 floats
-// of shared memory in `warp_sums`).
-__device__ __forceinline__ float block_sum(float v, float* warp_sums) {
-  v = common::warp_sum(v);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  float total = lane < kThreads / 32 ? warp_sums[lane] : 0.0f;
-  return common::warp_sum(total);  // every warp computes it; thread 0 writes it
+  __align__(16) __shared__ float a_stage[kGradAStage];
+  __align__(16) __shared__ float c_stage[kGradCStage];
+  __align__(16) __shared__ float dz_tile[kGradDzTile];
+  const SoftmaxTerms terms{lse_own, lse_other, w_own, w_other, w_label, grad_loss[0], label_offset};
+  grad_sweep<false>(a, c, logit_scale(log_scale), terms, da, dt_rows, nullptr, m, n, d, width, a_stage, c_stage,
+                    dz_tile);
 }
 
 __device__ void loss_value(const float* lse_a, const float* label_a, const float* lse_b, const float* label_b, int m,
@@ -415,19 +247,19 @@ __device__ void denormalize(const float* hat, const float* norm, const float* dh
 // (open_clip's ViT-B/16 batch and embedding) at 4.3 TB/s: 101 MB in bf16 (x
 // read, x̂ written in f32), 23 µs; f32 134 MB, 31 µs. Predictions.
 extern "C" __global__ void clip_normalize_f32(const float* x, float* hat, float* norm, int rows, int d) {
-  __shared__ float partial[clip_loss::kThreads];
+  __shared__ float partial[logit_tiles::kThreads];
   clip_loss::normalize<float, 1>(x, hat, norm, rows, d, partial);
 }
 extern "C" __global__ void clip_normalize_bf16(const bf16* x, float* hat, float* norm, int rows, int d) {
-  __shared__ float partial[clip_loss::kThreads];
+  __shared__ float partial[logit_tiles::kThreads];
   clip_loss::normalize<bf16, 1>(x, hat, norm, rows, d, partial);
 }
 extern "C" __global__ void clip_normalize_vec_f32(const float* x, float* hat, float* norm, int rows, int d) {
-  __shared__ float partial[clip_loss::kThreads];
+  __shared__ float partial[logit_tiles::kThreads];
   clip_loss::normalize<float, 4>(x, hat, norm, rows, d, partial);
 }
 extern "C" __global__ void clip_normalize_vec_bf16(const bf16* x, float* hat, float* norm, int rows, int d) {
-  __shared__ float partial[clip_loss::kThreads];
+  __shared__ float partial[logit_tiles::kThreads];
   clip_loss::normalize<bf16, 8>(x, hat, norm, rows, d, partial);
 }
 
@@ -480,21 +312,21 @@ extern "C" __global__ void clip_dt_value_f32(const float* rows_a, int m_a, const
 // f32 201 MB, 47 µs.
 extern "C" __global__ void clip_denormalize_f32(const float* hat, const float* norm, const float* dhat, float* dx,
                                                 int rows, int d) {
-  __shared__ float partial[clip_loss::kThreads];
+  __shared__ float partial[logit_tiles::kThreads];
   clip_loss::denormalize<float, 1>(hat, norm, dhat, dx, rows, d, partial);
 }
 extern "C" __global__ void clip_denormalize_bf16(const float* hat, const float* norm, const float* dhat, bf16* dx,
                                                  int rows, int d) {
-  __shared__ float partial[clip_loss::kThreads];
+  __shared__ float partial[logit_tiles::kThreads];
   clip_loss::denormalize<bf16, 1>(hat, norm, dhat, dx, rows, d, partial);
 }
 extern "C" __global__ void clip_denormalize_vec_f32(const float* hat, const float* norm, const float* dhat, float* dx,
                                                     int rows, int d) {
-  __shared__ float partial[clip_loss::kThreads];
+  __shared__ float partial[logit_tiles::kThreads];
   clip_loss::denormalize<float, 4>(hat, norm, dhat, dx, rows, d, partial);
 }
 extern "C" __global__ void clip_denormalize_vec_bf16(const float* hat, const float* norm, const float* dhat, bf16* dx,
                                                      int rows, int d) {
-  __shared__ float partial[clip_loss::kThreads];
+  __shared__ float partial[logit_tiles::kThreads];
   clip_loss::denormalize<bf16, 8>(hat, norm, dhat, dx, rows, d, partial);
 }

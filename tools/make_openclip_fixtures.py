@@ -18,6 +18,8 @@ weights carry open_clip's own names, and model_<name>.json is the model's config
 - io_<name>.safetensors (+ .json): inputs and outputs of that model, also at a second image size.
 - pos_embed_resize.safetensors (+ .json): open_clip's resize_pos_embed on random embeddings.
 - clip_loss.safetensors (+ .json): open_clip's ClipLoss and its gradients.
+- siglip_loss.safetensors (+ .json): open_clip's SigLipLoss (one rank, and the negatives-only block a rank
+  adds for another rank's texts) and its gradients.
 """
 
 import copy
@@ -416,6 +418,68 @@ def make_clip_loss_fixture():
     )
 
 
+def make_siglip_loss_fixture():
+    generator = torch.Generator().manual_seed(2025)
+    loss_fn = open_clip.loss.SigLipLoss()
+    tensors, meanings = {}, {}
+    # open_clip's --siglip initialisation (logit_scale ln 10, logit_bias -10), a later point of training, and
+    # a block of another rank's texts (negatives only).
+    cases = [(7, 5, math.log(10.0), -10.0, False), (33, 16, 2.0, -3.0, False), (8, 12, 2.5, -4.0, True)]
+    for batch, dim, log_scale, bias, negative_only in cases:
+        key = f"b{batch}_d{dim}" + ("_negatives" if negative_only else "")
+        shared = torch.randn(batch, dim, generator=generator)
+        image = 3.0 * (shared + 0.7 * torch.randn(batch, dim, generator=generator))
+        text = 0.5 * (shared + 0.7 * torch.randn(batch, dim, generator=generator))
+        log_scale_t = torch.tensor(log_scale, dtype=torch.float32)
+        bias_t = torch.tensor(bias, dtype=torch.float32)
+
+        image64 = image.double().requires_grad_()
+        text64 = text.double().requires_grad_()
+        log_scale64 = log_scale_t.double().requires_grad_()
+        bias64 = bias_t.double().requires_grad_()
+        loss = loss_fn._loss(
+            F.normalize(image64, dim=-1),
+            F.normalize(text64, dim=-1),
+            log_scale64.exp(),
+            bias64,
+            negative_only=negative_only,
+        )
+        loss.backward()
+
+        labels = "-1 for every pair" if negative_only else "+1 on the diagonal, -1 elsewhere"
+        entries = {
+            "image_features": (image, f"[{batch}, {dim}] unnormalised image features (the loss input)"),
+            "text_features": (text, f"[{batch}, {dim}] unnormalised text features (the loss input)"),
+            "logit_scale": (log_scale_t, "scalar: the log of the logit scale, as the model's logit_scale parameter"),
+            "logit_bias": (bias_t, "scalar: the model's logit_bias parameter"),
+            "loss": (
+                loss.detach().float(),
+                f"scalar: SigLipLoss()._loss(F.normalize(image_features, dim=-1), F.normalize(text_features, "
+                f"dim=-1), logit_scale.exp(), logit_bias, negative_only={negative_only}) = "
+                f"-sum(logsigmoid(labels * logits)) / {batch}, logits = exp(logit_scale) * normalised image @ "
+                f"normalised text.T + logit_bias, labels {labels}",
+            ),
+            "grad_image_features": (image64.grad.float(), f"[{batch}, {dim}] d loss / d image_features"),
+            "grad_text_features": (text64.grad.float(), f"[{batch}, {dim}] d loss / d text_features"),
+            "grad_logit_scale": (log_scale64.grad.float(), "scalar: d loss / d logit_scale (the log)"),
+            "grad_logit_bias": (bias64.grad.float(), "scalar: d loss / d logit_bias"),
+        }
+        for name, (t, meaning) in entries.items():
+            tensors[f"{key}.{name}"] = t
+            meanings[f"{key}.{name}"] = meaning
+    save_tensors(OUT / "siglip_loss.safetensors", tensors)
+    write_json(
+        OUT / "siglip_loss.json",
+        {
+            "versions": VERSIONS,
+            "computation": "inputs stored as float32; the loss and gradients were computed in float64 from "
+            "those float32 values with torch autograd through F.normalize (eps 1e-12) and exp, then rounded "
+            "to float32; open_clip.SigLipLoss()._loss, one rank",
+            "tensors": describe(tensors, meanings),
+        },
+    )
+
+
 def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -426,6 +490,7 @@ def main():
             make_model_fixture(name, config, Path(config_dir))
     make_pos_embed_fixture()
     make_clip_loss_fixture()
+    make_siglip_loss_fixture()
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ pub fn same_kind(op: &'static str, tensors: &[(&str, &Tensor)]) -> Result<()> {
     Ok(())
 }
 
-/// The learnable log-temperature t as the kernels take it (shape [1], the
-/// compute dtype of `features`), and what its gradient must look like.
+/// A learnable scalar of the loss (the log-temperature t, SigLIP's bias) as
+/// the kernels take it (shape [1], the compute dtype of `features`), and
+/// what its gradient must look like.
 pub struct LogScale {
     pub value: Tensor,
     dtype: DType,
@@ -46,23 +47,28 @@ pub struct LogScale {
 
 impl LogScale {
     pub fn new(op: &'static str, t: &Tensor, features: &Tensor) -> Result<Self> {
+        Self::named(op, "log_scale", t, features)
+    }
+
+    /// The scalar `name` (in error messages).
+    pub fn named(op: &'static str, name: &str, t: &Tensor, features: &Tensor) -> Result<Self> {
         if t.elem_count() != 1 || t.rank() > 1 {
-            return Err(Error::invalid(op, format!("log_scale must have shape [] or [1], got {}", t.shape())));
+            return Err(Error::invalid(op, format!("{name} must have shape [] or [1], got {}", t.shape())));
         }
         if !t.dtype().is_float() {
-            return Err(Error::invalid(op, format!("log_scale has dtype {}, expected a float dtype", t.dtype())));
+            return Err(Error::invalid(op, format!("{name} has dtype {}, expected a float dtype", t.dtype())));
         }
         if !t.device().same(features.device()) {
             return Err(Error::invalid(
                 op,
-                format!("log_scale is on {} but the features are on {}", t.device(), features.device()),
+                format!("{name} is on {} but the features are on {}", t.device(), features.device()),
             ));
         }
         let value = t.to_dtype(compute_dtype(features.dtype()))?.reshape([1])?.contiguous()?;
         Ok(LogScale { value, dtype: t.dtype(), shape: t.shape().clone() })
     }
 
-    /// d(loss)/dt ([1], compute dtype) in t's own dtype and shape.
+    /// d(loss)/dt ([1], compute dtype) in the scalar's own dtype and shape.
     pub fn grad_like(&self, dt: Tensor) -> Result<Tensor> {
         dt.to_dtype(self.dtype)?.reshape(self.shape.clone())
     }

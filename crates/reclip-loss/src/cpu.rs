@@ -9,8 +9,8 @@ use rayon::prelude::*;
 use reclip_core::Real;
 use reclip_core::cpu::gemm::{HostMatrix, gemm_strided};
 
-const ROW_BLOCK: usize = 64;
-const COL_TILE: usize = 256;
+pub(crate) const ROW_BLOCK: usize = 64;
+pub(crate) const COL_TILE: usize = 256;
 
 /// F.normalize's default epsilon: x / max(‖x‖, eps).
 pub const NORM_EPS: f64 = 1e-12;
@@ -61,7 +61,7 @@ pub fn denormalize<T: Real>(hat: &[T], norm: &[T], dhat: &[T], d: usize) -> Vec<
 
 /// `z = scale · a·cᵀ` for a block of rows `a` and a tile of rows `c` (both
 /// row-major with `d` columns); `z` is rows(a) × rows(c).
-fn logits_tile<T: Real>(a: &[T], c: &[T], d: usize, scale: T, z: &mut [T]) {
+pub(crate) fn logits_tile<T: Real>(a: &[T], c: &[T], d: usize, scale: T, z: &mut [T]) {
     let (rows, cols) = (a.len() / d, c.len() / d);
     debug_assert_eq!(z.len(), rows * cols);
     let lhs = HostMatrix { ptr: a.as_ptr(), rs: d as isize, cs: 1 };
@@ -71,7 +71,7 @@ fn logits_tile<T: Real>(a: &[T], c: &[T], d: usize, scale: T, z: &mut [T]) {
 }
 
 /// `acc += scale · dz·c` for a rows×cols tile `dz` and `c`'s cols×d rows.
-fn accumulate_tile<T: Real>(dz: &[T], c: &[T], d: usize, scale: T, acc: &mut [T]) {
+pub(crate) fn accumulate_tile<T: Real>(dz: &[T], c: &[T], d: usize, scale: T, acc: &mut [T]) {
     let (rows, cols) = (acc.len() / d, c.len() / d);
     let lhs = HostMatrix { ptr: dz.as_ptr(), rs: cols as isize, cs: 1 };
     let rhs = HostMatrix { ptr: c.as_ptr(), rs: d as isize, cs: 1 };
@@ -80,7 +80,7 @@ fn accumulate_tile<T: Real>(dz: &[T], c: &[T], d: usize, scale: T, acc: &mut [T]
 }
 
 /// The row `i`'s label column, `i + offset`, if it lies in `[col0, col0 + cols)`.
-fn label_in_tile(i: usize, offset: isize, col0: usize, cols: usize) -> Option<usize> {
+pub(crate) fn label_in_tile(i: usize, offset: isize, col0: usize, cols: usize) -> Option<usize> {
     let label = i as isize + offset;
     (label >= col0 as isize && label < (col0 + cols) as isize).then(|| label as usize - col0)
 }

@@ -8,27 +8,27 @@ use reclip_core::gpu::{i32_arg, optional_ptr, ptr, vector_form};
 use reclip_core::{DType, Error, GpuDevice, KernelArg, Launch, Result, Shape, Tensor, kernel_name};
 
 const OP: &str = "clip_loss";
-const THREADS: u32 = 256;
+pub(crate) const THREADS: u32 = 256;
 /// Rows per block of the one-warp-per-row kernels.
 const WARP_ROWS: usize = 8;
 /// Rows of A per block of clip_lse_rows_f32 and clip_grad_rows_f32.
-const LSE_ROWS: usize = 64;
-const GRAD_ROWS: usize = 32;
+pub(crate) const LSE_ROWS: usize = 64;
+pub(crate) const GRAD_ROWS: usize = 32;
 /// Widest split of the embedding columns one clip_grad_rows_f32 block accumulates.
-const GRAD_SPLIT: usize = 512;
+pub(crate) const GRAD_SPLIT: usize = 512;
 
 /// The rows and the width of a matrix as kernel arguments.
-fn dims(x: &Tensor) -> Result<(KernelArg, KernelArg)> {
+pub(crate) fn dims(x: &Tensor) -> Result<(KernelArg, KernelArg)> {
     Ok((i32_arg(OP, "rows", x.dims()[0])?, i32_arg(OP, "embedding dim", x.dims()[1])?))
 }
 
-fn offset_arg(offset: isize) -> Result<KernelArg> {
+pub(crate) fn offset_arg(offset: isize) -> Result<KernelArg> {
     let v = i32::try_from(offset)
         .map_err(|_| Error::invalid(OP, format!("label offset {offset} exceeds the kernels' 32-bit limit")))?;
     Ok(KernelArg::I32(v))
 }
 
-fn blocks(rows: usize, per_block: usize) -> u32 {
+pub(crate) fn blocks(rows: usize, per_block: usize) -> u32 {
     rows.div_ceil(per_block) as u32
 }
 

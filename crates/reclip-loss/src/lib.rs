@@ -1,5 +1,7 @@
 //! CLIP's symmetric contrastive loss, fused and tiled so that the B×B matrix
 //! of logits never exists: memory is O(B·d) on the CPU and on GPU devices.
+//! SigLIP's sigmoid loss, built the same way, is [`siglip_loss`] (see its
+//! module for its definition and distributed form).
 //!
 //! # Definition
 //!
@@ -67,9 +69,14 @@ mod global;
 mod gpu;
 mod local;
 mod primitives;
+mod siglip;
 
 pub use cpu::{MAX_LOG_SCALE, NORM_EPS};
 pub use global::{ClipLossGrads, ClipLossSaved, clip_loss, clip_loss_backward, clip_loss_forward};
 pub use local::{
     ClipLossLocalGrads, ClipLossLocalSaved, clip_loss_local, clip_loss_local_backward, clip_loss_local_forward,
+};
+pub use siglip::{
+    SiglipGrads, SiglipSaved, siglip_loss, siglip_loss_backward, siglip_loss_forward, siglip_loss_negatives,
+    siglip_loss_negatives_forward,
 };

@@ -1,6 +1,7 @@
 //! The fused loss on the CPU: finite-difference gradient checks in f64, and
 //! equality with a plain B×B reference for B up to 512 (f64 and f32).
 
+mod common;
 mod reference;
 
 use reclip_autograd::gradcheck::gradcheck;
@@ -51,9 +52,9 @@ fn the_formula_reference_agrees_with_its_own_differences() {
     let f = reference::by_formula(&image, &text, b, d, T_INIT);
     let g = reference::by_differences(&image, &text, b, d, T_INIT);
     assert!((f.loss - g.loss).abs() < 1e-14);
-    reference::assert_close("d_image", &f.d_image, &g.d_image, 1e-6, 1e-8);
-    reference::assert_close("d_text", &f.d_text, &g.d_text, 1e-6, 1e-8);
-    reference::assert_close("d_log_scale", &[f.d_log_scale], &[g.d_log_scale], 1e-6, 1e-8);
+    common::assert_close("d_image", &f.d_image, &g.d_image, 1e-6, 1e-8);
+    common::assert_close("d_text", &f.d_text, &g.d_text, 1e-6, 1e-8);
+    common::assert_close("d_log_scale", &[f.d_log_scale], &[g.d_log_scale], 1e-6, 1e-8);
 }
 
 /// Loss and gradients of the fused path on the CPU, as f64.
@@ -88,9 +89,9 @@ fn matches_the_plain_reference_up_to_b_512() {
                 want.loss
             );
             let atol = |v: &[f64]| rtol * scale(v);
-            reference::assert_close(&format!("{what} d_image"), &got.d_image, &want.d_image, rtol, atol(&want.d_image));
-            reference::assert_close(&format!("{what} d_text"), &got.d_text, &want.d_text, rtol, atol(&want.d_text));
-            reference::assert_close(&format!("{what} dt"), &[got.d_log_scale], &[want.d_log_scale], rtol, rtol);
+            common::assert_close(&format!("{what} d_image"), &got.d_image, &want.d_image, rtol, atol(&want.d_image));
+            common::assert_close(&format!("{what} d_text"), &got.d_text, &want.d_text, rtol, atol(&want.d_text));
+            common::assert_close(&format!("{what} dt"), &[got.d_log_scale], &[want.d_log_scale], rtol, rtol);
         }
     }
 }
@@ -108,8 +109,8 @@ fn a_zero_embedding_is_normalised_to_zero_as_in_torch() {
         T_INIT,
     );
     assert!((got.loss - want.loss).abs() < 1e-12);
-    reference::assert_close("d_image", &got.d_image, &want.d_image, 1e-10, 1e-3);
-    reference::assert_close("d_text", &got.d_text, &want.d_text, 1e-10, 1e-12);
+    common::assert_close("d_image", &got.d_image, &want.d_image, 1e-10, 1e-3);
+    common::assert_close("d_text", &got.d_text, &want.d_text, 1e-10, 1e-12);
 }
 
 #[test]
@@ -132,7 +133,7 @@ fn bf16_features_give_an_f32_loss_and_bf16_gradients() {
     assert!((loss.tensor().to_scalar().unwrap() - want.loss).abs() < 1e-6);
     assert!((dt.to_scalar().unwrap() - want.d_log_scale).abs() < 1e-6);
     let d_image = grads.get(&image).unwrap().to_vec_f64().unwrap();
-    reference::assert_close("bf16 d_image", &d_image, &want.d_image, 1e-2, 1e-4);
+    common::assert_close("bf16 d_image", &d_image, &want.d_image, 1e-2, 1e-4);
 }
 
 #[test]

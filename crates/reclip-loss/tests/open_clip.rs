@@ -5,6 +5,7 @@
 //! features and the log-temperature. The expected values are also derived
 //! independently here, from the plain f64 reference of the definition.
 
+mod common;
 mod reference;
 
 use reclip_core::{DType, Device, Tensor};
@@ -77,10 +78,10 @@ fn fused(case: &Case, dtype: DType) -> reference::Expected {
 }
 
 fn assert_matches(what: &str, got: &reference::Expected, want: &reference::Expected, rtol: f64, atol: f64) {
-    reference::assert_close(&format!("{what} loss"), &[got.loss], &[want.loss], rtol, atol);
-    reference::assert_close(&format!("{what} d_image"), &got.d_image, &want.d_image, rtol, atol);
-    reference::assert_close(&format!("{what} d_text"), &got.d_text, &want.d_text, rtol, atol);
-    reference::assert_close(&format!("{what} d_log_scale"), &[got.d_log_scale], &[want.d_log_scale], rtol, atol);
+    common::assert_close(&format!("{what} loss"), &[got.loss], &[want.loss], rtol, atol);
+    common::assert_close(&format!("{what} d_image"), &got.d_image, &want.d_image, rtol, atol);
+    common::assert_close(&format!("{what} d_text"), &got.d_text, &want.d_text, rtol, atol);
+    common::assert_close(&format!("{what} d_log_scale"), &[got.d_log_scale], &[want.d_log_scale], rtol, atol);
 }
 
 #[test]

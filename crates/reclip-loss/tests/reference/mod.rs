@@ -5,21 +5,7 @@
 //! definition; small B only) and from the textbook softmax formulas on the
 //! whole matrix ([`by_formula`]: any B the tests use).
 
-/// The scale's clamp: t at most ln 100 as an f32, where open_clip's clamp of
-/// its f32 parameter leaves it.
-fn logit_scale(t: f64) -> f64 {
-    t.min(f64::from(100f32.ln())).exp()
-}
-
-/// x / max(‖x‖, 1e-12), as torch.nn.functional.normalize.
-fn normalized(rows: &[f64], d: usize) -> Vec<f64> {
-    rows.chunks(d)
-        .flat_map(|r| {
-            let norm = r.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
-            r.iter().map(move |v| v / norm)
-        })
-        .collect()
-}
+use crate::common::{logit_scale, normalized};
 
 /// Mean over rows of −log_softmax(logits row)[label], labels on the diagonal.
 fn cross_entropy_diagonal(logits: &[Vec<f64>]) -> f64 {
@@ -122,13 +108,5 @@ pub fn by_formula(image: &[f64], text: &[f64], b: usize, d: usize, t: f64) -> Ex
         d_image: back(image, &x, &dx_hat),
         d_text: back(text, &y, &dy_hat),
         d_log_scale: if t > f64::from(100f32.ln()) { 0.0 } else { ds * s },
-    }
-}
-
-/// Panics unless `got` and `want` agree within `atol + rtol·|want|` everywhere.
-pub fn assert_close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= atol + rtol * w.abs(), "{what}[{i}]: got {g:.10e}, want {w:.10e}");
     }
 }
