@@ -173,3 +173,23 @@ fn options_out_of_range_are_refused_before_any_work() {
     // A resumed run keeps its length: --steps with --resume is refused, not ignored.
     fails_with(&["train", "--resume", out, "--steps", "10"], &["--resume", "--stop-after"]);
 }
+
+#[test]
+fn train_takes_loss_clip_or_siglip() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out = out.to_str().unwrap();
+    fails_with(&["train", "--loss", "sigmoid", "--steps", "1", "--out", out], &["--loss", "'sigmoid'", "siglip"]);
+    // A SigLIP config (it has a logit bias) cannot be trained with the softmax loss.
+    let config = dir.path().join("siglip.json");
+    let json = r#"{"embed_dim": 64, "init_logit_scale": 2.302585092994046, "init_logit_bias": -10.0,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8, "head_width": 32},
+        "text_cfg": {"context_length": 16, "width": 64, "heads": 2, "layers": 1}}"#;
+    std::fs::write(&config, json).unwrap();
+    let config = config.to_str().unwrap();
+    fails_with(
+        &["train", "--model", config, "--loss", "clip", "--steps", "1", "--out", out],
+        &["--loss clip", "logit bias", "--loss siglip"],
+    );
+    assert!(!dir.path().join("run").exists(), "a refused run wrote nothing");
+}

@@ -2,7 +2,8 @@
 //! emulator: the same losses, gradient norms, weights and moments as plain
 //! launches, bit for bit, in f32 and bf16 and across a switch of image size;
 //! a replayed step uploads its batch and AdamW's scalars and nothing more,
-//! and queues no launch from the host; a step that cannot be recorded runs
+//! and queues no launch from the host, with CLIP's loss or SigLIP's; a
+//! step that cannot be recorded runs
 //! with plain launches and says so once; `--cuda-graphs` is checked.
 
 mod common;
@@ -11,6 +12,7 @@ use common::emulated::{Counting, SMALL, batch, batch_bytes, delta};
 use reclip::autograd::Var;
 use reclip::core::{DType, Device, GpuDevice, Indices, Tensor};
 use reclip::model::{Clip, ModelConfig};
+use reclip::train::trainer::Objective;
 use reclip::train::{AdamW, AdamWConfig, GraphStep, StepReport, train_step};
 use reclip_emu::{Emulator, Transfers};
 use std::path::Path;
@@ -18,7 +20,11 @@ use std::process::Command;
 use std::sync::Arc;
 
 fn model(device: &Device, size: usize) -> (Clip, AdamW) {
-    let mut clip = Clip::new(ModelConfig::from_json_str(SMALL).unwrap(), 5, device).unwrap();
+    model_of(ModelConfig::from_json_str(SMALL).unwrap(), device, size)
+}
+
+fn model_of(config: ModelConfig, device: &Device, size: usize) -> (Clip, AdamW) {
+    let mut clip = Clip::new(config, 5, device).unwrap();
     clip.set_image_size(size).unwrap();
     let optimizer = AdamW::new(&clip.params(), AdamWConfig::default()).unwrap();
     (clip, optimizer)
@@ -42,8 +48,13 @@ fn bits(t: &Tensor) -> Vec<u32> {
 /// resized, its moments restarted), three steps at 24 px; `graphs`
 /// replays where it can. Every loss and norm is read after the last step,
 /// as a trainer reads a step's only after queuing the next.
-fn train(device: &Device, dtype: DType, mut graphs: Option<&mut GraphStep>) -> Outcome {
-    let (mut clip, mut optimizer) = model(device, 16);
+fn train(device: &Device, dtype: DType, graphs: Option<&mut GraphStep>) -> Outcome {
+    train_model(ModelConfig::from_json_str(SMALL).unwrap(), device, dtype, graphs)
+}
+
+/// [`train`] for the model `config`.
+fn train_model(config: ModelConfig, device: &Device, dtype: DType, mut graphs: Option<&mut GraphStep>) -> Outcome {
+    let (mut clip, mut optimizer) = model_of(config, device, 16);
     let mut results: Vec<(Var, StepReport)> = Vec::new();
     for step in 0..6u64 {
         if step == 3 {
@@ -92,6 +103,18 @@ fn replayed_steps_equal_plain_launches_bit_for_bit() {
         // repeat.
         assert!(replayed.losses.windows(2).all(|w| w[0] != w[1]), "{:?}", replayed.losses);
     }
+}
+
+#[test]
+fn replayed_siglip_steps_equal_plain_launches_bit_for_bit() {
+    let config = Objective::Siglip.configure(ModelConfig::from_json_str(SMALL).unwrap()).unwrap();
+    let (device, _) = Counting::device(14, false);
+    let plain = train_model(config.clone(), &device, DType::BF16, None);
+    let mut graphs = GraphStep::new(&device);
+    let replayed = train_model(config, &device, DType::BF16, Some(&mut graphs));
+    assert_eq!(graphs.replayed_steps(), 4, "{:?}", graphs.used());
+    assert_eq!(plain, replayed, "SigLIP steps replayed from a graph differ from plain launches");
+    assert!(plain.state.iter().any(|(name, _)| name == "logit_bias"), "the model has its bias");
 }
 
 #[test]

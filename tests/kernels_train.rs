@@ -1,9 +1,11 @@
 //! Whole training steps on the device under test (the kernel emulator, or a
 //! GPU under tools/gpu-check.sh) against the same steps on the CPU: every
-//! kernel of the forward, the backward and the fused optimizer, together.
+//! kernel of the forward, the backward and the fused optimizer, together,
+//! with CLIP's softmax loss and with SigLIP's sigmoid loss.
 
 use reclip::core::{DType, Device, Tensor, rng};
 use reclip::model::{Clip, ModelConfig};
+use reclip::train::trainer::Objective;
 use reclip::train::{AdamW, AdamWConfig, train_step};
 use reclip_testkit::{Tolerance, assert_close, test_device};
 
@@ -27,7 +29,11 @@ fn batch(step: u64, size: usize) -> (Tensor, Tensor) {
 
 /// Losses of `steps` training steps, and the model afterwards.
 fn train(device: &Device, dtype: DType, steps: usize) -> (Vec<f64>, Clip) {
-    let cfg = ModelConfig::from_json_str(TINY).unwrap();
+    train_model(ModelConfig::from_json_str(TINY).unwrap(), device, dtype, steps)
+}
+
+/// [`train`] for the model `cfg`.
+fn train_model(cfg: ModelConfig, device: &Device, dtype: DType, steps: usize) -> (Vec<f64>, Clip) {
     let mut clip = Clip::new(cfg, 7, device).unwrap();
     clip.set_image_size(16).unwrap();
     let mut optimizer = AdamW::new(&clip.params(), AdamWConfig::default()).unwrap();
@@ -65,4 +71,20 @@ fn bf16_training_steps_track_the_f32_ones() {
     }
     let v: Tensor = model.weights().visual.proj.value();
     assert_eq!(v.dtype(), DType::F32, "master weights stay f32");
+}
+
+#[test]
+fn siglip_training_steps_match_the_cpu() {
+    let cfg = Objective::Siglip.configure(ModelConfig::from_json_str(TINY).unwrap()).unwrap();
+    let (cpu_losses, cpu) = train_model(cfg.clone(), &Device::Cpu, DType::F32, 3);
+    let (dev_losses, dev) = train_model(cfg, &test_device(), DType::F32, 3);
+    for (c, d) in cpu_losses.iter().zip(&dev_losses) {
+        assert!((c - d).abs() < 1e-3 * c.abs().max(1.0), "losses {cpu_losses:?} vs {dev_losses:?}");
+    }
+    // The bias is trained: it moved from open_clip's −10.
+    let bias = dev.logit_bias().expect("a SigLIP model has a logit bias").value().to_scalar().unwrap();
+    assert!(bias != -10.0, "the logit bias did not move");
+    for (pc, pd) in cpu.params().iter().zip(dev.params()) {
+        assert_close(pc.name(), &pc.value(), &pd.value(), Tolerance::new(2e-3, 2e-4));
+    }
 }

@@ -330,6 +330,25 @@ fn two_ranks_train_as_one_process_does() {
 }
 
 #[test]
+fn three_ranks_train_siglip_as_one_process_does() {
+    // Three ranks pass their text blocks round the ring twice a step; the
+    // sum of each rank's blocks is the whole batch's sigmoid loss.
+    let s = Scratch::new();
+    let (one, three) = (s.path("siglip-one"), s.path("siglip-three"));
+    let args = |out: &Path| set(s.train_args(out, &["--loss", "siglip"]), "--batch-size", "24");
+    succeeds(alone(&args(&one)), &s.log("siglip-one"));
+    succeeds(on_ranks(3, &args(&three)), &s.log("siglip-three"));
+    assert_same_curve(&one, &three, 0);
+    assert_same_weights(&one, &three);
+    let bias = |out: &Path| {
+        let tensors = checkpoint::load(&out.join("model.safetensors")).unwrap().tensors;
+        let (_, t) = tensors.into_iter().find(|(n, _)| n == "logit_bias").expect("a logit_bias tensor");
+        t.to_vec_f32().unwrap()[0]
+    };
+    assert!(bias(&three) != -10.0, "the bias was trained");
+}
+
+#[test]
 fn ranks_that_disagree_are_refused() {
     let s = Scratch::new();
 

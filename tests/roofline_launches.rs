@@ -3,7 +3,8 @@
 //! model on the emulator, its launches counted by kernel name (GEMMs, device
 //! copies, memsets and uploads by kind), against the table for the same
 //! model and shapes; with the exact GELU (its kernels between the GEMMs) and
-//! with its tanh approximation (in the GEMMs' epilogues).
+//! with its tanh approximation (in the GEMMs' epilogues), and with SigLIP's
+//! sigmoid loss.
 
 mod common;
 
@@ -36,6 +37,12 @@ fn the_roofline_lists_the_launches_of_a_step_with_gelu_in_the_gemms() {
     let tanh = Some(ActKwargs { approximate: GeluApproximation::Tanh });
     (config.vision_cfg.act_kwargs, config.text_cfg.act_kwargs) = (tanh, tanh);
     check(config);
+}
+
+#[test]
+fn the_roofline_lists_the_launches_of_a_siglip_step() {
+    let config = ModelConfig::from_json_str(MODEL).unwrap();
+    check(ModelConfig { init_logit_bias: Some(-10.0), ..config });
 }
 
 fn check(config: ModelConfig) {

@@ -195,3 +195,37 @@ fn a_staged_run_resumes_exactly_at_and_between_its_switches() {
     );
     assert_eq!(report["baseline"]["image_size"].as_u64(), Some(24));
 }
+
+#[test]
+fn a_siglip_run_stopped_and_resumed_is_the_same_run() {
+    let (_dir, model, a, b) = scratch();
+    let args = |out: &Path| {
+        let mut v = train_args(&model, out);
+        v.extend(["--loss".to_string(), "siglip".to_string()]);
+        v
+    };
+    let status = reclip().args(args(&a)).status().unwrap();
+    assert!(status.success(), "the uninterrupted run failed");
+    // Stopped inside the main phase; the resumed invocation takes the loss
+    // (and the model's bias) from the run's record, not from its own options.
+    let first = reclip().args(args(&b)).args(["--stop-after", "23"]).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let o = reclip().args(["train", "--resume", b.to_str().unwrap(), "--quiet"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_run(&a, &b, "stopped after step 23");
+    // The bias is open_clip's logit_bias, trained away from its start; the
+    // metrics log it beside the scale.
+    let names: Vec<String> = weights(&a.join("model.safetensors")).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names.iter().filter(|n| *n == "logit_bias").count(), 1, "{names:?}");
+    let last: Value = serde_json::from_str(
+        std::fs::read_to_string(a.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .rev()
+            .find(|l| l.contains("\"loss\""))
+            .unwrap(),
+    )
+    .unwrap();
+    let bias = last["logit_bias"].as_f64().expect("the metrics log the bias");
+    assert!(bias != -10.0 && bias.is_finite(), "{last}");
+}

@@ -10,7 +10,9 @@ use reclip_data::{
 };
 use reclip_model::ModelConfig;
 use reclip_train::phases::{Finetune, Schedule, parse_stages};
-use reclip_train::trainer::{DataSource, Outcome, RetrievalSet, RunLength, ShardReader, SwitchMoments, TrainOptions};
+use reclip_train::trainer::{
+    DataSource, Objective, Outcome, RetrievalSet, RunLength, ShardReader, SwitchMoments, TrainOptions,
+};
 use reclip_train::{AdamWConfig, CudaGraphs, trainer};
 use std::path::{Path, PathBuf};
 
@@ -144,6 +146,13 @@ pub struct TrainArgs {
     /// Timed steps of the high-resolution probe that prices the baseline.
     #[arg(long, default_value_t = 10)]
     pub probe_steps: usize,
+    /// The contrastive loss: clip (CLIP's softmax loss) or siglip (SigLIP's
+    /// sigmoid loss, with a learnable logit bias initialised as open_clip's
+    /// --siglip does: scale ln 10, bias -10, unless the model config sets
+    /// init_logit_bias). Default: the model's (siglip for a config with
+    /// init_logit_bias, clip otherwise).
+    #[arg(long)]
+    pub loss: Option<String>,
     /// auto (each phase's step recorded once as a CUDA graph and replayed,
     /// on a GPU in one process) or off (plain kernel launches).
     #[arg(long, default_value = "auto")]
@@ -406,7 +415,13 @@ pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> an
             host.world()
         );
     }
-    let model = ModelConfig::load(&args.model).with_context(|| format!("--model {}", args.model))?;
+    let mut model = ModelConfig::load(&args.model).with_context(|| format!("--model {}", args.model))?;
+    if let Some(loss) = &args.loss {
+        let objective: Objective = loss.parse().map_err(|e| anyhow::anyhow!("--loss: {e}"))?;
+        model = objective
+            .configure(model)
+            .map_err(|e| anyhow::anyhow!("--loss {loss} with --model {}: {e}", args.model))?;
+    }
     let device = args.device.open_at(host.local_rank())?;
     let comm = super::ranks::on_device(&args.dist_backend, &device)?;
     let precision = precision(&args.precision, &device)?;

@@ -225,6 +225,16 @@ impl Clip {
         tape.param(&self.weights.logit_scale)
     }
 
+    /// SigLIP's logit bias, for a model whose config has one.
+    pub fn logit_bias(&self) -> Option<&Param> {
+        self.weights.logit_bias.as_ref()
+    }
+
+    /// The logit bias as a leaf of `tape`, for a model that has one.
+    pub fn bias(&self, tape: &Tape) -> Option<Var> {
+        self.weights.logit_bias.as_ref().map(|b| tape.param(b))
+    }
+
     /// Clamps the log-temperature to [0, ln 100], as open_clip does after each
     /// optimizer step: in place on its device, so that nothing is read back
     /// and the parameter keeps its storage (the optimizer's table of

@@ -37,8 +37,27 @@ pub struct ModelConfig {
     /// both towers' MLPs.
     #[serde(default)]
     pub quick_gelu: bool,
+    /// The log-temperature t's initial value (open_clip's `init_logit_scale`:
+    /// ln(1/0.07) for CLIP, ln 10 for SigLIP).
+    #[serde(default = "default_init_logit_scale")]
+    pub init_logit_scale: f64,
+    /// SigLIP's learnable logit bias and its initial value (open_clip's
+    /// `init_logit_bias`, −10 for SigLIP): a model with one trains with the
+    /// sigmoid loss, a model without with the softmax loss.
+    #[serde(default)]
+    pub init_logit_bias: Option<f64>,
     pub vision_cfg: VisionConfig,
     pub text_cfg: TextConfig,
+}
+
+/// open_clip's initial log-temperature, ln(1/0.07).
+pub const CLIP_INIT_LOGIT_SCALE: f64 = 2.659_260_036_932_778;
+/// What open_clip's `--siglip` initialises: t = ln 10, bias −10.
+pub const SIGLIP_INIT_LOGIT_SCALE: f64 = std::f64::consts::LN_10;
+pub const SIGLIP_INIT_LOGIT_BIAS: f64 = -10.0;
+
+fn default_init_logit_scale() -> f64 {
+    CLIP_INIT_LOGIT_SCALE
 }
 
 /// The ViT image tower. Missing fields take open_clip's `CLIPVisionCfg` defaults.
@@ -100,7 +119,8 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// The fields of each section reclip reads: exactly those the structs above
 /// serialize (a test checks).
-const MODEL_FIELDS: &[&str] = &["embed_dim", "quick_gelu", "vision_cfg", "text_cfg"];
+const MODEL_FIELDS: &[&str] =
+    &["embed_dim", "quick_gelu", "init_logit_scale", "init_logit_bias", "vision_cfg", "text_cfg"];
 const VISION_FIELDS: &[&str] =
     &["image_size", "layers", "width", "head_width", "mlp_ratio", "patch_size", "act_kwargs"];
 const TEXT_FIELDS: &[&str] = &["context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio", "act_kwargs"];
@@ -218,6 +238,22 @@ impl ModelConfig {
     /// call it again after editing a config by hand.
     pub fn validate(&self) -> Result<(), ConfigError> {
         within("embed_dim", self.embed_dim, MAX_WIDTH)?;
+        // open_clip clamps t to [0, ln 100] after every step; a start outside
+        // it, or a bias that is not a number, cannot be trained from.
+        if !(0.0..=100f64.ln()).contains(&self.init_logit_scale) {
+            return Err(ConfigError::invalid(
+                "init_logit_scale",
+                self.init_logit_scale,
+                "the initial log-temperature must lie in [0, ln 100], where open_clip's clamp keeps it",
+            ));
+        }
+        if let Some(bias) = self.init_logit_bias.filter(|b| !b.is_finite() || b.abs() > 1e4) {
+            return Err(ConfigError::invalid(
+                "init_logit_bias",
+                bias,
+                "the initial logit bias must be finite, within ±1e4",
+            ));
+        }
         for (field, kwargs) in
             [("vision_cfg.act_kwargs", self.vision_cfg.act_kwargs), ("text_cfg.act_kwargs", self.text_cfg.act_kwargs)]
         {
@@ -279,9 +315,10 @@ impl ModelConfig {
         }
     }
 
-    /// All parameters: both towers and the learned logit scale.
+    /// All parameters: both towers, the learned logit scale and SigLIP's bias.
     pub fn num_params(&self) -> Result<u64, ConfigError> {
-        sum("the model's parameter count", &[self.image_params()?, self.text_params()?, 1])
+        let scalars = 1 + self.init_logit_bias.is_some() as u64;
+        sum("the model's parameter count", &[self.image_params()?, self.text_params()?, scalars])
     }
 }
 

@@ -234,6 +234,8 @@ fn default_model() -> ModelConfig {
     ModelConfig {
         embed_dim: VIT_B_16_EMBED_DIM,
         quick_gelu: false,
+        init_logit_scale: crate::config::CLIP_INIT_LOGIT_SCALE,
+        init_logit_bias: None,
         vision_cfg: VisionConfig::default(),
         text_cfg: TextConfig::default(),
     }

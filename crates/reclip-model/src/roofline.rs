@@ -515,6 +515,8 @@ fn attention_head_width(field: &str, head_width: usize) -> Result<usize, ConfigE
 struct Parameters {
     image: Vec<f64>,
     text: Vec<f64>,
+    /// The logit scale, and SigLIP's bias where the model has one.
+    scalars: usize,
 }
 
 impl Parameters {
@@ -535,11 +537,11 @@ impl Parameters {
         let mut text = vec![t.vocab_size as f64 * tw, t.context_length as f64 * tw];
         (0..t.layers).for_each(|_| text.extend(block(t.width, t.mlp_width())));
         text.extend([tw, tw, tw * e]);
-        Ok(Parameters { image, text })
+        Ok(Parameters { image, text, scalars: 1 + config.init_logit_bias.is_some() as usize })
     }
 
     fn all(&self) -> impl Iterator<Item = f64> + '_ {
-        self.image.iter().chain(&self.text).copied().chain([1.0])
+        self.image.iter().chain(&self.text).copied().chain(std::iter::repeat_n(1.0, self.scalars))
     }
 }
 
@@ -858,13 +860,21 @@ impl Step<'_> {
     }
 
     /// Both sides normalised into f32, then one sweep of the logits per side
-    /// (crates/reclip-loss/src/global.rs).
+    /// (crates/reclip-loss/src/global.rs); SigLIP's loss (a model with a
+    /// logit bias) sweeps the images' rows only (crates/reclip-loss/src/siglip).
     fn loss_forward(&self, t: &mut Table) {
         let (b, e) = (self.image.batch, self.config.embed_dim as f64);
         let lo = Tower::Loss;
         let normalize =
             Traffic { read: b * e * BF16, written: b * e * F32 + b * F32, flops: b * e * per_element::NORMALIZE };
         t.kernel(Phase::Fwd, lo, "loss", &packed("clip_normalize", e), 2, normalize);
+        if self.siglip() {
+            let rows =
+                Traffic { read: 2.0 * b * e * F32 + 2.0 * F32, written: b * F32, flops: b * b * per_element::LOGIT };
+            t.push(Phase::Fwd, lo, "loss", "siglip_rows_f32".into(), Kind::CudaCore, 1, 2.0 * b * b * e, rows);
+            t.kernel(Phase::Fwd, lo, "loss", "siglip_total_f32", 1, Traffic { read: b * F32, written: F32, flops: b });
+            return;
+        }
         let lse = Traffic { read: 2.0 * b * e * F32 + F32, written: 2.0 * b * F32, flops: b * b * per_element::LOGIT };
         t.push(Phase::Fwd, lo, "loss", "clip_lse_rows_f32".into(), Kind::CudaCore, 2, 2.0 * b * b * e, lse);
         let value = Traffic { read: 4.0 * b * F32, written: F32, flops: 4.0 * b };
@@ -883,9 +893,16 @@ impl Step<'_> {
             flops: b * b * per_element::LOGIT_BACKWARD,
         };
         let products = 4.0 * b * b * e;
-        let rows = "clip_grad_rows_f32";
-        t.push(Phase::Bwd, lo, "loss (image rows, dt)", rows.into(), Kind::CudaCore, 1, products, grad_rows(1.0));
-        t.push(Phase::Bwd, lo, "loss (text rows)", rows.into(), Kind::CudaCore, 1, products, grad_rows(0.0));
+        if self.siglip() {
+            let rows = "siglip_grad_rows_f32";
+            let (sums, plain) = (grad_rows(2.0), grad_rows(0.0));
+            t.push(Phase::Bwd, lo, "loss (image rows, dt, dbias)", rows.into(), Kind::CudaCore, 1, products, sums);
+            t.push(Phase::Bwd, lo, "loss (text rows)", rows.into(), Kind::CudaCore, 1, products, plain);
+        } else {
+            let rows = "clip_grad_rows_f32";
+            t.push(Phase::Bwd, lo, "loss (image rows, dt)", rows.into(), Kind::CudaCore, 1, products, grad_rows(1.0));
+            t.push(Phase::Bwd, lo, "loss (text rows)", rows.into(), Kind::CudaCore, 1, products, grad_rows(0.0));
+        }
         let denormalize = Traffic {
             read: 2.0 * b * e * F32 + b * F32,
             written: b * e * BF16,
@@ -893,7 +910,17 @@ impl Step<'_> {
         };
         t.kernel(Phase::Bwd, lo, "loss", &packed("clip_denormalize", e), 2, denormalize);
         let dt = Traffic { read: b * F32 + F32, written: F32, flops: b };
-        t.kernel(Phase::Bwd, lo, "logit_scale", "clip_dt_value_f32", 1, dt);
+        if self.siglip() {
+            t.kernel(Phase::Bwd, lo, "logit_scale", "siglip_total_f32", 1, dt);
+            t.kernel(Phase::Bwd, lo, "logit_bias", "siglip_total_f32", 1, dt);
+        } else {
+            t.kernel(Phase::Bwd, lo, "logit_scale", "clip_dt_value_f32", 1, dt);
+        }
+    }
+
+    /// Whether the step's loss is SigLIP's: the model has a logit bias.
+    fn siglip(&self) -> bool {
+        self.config.init_logit_bias.is_some()
     }
 
     fn text_backward(&self, t: &mut Table) {

@@ -11,7 +11,9 @@
 //! its positional embedding N(0, 0.01), and per block the in-projection
 //! N(0, width^-½), the out-projection and c_proj N(0, width^-½·(2·layers)^-½),
 //! c_fc N(0, (2·width)^-½); its projection N(0, width^-½). LayerNorms start at
-//! (1, 0); the logit scale at ln(1/0.07).
+//! (1, 0); the logit scale at the config's `init_logit_scale` (ln(1/0.07)
+//! by default), SigLIP's logit bias, where the config has one, at its
+//! `init_logit_bias`.
 
 use crate::ModelConfig;
 use crate::checkpoint::{CheckpointError, StateDict};
@@ -31,6 +33,8 @@ pub struct ClipWeights {
     pub visual: VisionTower,
     pub text: TextTower,
     pub logit_scale: Param,
+    /// SigLIP's logit bias (open_clip's `logit_bias`), for a config with `init_logit_bias`.
+    pub logit_bias: Option<Param>,
 }
 
 /// Draws the initial values, in a fixed order from one seeded stream.
@@ -78,16 +82,18 @@ impl ClipWeights {
         let mut init = Init { rng: reclip_core::rng(seed), device };
         let visual = VisionTower::init(&mut init, cfg, cfg.image_activation())?;
         let text = TextTower::init(&mut init, cfg, cfg.text_activation())?;
-        let logit_scale = init.constant("logit_scale".into(), &[], (1.0f64 / 0.07).ln())?;
-        Ok(ClipWeights { visual, text, logit_scale })
+        let logit_scale = init.constant("logit_scale".into(), &[], cfg.init_logit_scale)?;
+        let logit_bias = cfg.init_logit_bias.map(|b| init.constant("logit_bias".into(), &[], b)).transpose()?;
+        Ok(ClipWeights { visual, text, logit_scale, logit_bias })
     }
 
     /// Every parameter, in open_clip's state-dict order: CLIP's own
-    /// parameters, then the image tower, the text transformer, the token
+    /// parameters (logit_bias after logit_scale), then the image tower, the text transformer, the token
     /// embedding and ln_final.
     pub fn params(&self) -> Vec<Param> {
         let t = &self.text;
         let mut out = vec![t.positional_embedding.clone(), t.text_projection.clone(), self.logit_scale.clone()];
+        out.extend(self.logit_bias.clone());
         self.visual.params(&mut out);
         t.transformer.params(&mut out);
         out.push(t.token_embedding.clone());

@@ -81,6 +81,7 @@ fn unimplemented_open_clip_fields_load_at_their_defaults() {
     let config = load_edited("defaults", |doc| {
         doc["custom_text"] = false.into();
         doc["init_logit_bias"] = serde_json::Value::Null;
+        doc["init_logit_scale"] = (1.0f64 / 0.07).ln().into();
         let vision = &mut doc["vision_cfg"];
         vision["patch_dropout"] = 0.into();
         vision["ls_init_value"] = serde_json::Value::Null;
@@ -99,7 +100,7 @@ fn unimplemented_open_clip_fields_load_at_their_defaults() {
 #[test]
 fn unknown_fields_are_named() {
     let message = error_message("unknown-top", |doc| doc["temperature"] = 0.07.into());
-    assert_mentions(&message, &["unknown field `temperature`", "embed_dim, quick_gelu, vision_cfg, text_cfg"]);
+    assert_mentions(&message, &["unknown field `temperature`", "embed_dim, quick_gelu, init_logit_scale"]);
 
     let message = error_message("unknown-vision", |doc| doc["vision_cfg"]["patchsize"] = 16.into());
     assert_mentions(&message, &["unknown field `vision_cfg.patchsize`", "patch_size"]);
@@ -128,8 +129,6 @@ fn unsupported_fields_at_other_values_are_refused() {
 
     let message = error_message("unsupported-pool", |doc| doc["text_cfg"]["pool_type"] = "last".into());
     assert_mentions(&message, &["`text_cfg.pool_type` = \"last\"", "\"argmax\""]);
-    let message = error_message("unsupported-siglip", |doc| doc["init_logit_bias"] = (-10.0).into());
-    assert_mentions(&message, &["`init_logit_bias` = -10.0", "SigLIP"]);
     let message =
         error_message("unsupported-resnet", |doc| doc["vision_cfg"]["layers"] = serde_json::json!([3, 4, 6, 3]));
     assert_mentions(&message, &["`vision_cfg.layers` = [3,4,6,3]", "ModifiedResNet"]);
@@ -263,4 +262,19 @@ fn act_kwargs_reclip_does_not_read_are_refused() {
         doc["text_cfg"]["act_kwargs"] = serde_json::json!({ "approximate": "tanh" });
     });
     assert_mentions(&message, &["text_cfg.act_kwargs", "QuickGELU", "approximate"]);
+}
+
+#[test]
+fn siglip_configs_load_with_their_logit_scale_and_bias() {
+    let config = load_edited("siglip", |doc| {
+        doc["init_logit_scale"] = 10f64.ln().into();
+        doc["init_logit_bias"] = (-10.0).into();
+    })
+    .unwrap();
+    assert_eq!((config.init_logit_scale, config.init_logit_bias), (10f64.ln(), Some(-10.0)));
+    assert_eq!(ModelConfig::from_json_str(&config.to_json()).unwrap(), config);
+    let message = error_message("siglip-scale", |doc| doc["init_logit_scale"] = 5.0.into());
+    assert_mentions(&message, &["`init_logit_scale` = 5", "[0, ln 100]"]);
+    let message = error_message("siglip-bias", |doc| doc["init_logit_bias"] = 1e9.into());
+    assert_mentions(&message, &["`init_logit_bias`", "finite"]);
 }

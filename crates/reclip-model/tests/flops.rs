@@ -60,6 +60,8 @@ fn toy() -> ModelConfig {
     ModelConfig {
         embed_dim: 2,
         quick_gelu: false,
+        init_logit_scale: reclip_model::config::CLIP_INIT_LOGIT_SCALE,
+        init_logit_bias: None,
         vision_cfg: VisionConfig {
             image_size: 4,
             layers: 1,

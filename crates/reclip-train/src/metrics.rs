@@ -16,6 +16,9 @@ pub struct StepMetrics {
     pub loss: f64,
     pub lr: f64,
     pub logit_scale: f64,
+    /// SigLIP's logit bias, for a model with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_bias: Option<f64>,
     pub grad_norm: Option<f64>,
     pub images_per_second: f64,
     pub samples: u64,

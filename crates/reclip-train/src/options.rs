@@ -117,6 +117,53 @@ impl std::str::FromStr for SwitchMoments {
     }
 }
 
+/// The contrastive loss a run trains with (`--loss`). A model trains with
+/// SigLIP's sigmoid loss when it has a logit bias (its config's
+/// `init_logit_bias`), with CLIP's softmax loss otherwise; choosing one sets
+/// the model up for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Objective {
+    Clip,
+    Siglip,
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "clip" => Ok(Objective::Clip),
+            "siglip" => Ok(Objective::Siglip),
+            other => Err(format!("'{other}' is not clip or siglip")),
+        }
+    }
+}
+
+impl Objective {
+    /// The loss `model` trains with as it is.
+    pub fn of(model: &ModelConfig) -> Self {
+        if model.init_logit_bias.is_some() { Objective::Siglip } else { Objective::Clip }
+    }
+
+    /// `model` set up for this loss. SigLIP gets open_clip's `--siglip`
+    /// initialisation (t = ln 10, bias −10) unless the config has a bias of
+    /// its own; the softmax loss cannot train a model with a bias (it would
+    /// never move).
+    pub fn configure(self, model: ModelConfig) -> Result<ModelConfig, String> {
+        match (self, model.init_logit_bias) {
+            (Objective::Siglip, None) => Ok(ModelConfig {
+                init_logit_scale: reclip_model::config::SIGLIP_INIT_LOGIT_SCALE,
+                init_logit_bias: Some(reclip_model::config::SIGLIP_INIT_LOGIT_BIAS),
+                ..model
+            }),
+            (Objective::Clip, Some(bias)) => Err(format!(
+                "the model has a logit bias (init_logit_bias = {bias}), which only SigLIP's loss trains: use --loss siglip"
+            )),
+            _ => Ok(model),
+        }
+    }
+}
+
 /// Everything a run needs, resolved (the CLI builds it from the options).
 #[derive(Clone)]
 pub struct TrainOptions {

@@ -1,17 +1,20 @@
 //! One step of data-parallel training, as rank r of k takes it: its slice of
-//! the global batch through both towers, the features of every rank
-//! gathered (with gradient), this rank's rows of the global loss, backward
-//! with the parameter gradients averaged over ranks in buckets while it
-//! runs, then the same AdamW step as every other rank. The gradient each
-//! rank then holds is that of the global batch's loss; reclip-dist's docs
-//! give the derivation.
+//! the global batch through both towers, this rank's part of the global
+//! loss, backward with the parameter gradients averaged over ranks in
+//! buckets while it runs, then the same AdamW step as every other rank. For
+//! the softmax loss the features of every rank are gathered (with gradient)
+//! and the rank takes its rows; for SigLIP's sigmoid loss the text blocks go
+//! round the ring (reclip-dist's `ring_shift`), the rank's images meeting
+//! each in turn, as open_clip's `SigLipLoss` does. The gradient each rank
+//! then holds is that of the global batch's loss; reclip-dist's and
+//! reclip-loss's docs give the derivations.
 
 use crate::options::TrainOptions;
 use crate::{AdamW, GraphStep, StepReport};
 use reclip_autograd::{Tape, Var};
 use reclip_core::{DType, Result, Tensor};
-use reclip_dist::{Comm, GradReducer, all_gather};
-use reclip_loss::clip_loss_local;
+use reclip_dist::{Comm, GradReducer, RingDirection, all_gather, ring_shift};
+use reclip_loss::{clip_loss_local, siglip_loss, siglip_loss_negatives};
 use reclip_model::Clip;
 
 /// A rank's part in data-parallel training of one model.
@@ -46,15 +49,29 @@ impl DataParallel {
         let tape = Tape::new();
         let image = clip.encode_image(&tape, images, dtype)?;
         let text = clip.encode_text(&tape, tokens, dtype)?;
-        let all_images = all_gather(&self.comm, &image)?;
-        let all_texts = all_gather(&self.comm, &text)?;
-        let loss = clip_loss_local(&image, &text, &all_images, &all_texts, self.comm.rank(), &clip.log_scale(&tape))?;
+        let loss = self.rank_loss(clip, &tape, &image, &text)?;
         let reducer = &mut self.reducer;
         loss.backward_notify(&mut |param| reducer.ready(param))?;
         reducer.finish()?;
         let report = optimizer.step(lr)?;
         clip.clamp_logit_scale()?;
         Ok((loss.detach(), report))
+    }
+
+    /// This rank's part of the global batch's loss.
+    fn rank_loss(&self, clip: &Clip, tape: &Tape, image: &Var, text: &Var) -> Result<Var> {
+        let log_scale = clip.log_scale(tape);
+        let Some(bias) = clip.bias(tape) else {
+            let (all_images, all_texts) = (all_gather(&self.comm, image)?, all_gather(&self.comm, text)?);
+            return clip_loss_local(image, text, &all_images, &all_texts, self.comm.rank(), &log_scale);
+        };
+        let mut loss = siglip_loss(image, text, &log_scale, &bias)?;
+        let mut block = text.clone();
+        for _ in 1..self.comm.world() {
+            block = ring_shift(&self.comm, &block, RingDirection::Up)?;
+            loss = loss.add(&siglip_loss_negatives(image, &block, &log_scale, &bias)?)?;
+        }
+        Ok(loss)
     }
 
     /// The mean over ranks of each rank's `loss`: the global batch's loss.

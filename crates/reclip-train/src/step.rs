@@ -1,10 +1,12 @@
 //! One training step, as open_clip's loop does it: both towers forward, the
-//! contrastive loss, backward, the optimizer, the temperature clamp.
+//! contrastive loss, backward, the optimizer, the temperature clamp. The
+//! loss is the model's: SigLIP's sigmoid loss for a model with a logit bias
+//! (`--loss siglip`), CLIP's softmax loss otherwise.
 
 use crate::{AdamW, StepReport};
 use reclip_autograd::{Tape, Var};
 use reclip_core::{DType, Indices, Result, Tensor};
-use reclip_loss::clip_loss;
+use reclip_loss::{clip_loss, siglip_loss};
 use reclip_model::Clip;
 
 /// One step on `images` [B, 3, S, S] and token ids [B, L], both on the host
@@ -37,9 +39,17 @@ pub(crate) fn step_on(
     let tape = Tape::new();
     let image = clip.encode_image(&tape, images, dtype)?;
     let text = clip.encode_text_indices(&tape, tokens, eot, dtype)?;
-    let loss = clip_loss(&image, &text, &clip.log_scale(&tape))?;
+    let loss = batch_loss(clip, &tape, &image, &text)?;
     loss.backward()?;
     let report = update()?;
     clip.clamp_logit_scale()?;
     Ok((loss.detach(), report))
+}
+
+/// The contrastive loss of one batch's features under `clip`'s objective.
+pub(crate) fn batch_loss(clip: &Clip, tape: &Tape, image: &Var, text: &Var) -> Result<Var> {
+    match clip.bias(tape) {
+        Some(bias) => siglip_loss(image, text, &clip.log_scale(tape), &bias),
+        None => clip_loss(image, text, &clip.log_scale(tape)),
+    }
 }

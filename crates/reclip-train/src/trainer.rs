@@ -12,7 +12,9 @@
 mod evaluation;
 mod start;
 
-pub use crate::options::{DataSource, RetrievalSet, RunLength, ShardReader, SwitchMoments, TrainOptions, plan_run};
+pub use crate::options::{
+    DataSource, Objective, RetrievalSet, RunLength, ShardReader, SwitchMoments, TrainOptions, plan_run,
+};
 
 use crate::baseline::{self, Baseline};
 use crate::eval::{RetrievalResult, ZeroShotResult};
@@ -216,6 +218,7 @@ impl Trainer<'_> {
             loss,
             lr: lr as f64,
             logit_scale: self.clip.logit_scale().value().to_scalar()?.exp(),
+            logit_bias: self.clip.logit_bias().map(|b| b.value().to_scalar()).transpose()?,
             grad_norm: report.grad_norm()?.map(f64::from),
             images_per_second: self.clock.window_samples as f64 / elapsed.max(1e-9),
             samples: self.state.samples(),

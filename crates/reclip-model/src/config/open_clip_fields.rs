@@ -57,9 +57,6 @@ const fn field(name: &'static str, default: OpenClipDefault, feature: &'static s
 use OpenClipDefault::{Bool, Float, Int, Null, Text};
 
 const MODEL: &[Unimplemented] = &[
-    // ln(1/0.07), open_clip's and reclip's initial logit scale.
-    field("init_logit_scale", Float(2.659260036932778), "a configurable initial logit scale"),
-    field("init_logit_bias", Null, "SigLIP's logit bias"),
     field("nonscalar_logit_scale", Bool(false), "a non-scalar logit scale"),
     field("custom_text", Bool(false), "open_clip's CustomTextCLIP module layout"),
     field("multimodal_cfg", Null, "CoCa's multimodal text decoder"),

@@ -68,7 +68,14 @@ fn reclip_small() -> ModelConfig {
 }
 
 fn clip(embed_dim: usize, vision_cfg: VisionConfig, text_cfg: TextConfig) -> ModelConfig {
-    ModelConfig { embed_dim, quick_gelu: false, vision_cfg, text_cfg }
+    ModelConfig {
+        embed_dim,
+        quick_gelu: false,
+        init_logit_scale: super::CLIP_INIT_LOGIT_SCALE,
+        init_logit_bias: None,
+        vision_cfg,
+        text_cfg,
+    }
 }
 
 /// A ViT with open_clip's defaults for the fields its JSON files leave out.
