@@ -175,7 +175,7 @@ fn options_out_of_range_are_refused_before_any_work() {
 }
 
 #[test]
-fn train_takes_loss_clip_or_siglip() {
+fn train_checks_loss_and_accum_freq() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out = out.to_str().unwrap();
@@ -192,4 +192,5 @@ fn train_takes_loss_clip_or_siglip() {
         &["--loss clip", "logit bias", "--loss siglip"],
     );
     assert!(!dir.path().join("run").exists(), "a refused run wrote nothing");
+    fails_with(&["train", "--accum-freq", "0", "--steps", "1", "--out", out], &["--accum-freq 0", "1 to 1024"]);
 }

@@ -53,6 +53,7 @@ fn options(out: &Path, device: &Device, cuda_graphs: CudaGraphs) -> TrainOptions
         comm: Comm::single(),
         bucket_mib: 25,
         cuda_graphs,
+        accum_freq: 1,
     }
 }
 

@@ -349,6 +349,20 @@ fn three_ranks_train_siglip_as_one_process_does() {
 }
 
 #[test]
+fn two_ranks_accumulating_train_as_one_process_does() {
+    // Each rank's step is 2 micro-batches of 4: the loss over all 16 pairs,
+    // the gradients averaged after the last pass.
+    let s = Scratch::new();
+    let (one, two) = (s.path("accum-one"), s.path("accum-two"));
+    let args = |out: &Path| set(s.train_args(out, &["--accum-freq", "2"]), "--batch-size", "8");
+    succeeds(alone(&args(&one)), &s.log("accum-one"));
+    succeeds(on_ranks(2, &args(&two)), &s.log("accum-two"));
+    assert_same_curve(&one, &two, 0);
+    assert_same_weights(&one, &two);
+    assert_eq!(report(&two)["total"]["samples"].as_u64(), Some(16 * STEPS));
+}
+
+#[test]
 fn ranks_that_disagree_are_refused() {
     let s = Scratch::new();
 

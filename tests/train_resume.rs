@@ -229,3 +229,28 @@ fn a_siglip_run_stopped_and_resumed_is_the_same_run() {
     let bias = last["logit_bias"].as_f64().expect("the metrics log the bias");
     assert!(bias != -10.0 && bias.is_finite(), "{last}");
 }
+
+#[test]
+fn an_accumulating_run_stopped_and_resumed_is_the_same_run() {
+    let (_dir, model, a, b) = scratch();
+    let args = |out: &Path| {
+        let mut v = train_args(&model, out);
+        v.extend(["--accum-freq".to_string(), "2".to_string()]);
+        v
+    };
+    let status = reclip().args(args(&a)).status().unwrap();
+    assert!(status.success(), "the uninterrupted run failed");
+    let first = reclip().args(args(&b)).args(["--stop-after", "47"]).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let o = reclip().args(["train", "--resume", b.to_str().unwrap(), "--quiet"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_run(&a, &b, "stopped after step 47, in the finetune");
+    // Each step saw 2 × 8 pairs, and each sample's towers ran forward twice.
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
+    assert_eq!((report["accum_freq"].as_u64(), report["batch_size"].as_u64()), (Some(2), Some(8)), "{report}");
+    assert_eq!(report["total"]["samples"].as_u64(), Some(16 * STEPS));
+    for p in report["phases"].as_array().unwrap() {
+        let (forward, training) = (p["gflops_forward"].as_f64().unwrap(), p["gflops_training"].as_f64().unwrap());
+        assert!((training / forward - 4.0).abs() < 1e-9, "{p}");
+    }
+}

@@ -16,6 +16,9 @@ const MIN_BATCH: usize = 2;
 /// The most timed steps of the probe that prices the baseline: a handful
 /// gives a steady median; more only delays the report.
 pub const MAX_PROBE_STEPS: usize = 1000;
+/// The most micro-batches one step takes: open_clip's large-batch runs use
+/// a few; each one's features are kept for the step.
+pub const MAX_ACCUM_FREQ: usize = 1024;
 
 /// An error naming `option` unless `v` is finite and positive.
 fn positive(option: &str, v: f32) -> anyhow::Result<()> {
@@ -69,6 +72,9 @@ pub fn check(args: &TrainArgs) -> anyhow::Result<()> {
     }
     if !(1..=MAX_PROBE_STEPS).contains(&args.probe_steps) {
         bail!("--probe-steps {}: expected 1 to {MAX_PROBE_STEPS} timed steps", args.probe_steps);
+    }
+    if !(1..=MAX_ACCUM_FREQ).contains(&args.accum_freq) {
+        bail!("--accum-freq {}: expected 1 to {MAX_ACCUM_FREQ} micro-batches a step", args.accum_freq);
     }
     if args.log_every == 0 {
         bail!("--log-every 0: expected a number of steps ≥ 1");

@@ -153,6 +153,12 @@ pub struct TrainArgs {
     /// init_logit_bias, clip otherwise).
     #[arg(long)]
     pub loss: Option<String>,
+    /// Micro-batches of --batch-size per optimizer step (open_clip's
+    /// --accum-freq): the loss is taken over all of them at once, exactly,
+    /// while activation memory is that of one; each sample's towers run
+    /// forward twice (4× the forward FLOPs a sample, which the report counts).
+    #[arg(long, default_value_t = 1)]
+    pub accum_freq: usize,
     /// auto (each phase's step recorded once as a CUDA graph and replayed,
     /// on a GPU in one process) or off (plain kernel launches).
     #[arg(long, default_value = "auto")]
@@ -474,6 +480,7 @@ pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> an
         comm,
         bucket_mib: args.bucket_mib,
         cuda_graphs,
+        accum_freq: args.accum_freq,
     };
     opts.check_memory()?;
     Ok(opts)

@@ -7,7 +7,7 @@ use crate::options::TrainOptions;
 use crate::parallel;
 use crate::phases::{Phase, Schedule, plan};
 use crate::{DataParallel, GraphStep};
-use reclip_model::{FlopsReport, flops};
+use reclip_model::FlopsReport;
 use reclip_tokenizer::ClipTokenizer;
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,7 +35,7 @@ pub(crate) fn price(
         return Ok(None);
     }
     let phase = plan(&opts.schedule.baseline(), total_steps).map_err(anyhow::Error::msg)?.remove(0);
-    let flops = flops::model(&opts.model, phase.image_size, phase.text_len)?;
+    let flops = opts.flops(phase.image_size, phase.text_len)?;
     let images_per_second = probe(opts, encoder, &phase, opts.probe_steps)?;
     Ok(Some(Baseline { phase, flops, images_per_second, probe_steps: opts.probe_steps }))
 }
@@ -56,11 +56,12 @@ fn probe(opts: &TrainOptions, encoder: Arc<ClipTokenizer>, phase: &Phase, steps:
         let batch = loader.next_batch(phase.batch_spec())?;
         let t0 = Instant::now();
         let (images, tokens, dtype) = (&batch.images, &batch.tokens, opts.precision);
-        parallel::step(parallel.as_mut(), &mut graphs, &clip, &mut optimizer, images, tokens, dtype, opts.lr)?;
+        let k = opts.accum_freq;
+        parallel::step(parallel.as_mut(), &mut graphs, &clip, &mut optimizer, images, tokens, dtype, opts.lr, k)?;
         opts.device.synchronize()?;
         if i >= 2 {
             timed += t0.elapsed().as_secs_f64();
         }
     }
-    Ok((steps * opts.batch_size) as f64 / timed)
+    Ok((steps * opts.step_batch()) as f64 / timed)
 }

@@ -98,6 +98,12 @@ impl GraphStep {
         match opts.cuda_graphs {
             CudaGraphs::Off => Self::plain("--cuda-graphs off"),
             CudaGraphs::Auto if opts.device.is_cpu() => Self::new(&opts.device),
+            CudaGraphs::Auto if opts.accum_freq > 1 => {
+                let why = format!("--accum-freq {}: a step's passes are chained from the host", opts.accum_freq);
+                let mut step = Self::plain(why.clone());
+                step.notice = Some(format!("CUDA graphs: off ({why})"));
+                step
+            }
             CudaGraphs::Auto if opts.comm.world() > 1 => {
                 let why = format!(
                     "data-parallel over {} ranks: a step waits on collectives from the host",

@@ -2,6 +2,7 @@
 //! with evaluation, checkpoints and exact resume, and the report of what the
 //! run cost. The optimizer, AdamW, is reclip-optim's, re-exported here.
 
+pub mod accumulate;
 mod baseline;
 pub mod eval;
 pub mod graph_step;

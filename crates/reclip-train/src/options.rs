@@ -12,7 +12,7 @@ use reclip_data::{
 };
 use reclip_dist::Comm;
 use reclip_model::clip::Clip;
-use reclip_model::{ModelConfig, memory};
+use reclip_model::{FlopsReport, ModelConfig, flops, memory};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -214,6 +214,10 @@ pub struct TrainOptions {
     pub bucket_mib: usize,
     /// Whether steps are recorded as CUDA graphs and replayed.
     pub cuda_graphs: CudaGraphs,
+    /// Micro-batches of `batch_size` per optimizer step (open_clip's
+    /// `--accum-freq`): the loss is that of all `accum_freq × batch_size`
+    /// pairs, activation memory that of one micro-batch.
+    pub accum_freq: usize,
 }
 
 /// The run's phases and step count, from the options and the data.
@@ -264,6 +268,21 @@ impl TrainOptions {
         Ok(())
     }
 
+    /// The pairs of one optimizer step, over all ranks and micro-batches.
+    pub fn step_batch(&self) -> usize {
+        self.batch_size * self.accum_freq
+    }
+
+    /// FLOPs per training sample at a phase's shape: 3× the forward (open_clip's
+    /// count), plus the forward that accumulation runs twice.
+    pub fn flops(&self, image_size: usize, text_len: usize) -> anyhow::Result<FlopsReport> {
+        let f = flops::model(&self.model, image_size, text_len)?;
+        Ok(match self.accum_freq {
+            1 => f,
+            _ => FlopsReport { training_gflops: f.training_gflops + f.forward_gflops, ..f },
+        })
+    }
+
     /// A new model at `image_size`, initialised from `seed`, and its optimizer.
     pub(crate) fn new_model(&self, seed: u64, image_size: usize) -> anyhow::Result<(Clip, AdamW)> {
         let mut clip = Clip::new(self.model.clone(), seed, &self.device)?;
@@ -276,7 +295,7 @@ impl TrainOptions {
     /// slice of each global batch.
     pub(crate) fn loader(&self, encoder: Arc<dyn CaptionEncoder>, seed: u64) -> anyhow::Result<Loader> {
         let slice = Slice { rank: self.comm.rank(), ranks: self.comm.world() };
-        let cfg = LoaderConfig { workers: self.workers, slice, ..LoaderConfig::train(self.batch_size, seed) };
+        let cfg = LoaderConfig { workers: self.workers, slice, ..LoaderConfig::train(self.step_batch(), seed) };
         if let DataSource::Shards { list, reader, stream } = &self.data {
             let shards = ShardList::open(list)?;
             let streamed = match reader {

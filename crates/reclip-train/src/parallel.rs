@@ -9,6 +9,7 @@
 //! then holds is that of the global batch's loss; reclip-dist's and
 //! reclip-loss's docs give the derivations.
 
+use crate::accumulate::accumulate_gradients;
 use crate::options::TrainOptions;
 use crate::{AdamW, GraphStep, StepReport};
 use reclip_autograd::{Tape, Var};
@@ -35,8 +36,10 @@ impl DataParallel {
     }
 
     /// One step on this rank's `images` [b, 3, S, S] and `tokens` [b, L]
-    /// (b = B / world). The loss returned is this rank's: the mean over
-    /// ranks is the global batch's.
+    /// (b = B / world), in `micro_batches` passes (open_clip's
+    /// `--accum-freq`; 1: none). The loss returned is this rank's: the mean
+    /// over ranks is the global batch's.
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
         clip: &Clip,
@@ -45,7 +48,19 @@ impl DataParallel {
         tokens: &Tensor,
         dtype: DType,
         lr: f32,
+        micro_batches: usize,
     ) -> Result<(Var, StepReport)> {
+        if micro_batches > 1 {
+            // The gradients are complete only after the last micro-batch:
+            // they are averaged then, without overlapping the backward.
+            let loss = accumulate_gradients(clip, images, tokens, dtype, micro_batches, |tape, image, text| {
+                self.rank_loss(clip, tape, image, text)
+            })?;
+            self.reducer.finish()?;
+            let report = optimizer.step(lr)?;
+            clip.clamp_logit_scale()?;
+            return Ok((loss, report));
+        }
         let tape = Tape::new();
         let image = clip.encode_image(&tape, images, dtype)?;
         let text = clip.encode_text(&tape, tokens, dtype)?;
@@ -81,9 +96,10 @@ impl DataParallel {
     }
 }
 
-/// One step of the run: this rank's part of a data-parallel step with
-/// `parallel`, one process's [`crate::train_step`] (replayed from a graph
-/// where `graphs` can) without.
+/// One step of the run, in `micro_batches` passes: this rank's part of a
+/// data-parallel step with `parallel`, one process's [`crate::train_step`]
+/// (replayed from a graph where `graphs` can) or
+/// [`crate::step::accumulated_step`] without.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn step(
     parallel: Option<&mut DataParallel>,
@@ -94,9 +110,11 @@ pub(crate) fn step(
     tokens: &Tensor,
     dtype: DType,
     lr: f32,
+    micro_batches: usize,
 ) -> Result<(Var, StepReport)> {
-    match parallel {
-        Some(dp) => dp.step(clip, optimizer, images, tokens, dtype, lr),
-        None => graphs.step(clip, optimizer, images, tokens, dtype, lr),
+    match (parallel, micro_batches) {
+        (Some(dp), k) => dp.step(clip, optimizer, images, tokens, dtype, lr, k),
+        (None, 1) => graphs.step(clip, optimizer, images, tokens, dtype, lr),
+        (None, k) => crate::step::accumulated_step(clip, optimizer, images, tokens, dtype, lr, k),
     }
 }

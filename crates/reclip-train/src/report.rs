@@ -92,8 +92,13 @@ pub struct Report {
     pub device: String,
     pub precision: String,
     pub schedule: String,
-    /// The global batch.
+    /// The global batch of one pass (a micro-batch with accumulation).
     pub batch_size: usize,
+    /// Passes per optimizer step (`--accum-freq`): the loss saw
+    /// `batch_size × accum_freq` pairs a step.
+    pub accum_freq: usize,
+    /// The loss: "clip" or "siglip".
+    pub loss: String,
     /// The ranks that trained, and what carried their collectives.
     pub world_size: usize,
     pub dist_backend: String,

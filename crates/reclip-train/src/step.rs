@@ -3,6 +3,7 @@
 //! loss is the model's: SigLIP's sigmoid loss for a model with a logit bias
 //! (`--loss siglip`), CLIP's softmax loss otherwise.
 
+use crate::accumulate::accumulate_gradients;
 use crate::{AdamW, StepReport};
 use reclip_autograd::{Tape, Var};
 use reclip_core::{DType, Indices, Result, Tensor};
@@ -44,6 +45,25 @@ pub(crate) fn step_on(
     let report = update()?;
     clip.clamp_logit_scale()?;
     Ok((loss.detach(), report))
+}
+
+/// [`train_step`] with the loss of the whole batch taken over `micro_batches`
+/// passes of its rows ([`crate::accumulate`]): open_clip's `--accum-freq`.
+pub fn accumulated_step(
+    clip: &Clip,
+    optimizer: &mut AdamW,
+    images: &Tensor,
+    tokens: &Tensor,
+    dtype: DType,
+    lr: f32,
+    micro_batches: usize,
+) -> Result<(Var, StepReport)> {
+    let loss = accumulate_gradients(clip, images, tokens, dtype, micro_batches, |tape, image, text| {
+        batch_loss(clip, tape, image, text)
+    })?;
+    let report = optimizer.step(lr)?;
+    clip.clamp_logit_scale()?;
+    Ok((loss, report))
 }
 
 /// The contrastive loss of one batch's features under `clip`'s objective.

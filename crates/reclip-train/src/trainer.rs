@@ -131,20 +131,20 @@ impl Trainer<'_> {
         let batch = self.loader.next_batch(self.phases[pi].batch_spec())?;
         let lr = self.schedule.lr(self.state.step);
         let world = self.opts.comm.world();
-        if world > 1 && batch.len() * world != self.opts.batch_size {
+        if world > 1 && batch.len() * world != self.opts.step_batch() {
             // The ranks' features are gathered in equal slices.
             anyhow::bail!(
                 "rank {}: only {} of this rank's {} places of batch {:?} found a usable sample among their substitutes",
                 self.opts.comm.rank(),
                 batch.len(),
-                self.opts.batch_size / world,
+                self.opts.step_batch() / world,
                 batch.position
             );
         }
         let (clip, optimizer, dtype) = (&self.clip, &mut self.optimizer, self.opts.precision);
         let (parallel, graphs) = (self.parallel.as_mut(), &mut self.graphs);
-        let (loss, report) =
-            parallel::step(parallel, graphs, clip, optimizer, &batch.images, &batch.tokens, dtype, lr)?;
+        let (images, tokens, k) = (&batch.images, &batch.tokens, self.opts.accum_freq);
+        let (loss, report) = parallel::step(parallel, graphs, clip, optimizer, images, tokens, dtype, lr, k)?;
         self.say_graph_notice();
         self.count(pi, (batch.len() * world) as u64);
         // The previous step's numbers are read with this one queued: a GPU

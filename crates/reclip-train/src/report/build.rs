@@ -53,6 +53,11 @@ impl Report {
             precision: opts.precision.name().to_string(),
             schedule: opts.schedule.name().to_string(),
             batch_size: opts.batch_size,
+            accum_freq: opts.accum_freq,
+            loss: match crate::options::Objective::of(&opts.model) {
+                crate::options::Objective::Clip => "clip".into(),
+                crate::options::Objective::Siglip => "siglip".into(),
+            },
             world_size: opts.comm.world(),
             dist_backend: opts.comm.backend().name().to_string(),
             phases,

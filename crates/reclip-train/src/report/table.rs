@@ -15,10 +15,14 @@ impl Report {
             1 => String::new(),
             k => format!(" × {k} ranks over {}", self.dist_backend),
         };
+        let batch = match self.accum_freq {
+            1 => self.batch_size.to_string(),
+            k => format!("{} ({k} × {})", k * self.batch_size, self.batch_size),
+        };
         let _ = writeln!(
             s,
-            "reclip report — model {}, {} schedule, batch {}, {} on {}{ranks}",
-            self.model, self.schedule, self.batch_size, self.precision, self.device
+            "reclip report — model {}, {} schedule, {} loss, batch {batch}, {} on {}{ranks}",
+            self.model, self.schedule, self.loss, self.precision, self.device
         );
         let _ = writeln!(
             s,
