@@ -15,7 +15,7 @@ const WARP_ROWS: usize = 8;
 pub(crate) const LSE_ROWS: usize = 64;
 pub(crate) const GRAD_ROWS: usize = 32;
 /// Widest split of the embedding columns one clip_grad_rows_f32 block accumulates.
-pub(crate) const GRAD_SPLIT: usize = 512;
+const GRAD_SPLIT: usize = 512;
 
 /// The rows and the width of a matrix as kernel arguments.
 pub(crate) fn dims(x: &Tensor) -> Result<(KernelArg, KernelArg)> {
@@ -26,6 +26,13 @@ pub(crate) fn offset_arg(offset: isize) -> Result<KernelArg> {
     let v = i32::try_from(offset)
         .map_err(|_| Error::invalid(OP, format!("label offset {offset} exceeds the kernels' 32-bit limit")))?;
     Ok(KernelArg::I32(v))
+}
+
+/// The column splits of a gradient sweep over embeddings of `dim`: how many
+/// (gridDim.y) and how wide each is (all but the last; the kernels' `width`).
+pub(crate) fn grad_splits(dim: usize) -> (usize, usize) {
+    let splits = dim.div_ceil(GRAD_SPLIT);
+    (splits, dim.div_ceil(splits))
 }
 
 pub(crate) fn blocks(rows: usize, per_block: usize) -> u32 {
@@ -87,9 +94,7 @@ pub fn grad_rows(
 ) -> Result<(Tensor, Option<Tensor>)> {
     let (m, d) = dims(a)?;
     let (n, _) = dims(c)?;
-    let dim = a.dims()[1];
-    let splits = dim.div_ceil(GRAD_SPLIT);
-    let width = dim.div_ceil(splits);
+    let (splits, width) = grad_splits(a.dims()[1]);
     let da = Tensor::empty(a.shape().clone(), DType::F32, a.device())?;
     let dt = if terms.with_dt { Some(Tensor::empty([a.dims()[0]], DType::F32, a.device())?) } else { None };
     let args = [

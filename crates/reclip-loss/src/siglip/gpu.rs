@@ -2,7 +2,7 @@
 //! Inputs are contiguous f32 (the normalised embeddings); the scalars stay
 //! on the device and kernels read them through pointers.
 
-use crate::gpu::{GRAD_ROWS, GRAD_SPLIT, LSE_ROWS, THREADS, blocks, dims, offset_arg};
+use crate::gpu::{GRAD_ROWS, LSE_ROWS, THREADS, blocks, dims, grad_splits, offset_arg};
 use reclip_core::gpu::{i32_arg, optional_ptr, ptr};
 use reclip_core::{DType, GpuDevice, KernelArg, Launch, Result, Tensor};
 
@@ -39,9 +39,7 @@ pub fn grad_rows(
 ) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
     let (m, d) = dims(a)?;
     let (n, _) = dims(c)?;
-    let dim = a.dims()[1];
-    let splits = dim.div_ceil(GRAD_SPLIT);
-    let width = dim.div_ceil(splits);
+    let (splits, width) = grad_splits(a.dims()[1]);
     let da = Tensor::empty(a.shape().clone(), DType::F32, a.device())?;
     let per_row = || Tensor::empty([a.dims()[0]], DType::F32, a.device());
     let sums = if sums { Some((per_row()?, per_row()?)) } else { None };
