@@ -1,5 +1,5 @@
 //! CLIP model configs in open_clip's JSON schema (`embed_dim`, `quick_gelu`,
-//! `vision_cfg`, `text_cfg`), so that open_clip's config files load as they
+//! `init_logit_scale`, `init_logit_bias`, `vision_cfg`, `text_cfg`), so that open_clip's config files load as they
 //! are and reclip's configs load in open_clip.
 //!
 //! reclip builds one architecture: open_clip's default ViT image tower (patch

@@ -77,6 +77,7 @@ impl DeviceOp for GradRows<'_> {
 }
 
 impl GradRows<'_> {
+    /// Runs the sweep on the device of its rows.
     pub fn compute(self) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
         let a = self.a;
         self.run(a)
