@@ -1,6 +1,7 @@
 //! CLIP model configs in open_clip's JSON schema (`embed_dim`, `quick_gelu`,
-//! `init_logit_scale`, `init_logit_bias`, `vision_cfg`, `text_cfg`), so that open_clip's config files load as they
-//! are and reclip's configs load in open_clip.
+//! `init_logit_scale`, `init_logit_bias`, `vision_cfg`, `text_cfg`), so that
+//! open_clip's config files load as they are and reclip's configs load in
+//! open_clip.
 //!
 //! reclip builds one architecture: open_clip's default ViT image tower (patch
 //! convolution without bias, class token, learned position embeddings,
