@@ -1,7 +1,9 @@
-//! The fused CLIP loss: forward, and forward + backward, at B ∈ {1024, 8192,
-//! 32768} and d ∈ {512, 768}. Throughput is in FLOP/s (criterion's "elem/s"
-//! counts FLOPs: 2 per multiply-add of the B×B×d products the passes run,
-//! two in the forward pass and four in the backward pass; on a GPU, d > 512
+//! The fused contrastive losses, CLIP's softmax loss (`clip_loss`) and
+//! SigLIP's sigmoid loss (`siglip_loss`): forward, and forward + backward,
+//! at B ∈ {1024, 8192, 32768} and d ∈ {512, 768} (the sigmoid loss at 512). Throughput is in FLOP/s
+//! (criterion's "elem/s" counts FLOPs: 2 per multiply-add of the B×B×d
+//! products the passes run: the softmax loss two forward and four backward,
+//! the sigmoid loss one forward and four backward; on a GPU, d > 512
 //! recomputes the logits once more per backward sweep, which is not counted).
 //!
 //! Before timing, each configuration runs forward + backward once and prints
@@ -14,7 +16,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use reclip::core::{DType, Device, GemmCall, GpuDevice, KernelBackend, Launch, Result, Tensor, rng};
-use reclip::loss::{ClipLossGrads, clip_loss_backward, clip_loss_forward};
+use reclip::loss::{clip_loss_backward, clip_loss_forward, siglip_loss_backward, siglip_loss_forward};
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -138,65 +140,103 @@ fn counted(device: &Device) -> (Device, Arc<Usage>) {
     }
 }
 
-fn run(image: &Tensor, text: &Tensor, t: &Tensor, one: &Tensor) -> (Tensor, ClipLossGrads) {
-    let (loss, saved) = clip_loss_forward(image, text, t).unwrap();
-    (loss, clip_loss_backward(&saved, one).unwrap())
-}
-
 fn mib(bytes: usize) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
-fn clip_loss(c: &mut Criterion) {
-    let mut group = c.benchmark_group("clip_loss");
-    group.sample_size(10);
-    for plain in reclip_testkit::bench_devices() {
-        let (device, gpu_usage) = counted(&plain);
-        let label = reclip_testkit::device_label(&device);
-        let sizes: &[usize] = if device.is_cpu() { &[1024, 8192] } else { &[1024, 8192, 32768] };
-        let dtypes: &[DType] = if device.is_cpu() { &[DType::F32] } else { &[DType::F32, DType::BF16] };
-        for &b in sizes {
-            for d in [512, 768] {
-                for &dtype in dtypes {
-                    let mut r = rng(b as u64 + d as u64);
-                    let image = Tensor::randn([b, d], 0.0, 1.0, dtype, &device, &mut r).unwrap();
-                    let text = Tensor::randn([b, d], 0.0, 1.0, dtype, &device, &mut r).unwrap();
-                    let t = Tensor::scalar((1.0f64 / 0.07).ln(), DType::F32, &device).unwrap();
-                    let one = Tensor::scalar(1.0, DType::F32, &device).unwrap();
-                    device.synchronize().unwrap();
+/// A loss's forward and its forward + backward on (image, text, t, bias,
+/// upstream gradient), and how many B×B×d products each runs.
+struct Loss {
+    name: &'static str,
+    forward: fn(&[Tensor]) -> Tensor,
+    forward_backward: fn(&[Tensor]) -> Tensor,
+    forward_products: u64,
+    backward_products: u64,
+    /// The embedding widths measured.
+    widths: &'static [usize],
+}
 
-                    let usage: &Usage = if device.is_cpu() { &HEAP.usage } else { &gpu_usage };
-                    let base = usage.reset();
-                    black_box(run(&image, &text, &t, &one));
-                    device.synchronize().unwrap();
-                    let case = format!("{dtype}/B{b}_d{d}");
-                    eprintln!(
-                        "clip_loss/{label}/{case}: peak {:.1} MiB beyond the inputs (a B×B f32 matrix: {:.0} MiB)",
-                        mib(usage.peak() - base),
-                        mib(b * b * 4),
-                    );
+const LOSSES: [Loss; 2] = [
+    Loss {
+        name: "clip_loss",
+        forward: |x| clip_loss_forward(&x[0], &x[1], &x[2]).unwrap().0,
+        forward_backward: |x| {
+            let (_, saved) = clip_loss_forward(&x[0], &x[1], &x[2]).unwrap();
+            clip_loss_backward(&saved, &x[4]).unwrap().image
+        },
+        forward_products: 2,
+        backward_products: 4,
+        widths: &[512, 768],
+    },
+    Loss {
+        name: "siglip_loss",
+        forward: |x| siglip_loss_forward(&x[0], &x[1], &x[2], &x[3]).unwrap().0,
+        forward_backward: |x| {
+            let (_, saved) = siglip_loss_forward(&x[0], &x[1], &x[2], &x[3]).unwrap();
+            siglip_loss_backward(&saved, &x[4]).unwrap().image
+        },
+        forward_products: 1,
+        backward_products: 4,
+        // ViT-B's width only: the kernels are the softmax loss's tiles, and
+        // the GPU check's time for this binary is shared by both losses.
+        widths: &[512],
+    },
+];
 
-                    let product = 2 * (b * b * d) as u64;
-                    group.throughput(Throughput::Elements(2 * product));
-                    group.bench_function(BenchmarkId::new(format!("{label}/forward"), &case), |bench| {
-                        bench.iter(|| {
-                            black_box(clip_loss_forward(&image, &text, &t).unwrap());
-                            device.synchronize().unwrap();
-                        })
-                    });
-                    group.throughput(Throughput::Elements(6 * product));
-                    group.bench_function(BenchmarkId::new(format!("{label}/forward_backward"), &case), |bench| {
-                        bench.iter(|| {
-                            black_box(run(&image, &text, &t, &one));
-                            device.synchronize().unwrap();
-                        })
-                    });
+fn losses(c: &mut Criterion) {
+    for loss in &LOSSES {
+        let mut group = c.benchmark_group(loss.name);
+        group.sample_size(10);
+        for plain in reclip_testkit::bench_devices() {
+            let (device, gpu_usage) = counted(&plain);
+            let label = reclip_testkit::device_label(&device);
+            let sizes: &[usize] = if device.is_cpu() { &[1024, 8192] } else { &[1024, 8192, 32768] };
+            let dtypes: &[DType] = if device.is_cpu() { &[DType::F32] } else { &[DType::F32, DType::BF16] };
+            for &b in sizes {
+                for &d in loss.widths {
+                    for &dtype in dtypes {
+                        let mut r = rng(b as u64 + d as u64);
+                        let image = Tensor::randn([b, d], 0.0, 1.0, dtype, &device, &mut r).unwrap();
+                        let text = Tensor::randn([b, d], 0.0, 1.0, dtype, &device, &mut r).unwrap();
+                        let scalar = |v: f64| Tensor::scalar(v, DType::F32, &device).unwrap();
+                        let x = [image, text, scalar((1.0f64 / 0.07).ln()), scalar(-10.0), scalar(1.0)];
+                        device.synchronize().unwrap();
+
+                        let usage: &Usage = if device.is_cpu() { &HEAP.usage } else { &gpu_usage };
+                        let base = usage.reset();
+                        black_box((loss.forward_backward)(&x));
+                        device.synchronize().unwrap();
+                        let case = format!("{dtype}/B{b}_d{d}");
+                        eprintln!(
+                            "{}/{label}/{case}: peak {:.1} MiB beyond the inputs (a B×B f32 matrix: {:.0} MiB)",
+                            loss.name,
+                            mib(usage.peak() - base),
+                            mib(b * b * 4),
+                        );
+
+                        let product = 2 * (b * b * d) as u64;
+                        group.throughput(Throughput::Elements(loss.forward_products * product));
+                        group.bench_function(BenchmarkId::new(format!("{label}/forward"), &case), |bench| {
+                            bench.iter(|| {
+                                black_box((loss.forward)(&x));
+                                device.synchronize().unwrap();
+                            })
+                        });
+                        let all = loss.forward_products + loss.backward_products;
+                        group.throughput(Throughput::Elements(all * product));
+                        group.bench_function(BenchmarkId::new(format!("{label}/forward_backward"), &case), |bench| {
+                            bench.iter(|| {
+                                black_box((loss.forward_backward)(&x));
+                                device.synchronize().unwrap();
+                            })
+                        });
+                    }
                 }
             }
         }
+        group.finish();
     }
-    group.finish();
 }
 
-criterion_group!(benches, clip_loss);
+criterion_group!(benches, losses);
 criterion_main!(benches);
