@@ -71,7 +71,7 @@ pub(crate) fn logits_tile<T: Real>(a: &[T], c: &[T], d: usize, scale: T, z: &mut
 }
 
 /// `acc += scale · dz·c` for a rows×cols tile `dz` and `c`'s cols×d rows.
-pub(crate) fn accumulate_tile<T: Real>(dz: &[T], c: &[T], d: usize, scale: T, acc: &mut [T]) {
+fn accumulate_tile<T: Real>(dz: &[T], c: &[T], d: usize, scale: T, acc: &mut [T]) {
     let (rows, cols) = (acc.len() / d, c.len() / d);
     let lhs = HostMatrix { ptr: dz.as_ptr(), rs: cols as isize, cs: 1 };
     let rhs = HostMatrix { ptr: c.as_ptr(), rs: d as isize, cs: 1 };
@@ -137,45 +137,61 @@ pub struct GradTerms<'a, T> {
 /// z = scale·A·Cᵀ recomputed tile by tile), and per row of A, Σ_j dz_ij·z_ij
 /// (whose total is d(loss)/dt where the scale is not clamped).
 pub fn grad_rows<T: Real>(a: &[T], c: &[T], d: usize, scale: T, grad: T, terms: &GradTerms<'_, T>) -> (Vec<T>, Vec<T>) {
+    let (da, dt_rows, _) = grad_sweep(a, c, d, scale, |i, j, z| {
+        let mut p = T::zero();
+        if let Some((lse, w)) = terms.own {
+            p += w * (z - lse[i]).exp();
+        }
+        if let Some((lse, w)) = terms.other {
+            p += w * (z - lse[j]).exp();
+        }
+        if j as isize == i as isize + terms.label_offset {
+            p = p - terms.label_weight;
+        }
+        grad * p
+    });
+    (da, dt_rows)
+}
+
+/// The gradient sweep both losses run on the CPU (the kernels'
+/// `logit_tiles::grad_sweep`): rayon tasks own blocks of rows of A and
+/// sweep C in tiles, recomputing z = scale·A·Cᵀ; d(loss)/dz_ij = `dz(i, j,
+/// z_ij)` for row i of A and row j of C. Returns dA = scale·dz·C and, per row
+/// of A, Σ_j dz_ij·z_ij and Σ_j dz_ij (for the scale's and a bias's gradients).
+pub(crate) fn grad_sweep<T: Real>(
+    a: &[T],
+    c: &[T],
+    d: usize,
+    scale: T,
+    dz: impl Fn(usize, usize, T) -> T + Sync,
+) -> (Vec<T>, Vec<T>, Vec<T>) {
     let (m, n) = (a.len() / d, c.len() / d);
     let mut da = vec![T::zero(); m * d];
-    let mut dt_rows = vec![T::zero(); m];
+    let (mut dz_z_rows, mut dz_rows) = (vec![T::zero(); m], vec![T::zero(); m]);
     da.par_chunks_mut(ROW_BLOCK * d)
-        .zip(dt_rows.par_chunks_mut(ROW_BLOCK))
+        .zip(dz_z_rows.par_chunks_mut(ROW_BLOCK).zip(dz_rows.par_chunks_mut(ROW_BLOCK)))
         .zip(a.par_chunks(ROW_BLOCK * d))
         .enumerate()
-        .for_each(|(block, ((da, dt_rows), a))| {
-            let row0 = block * ROW_BLOCK;
-            let rows = dt_rows.len();
+        .for_each(|(block, ((da, (dz_z_rows, dz_rows)), a))| {
+            let (row0, rows) = (block * ROW_BLOCK, dz_rows.len());
             let mut z = vec![T::zero(); rows * COL_TILE.min(n)];
             for col0 in (0..n).step_by(COL_TILE) {
                 let cols = COL_TILE.min(n - col0);
                 let c_tile = &c[col0 * d..(col0 + cols) * d];
                 let z = &mut z[..rows * cols];
                 logits_tile(a, c_tile, d, scale, z);
-                for (i, (zr, dt)) in z.chunks_mut(cols).zip(dt_rows.iter_mut()).enumerate() {
-                    let own = terms.own.map(|(lse, w)| (lse[row0 + i], w));
-                    let label = label_in_tile(row0 + i, terms.label_offset, col0, cols);
+                for (i, zr) in z.chunks_mut(cols).enumerate() {
                     for (j, v) in zr.iter_mut().enumerate() {
-                        let mut p = T::zero();
-                        if let Some((lse, w)) = own {
-                            p += w * (*v - lse).exp();
-                        }
-                        if let Some((lse, w)) = terms.other {
-                            p += w * (*v - lse[col0 + j]).exp();
-                        }
-                        if label == Some(j) {
-                            p = p - terms.label_weight;
-                        }
-                        let dz = grad * p;
-                        *dt += dz * *v;
-                        *v = dz;
+                        let g = dz(row0 + i, col0 + j, *v);
+                        dz_z_rows[i] += g * *v;
+                        dz_rows[i] += g;
+                        *v = g;
                     }
                 }
                 accumulate_tile(z, c_tile, d, scale, da);
             }
         });
-    (da, dt_rows)
+    (da, dz_z_rows, dz_rows)
 }
 
 /// The loss from two sets of (logsumexp, label logit) over `m` rows each:

@@ -3,7 +3,7 @@
 //! own blocks of rows and sweep the other side in tiles, so results do not
 //! depend on the number of threads.
 
-use crate::cpu::{COL_TILE, ROW_BLOCK, accumulate_tile, label_in_tile, logits_tile};
+use crate::cpu::{COL_TILE, ROW_BLOCK, grad_sweep, label_in_tile, logits_tile};
 use rayon::prelude::*;
 use reclip_core::Real;
 
@@ -54,35 +54,10 @@ pub fn grad_rows<T: Real>(
     gw: T,
     label_offset: isize,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
-    let (m, n) = (a.len() / d, c.len() / d);
-    let mut da = vec![T::zero(); m * d];
-    let (mut dt_rows, mut db_rows) = (vec![T::zero(); m], vec![T::zero(); m]);
-    da.par_chunks_mut(ROW_BLOCK * d)
-        .zip(dt_rows.par_chunks_mut(ROW_BLOCK).zip(db_rows.par_chunks_mut(ROW_BLOCK)))
-        .zip(a.par_chunks(ROW_BLOCK * d))
-        .enumerate()
-        .for_each(|(block, ((da, (dt_rows, db_rows)), a))| {
-            let (row0, rows) = (block * ROW_BLOCK, dt_rows.len());
-            let mut z = vec![T::zero(); rows * COL_TILE.min(n)];
-            for col0 in (0..n).step_by(COL_TILE) {
-                let cols = COL_TILE.min(n - col0);
-                let c_tile = &c[col0 * d..(col0 + cols) * d];
-                let z = &mut z[..rows * cols];
-                logits_tile(a, c_tile, d, scale, z);
-                for (i, zr) in z.chunks_mut(cols).enumerate() {
-                    let matching = label_in_tile(row0 + i, label_offset, col0, cols);
-                    for (j, v) in zr.iter_mut().enumerate() {
-                        let y = label::<T>(matching == Some(j));
-                        let dz = -gw * y / (T::one() + (y * (*v + bias)).exp());
-                        dt_rows[i] += dz * *v;
-                        db_rows[i] += dz;
-                        *v = dz;
-                    }
-                }
-                accumulate_tile(z, c_tile, d, scale, da);
-            }
-        });
-    (da, dt_rows, db_rows)
+    grad_sweep(a, c, d, scale, |i, j, z| {
+        let y = label::<T>(j as isize == i as isize + label_offset);
+        -gw * y / (T::one() + (y * (z + bias)).exp())
+    })
 }
 
 /// weight · Σ rows, in row order.
