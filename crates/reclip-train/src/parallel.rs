@@ -50,27 +50,25 @@ impl DataParallel {
         lr: f32,
         micro_batches: usize,
     ) -> Result<(Var, StepReport)> {
-        if micro_batches > 1 {
+        let loss = if micro_batches > 1 {
             // The gradients are complete only after the last micro-batch:
             // they are averaged then, without overlapping the backward.
-            let loss = accumulate_gradients(clip, images, tokens, dtype, micro_batches, |tape, image, text| {
+            accumulate_gradients(clip, images, tokens, dtype, micro_batches, |tape, image, text| {
                 self.rank_loss(clip, tape, image, text)
-            })?;
-            self.reducer.finish()?;
-            let report = optimizer.step(lr)?;
-            clip.clamp_logit_scale()?;
-            return Ok((loss, report));
-        }
-        let tape = Tape::new();
-        let image = clip.encode_image(&tape, images, dtype)?;
-        let text = clip.encode_text(&tape, tokens, dtype)?;
-        let loss = self.rank_loss(clip, &tape, &image, &text)?;
-        let reducer = &mut self.reducer;
-        loss.backward_notify(&mut |param| reducer.ready(param))?;
-        reducer.finish()?;
+            })?
+        } else {
+            let tape = Tape::new();
+            let image = clip.encode_image(&tape, images, dtype)?;
+            let text = clip.encode_text(&tape, tokens, dtype)?;
+            let loss = self.rank_loss(clip, &tape, &image, &text)?;
+            let reducer = &mut self.reducer;
+            loss.backward_notify(&mut |param| reducer.ready(param))?;
+            loss.detach()
+        };
+        self.reducer.finish()?;
         let report = optimizer.step(lr)?;
         clip.clamp_logit_scale()?;
-        Ok((loss.detach(), report))
+        Ok((loss, report))
     }
 
     /// This rank's part of the global batch's loss.

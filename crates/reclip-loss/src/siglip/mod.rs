@@ -142,32 +142,15 @@ pub fn siglip_loss_backward(saved: &SiglipSaved, grad_loss: &Tensor) -> Result<S
     let (t, b) = (&saved.log_scale.value, &saved.bias.value);
     let (m, n) = (saved.image.hat.dims()[0], saved.text.hat.dims()[0]);
     let weight = 1.0 / m as f64;
-    let image_sweep = ops::GradRows {
-        a: &saved.image.hat,
-        c: &saved.text.hat,
-        log_scale: t,
-        bias: b,
-        grad: &g,
-        weight,
-        label_offset: saved.pairs.offset(n),
-        sums: true,
+    let sweep = |a, c, label_offset, sums| {
+        ops::GradRows { a, c, log_scale: t, bias: b, grad: &g, weight, label_offset, sums }.compute()
     };
     // Each side's gradient goes back through its normalisation, and its f32
     // form is dropped, before the other sweep: a lower peak.
-    let (d_image_hat, sums) = image_sweep.compute()?;
+    let (d_image_hat, sums) = sweep(&saved.image.hat, &saved.text.hat, saved.pairs.offset(n), true)?;
     let image = primitives::denormalize(&saved.image, &d_image_hat, saved.dtype)?;
     drop(d_image_hat);
-    let text_sweep = ops::GradRows {
-        a: &saved.text.hat,
-        c: &saved.image.hat,
-        log_scale: t,
-        bias: b,
-        grad: &g,
-        weight,
-        label_offset: saved.pairs.offset(m),
-        sums: false,
-    };
-    let (d_text_hat, _) = text_sweep.compute()?;
+    let (d_text_hat, _) = sweep(&saved.text.hat, &saved.image.hat, saved.pairs.offset(m), false)?;
     let text = primitives::denormalize(&saved.text, &d_text_hat, saved.dtype)?;
     let (dt_rows, db_rows) = sums.expect("the image sweep returns the sums it was asked for");
     let log_scale = saved.log_scale.grad_like(ops::total(&dt_rows, 1.0, Some(t))?)?;
