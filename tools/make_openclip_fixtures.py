@@ -15,9 +15,12 @@ weights carry open_clip's own names, and model_<name>.json is the model's config
 - tokenizer.json: captions and open_clip's token ids at context lengths 77 and 16.
 - model_<name>.json / model_<name>.safetensors: a tiny random CLIP's config (open_clip's schema) and
   its state dict, for <name> in tiny_gelu, tiny_quickgelu.
-- io_<name>.safetensors (+ .json): inputs and outputs of that model, also at a second image size.
+- io_<name>.safetensors (+ .json): inputs and outputs of that model, also at a second image size and
+  with patch dropout.
 - pos_embed_resize.safetensors (+ .json): open_clip's resize_pos_embed on random embeddings.
 - clip_loss.safetensors (+ .json): open_clip's ClipLoss and its gradients.
+- patch_dropout.safetensors (+ .json): open_clip's PatchDropout in training, the patches it kept, and the
+  gradient through it.
 - siglip_loss.safetensors (+ .json): open_clip's SigLipLoss (one rank, and the negatives-only block a rank
   adds for another rank's texts) and its gradients.
 """
@@ -243,6 +246,7 @@ def make_model_fixture(name, config, config_dir):
         logits_per_image, logits_per_text = model.get_logits(images, text)
         image_features_big = model_big.encode_image(images_big, normalize=False)
     assert torch.equal(logits_per_text, logits_per_image.T)
+    image_features_dropped, kept = encode_with_patch_dropout(model, images, PATCH_DROPOUT)
 
     s = SECOND_IMAGE_SIZE
     tensors = {
@@ -255,6 +259,8 @@ def make_model_fixture(name, config, config_dir):
         f"images_{s}px": images_big,
         f"visual.positional_embedding_{s}px": resized["visual.positional_embedding"],
         f"image_features_{s}px": image_features_big,
+        "patch_dropout_kept": kept,
+        "image_features_patch_dropout": image_features_dropped,
     }
     meanings = {
         "images": f"input images [N, 3, {image_size}, {image_size}], standard normal noise (already 'normalised')",
@@ -270,6 +276,10 @@ def make_model_fixture(name, config, config_dir):
         f"visual.positional_embedding to the {s} px grid (class token row kept, grid bicubic antialias)",
         f"image_features_{s}px": f"encode_image(images_{s}px, normalize=False) of the same weights with the "
         f"resized positional embedding (create_model(..., force_image_size={s}))",
+        "patch_dropout_kept": f"the patches (0-based among the patches) each image kept in "
+        f"image_features_patch_dropout, in open_clip's order",
+        "image_features_patch_dropout": f"encode_image(images, normalize=False) with the vision config's "
+        f"patch_dropout = {PATCH_DROPOUT} in training mode (the rest of the model in eval mode)",
     }
     save_tensors(OUT / f"io_{name}.safetensors", tensors)
     write_json(
@@ -480,6 +490,73 @@ def make_siglip_loss_fixture():
     )
 
 
+PATCH_DROPOUT = 0.5
+
+
+def encode_with_patch_dropout(model, images, prob):
+    """Image features with FLIP's patch dropout at `prob` as open_clip trains with it, and the
+    patches each image kept (re-drawn from the same seed, as make_patch_dropout_fixture does)."""
+    from open_clip.transformer import PatchDropout
+
+    visual = model.visual
+    saved = visual.patch_dropout
+    visual.patch_dropout = PatchDropout(prob).train()
+    patches = visual.grid_size[0] * visual.grid_size[1]
+    torch.manual_seed(99)
+    with torch.no_grad():
+        features = model.encode_image(images, normalize=False)
+    visual.patch_dropout = saved
+    torch.manual_seed(99)
+    keep = max(1, int(patches * (1 - prob)))
+    kept = torch.randn(images.shape[0], patches).topk(keep, dim=-1).indices
+    return features, kept.to(torch.int64)
+
+
+def make_patch_dropout_fixture():
+    from open_clip.transformer import PatchDropout
+
+    tensors, meanings = {}, {}
+    # A 4x4 grid at FLIP's 0.5, a 7x7 grid at 0.75, and a 2x2 grid where int(4 * 0.1) = 0 keeps the one patch
+    # open_clip's max(1, ...) guarantees.
+    for batch, grid, width, prob, seed in [(3, 4, 8, 0.5, 11), (2, 7, 4, 0.75, 12), (2, 2, 4, 0.9, 13)]:
+        key = f"b{batch}_g{grid}_p{prob}"
+        tokens = 1 + grid * grid
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.randn(batch, tokens, width, generator=generator, dtype=torch.float64).requires_grad_()
+        upstream = torch.randn(batch, 1 + max(1, int(grid * grid * (1 - prob))), width, generator=generator,
+                               dtype=torch.float64)
+        module = PatchDropout(prob).train()
+        torch.manual_seed(seed)
+        out = module(x)
+        out.backward(upstream)
+        # The same draw as the module's, to record which patches it kept.
+        torch.manual_seed(seed)
+        kept = torch.randn(batch, grid * grid).topk(out.shape[1] - 1, dim=-1).indices
+        entries = {
+            "tokens": (x.detach(), f"[{batch}, {tokens}, {width}] tokens: the class token, then {grid}x{grid} patches"),
+            "kept": (kept.to(torch.int64), f"[{batch}, {out.shape[1] - 1}] the patches kept (0-based among the "
+                     "patches), in open_clip's order (topk of random scores)"),
+            "output": (out.detach(), f"PatchDropout({prob}).train()(tokens): each image's class token, then its kept "
+                       "patches"),
+            "upstream": (upstream, "the output's gradient"),
+            "grad_tokens": (x.grad, "d(sum(output * upstream)) / d tokens: the upstream rows scattered back, zeros "
+                            "for dropped patches"),
+        }
+        for name, (t, meaning) in entries.items():
+            tensors[f"{key}.{name}"] = t
+            meanings[f"{key}.{name}"] = meaning
+    save_tensors(OUT / "patch_dropout.safetensors", tensors)
+    write_json(
+        OUT / "patch_dropout.json",
+        {
+            "versions": VERSIONS,
+            "computation": "float64 tokens through open_clip.transformer.PatchDropout in training mode, torch's "
+            "global generator seeded before the call; the kept patches re-drawn from the same seed",
+            "tensors": describe(tensors, meanings),
+        },
+    )
+
+
 def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -491,6 +568,7 @@ def main():
     make_pos_embed_fixture()
     make_clip_loss_fixture()
     make_siglip_loss_fixture()
+    make_patch_dropout_fixture()
 
 
 if __name__ == "__main__":

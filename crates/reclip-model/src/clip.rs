@@ -10,6 +10,7 @@
 
 use crate::checkpoint::{self, CheckpointError, StateDict};
 use crate::layers::Context;
+use crate::patch_dropout::PatchDropout;
 use crate::weights::config_error;
 use crate::{ClipWeights, ModelConfig};
 use reclip_autograd::{FollowsParams, Param, Tape, Var};
@@ -158,6 +159,40 @@ impl Clip {
     /// Image features [B, embed_dim] (projected, not normalised) of images
     /// [B, 3, H, W] with H = W a multiple of the patch size.
     pub fn encode_image(&self, tape: &Tape, images: &Tensor, dtype: DType) -> Result<Var> {
+        self.encode_image_dropping(tape, images, dtype, None)
+    }
+
+    /// [`Clip::encode_image`] in training, with FLIP's patch dropout when
+    /// `dropout` says so.
+    pub fn encode_image_dropping(
+        &self,
+        tape: &Tape,
+        images: &Tensor,
+        dtype: DType,
+        dropout: Option<&PatchDropout>,
+    ) -> Result<Var> {
+        let Some(dropout) = dropout.filter(|d| d.prob > 0.0) else {
+            return self.encode_image_keeping(tape, images, dtype, None);
+        };
+        let dims = images.dims();
+        let patches = match dims.get(2) {
+            Some(&size) => self.grid(size)?.pow(2),
+            None => 0,
+        };
+        let kept = dropout.subsets(dims.first().copied().unwrap_or(0), patches);
+        self.encode_image_keeping(tape, images, dtype, Some(&kept))
+    }
+
+    /// [`Clip::encode_image`] with each image keeping its class token and
+    /// only its patches `kept[b]` (0-based among its patches) when `kept`
+    /// is given: what patch dropout draws.
+    pub fn encode_image_keeping(
+        &self,
+        tape: &Tape,
+        images: &Tensor,
+        dtype: DType,
+        kept: Option<&[Vec<u32>]>,
+    ) -> Result<Var> {
         let w = &self.weights.visual;
         let dims = images.dims();
         if dims.len() != 4 || dims[1] != 3 || dims[2] != dims[3] {
@@ -174,7 +209,7 @@ impl Clip {
             Var::constant(resize_pos_embed(&w.positional_embedding.value(), self.grid(size)?)?.to_dtype(dtype)?)
         };
         let images = Var::constant(images.to_device(&self.device)?.to_dtype(dtype)?);
-        w.forward(&cx, &images, &pos)
+        w.forward(&cx, &images, &pos, kept)
     }
 
     /// Text features [B, embed_dim] (projected, not normalised) of token ids

@@ -77,6 +77,10 @@ pub struct VisionConfig {
     pub patch_size: usize,
     /// Options of the MLP's activation (open_clip's `act_kwargs`).
     pub act_kwargs: Option<ActKwargs>,
+    /// FLIP's patch dropout in training (open_clip's `patch_dropout`): the
+    /// share of patch tokens each image drops after its positional
+    /// embedding, 0 ≤ p < 1; a run's phases may set their own.
+    pub patch_dropout: f64,
 }
 
 /// The causal transformer text tower. Missing fields take open_clip's
@@ -123,7 +127,7 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 const MODEL_FIELDS: &[&str] =
     &["embed_dim", "quick_gelu", "init_logit_scale", "init_logit_bias", "vision_cfg", "text_cfg"];
 const VISION_FIELDS: &[&str] =
-    &["image_size", "layers", "width", "head_width", "mlp_ratio", "patch_size", "act_kwargs"];
+    &["image_size", "layers", "width", "head_width", "mlp_ratio", "patch_size", "act_kwargs", "patch_dropout"];
 const TEXT_FIELDS: &[&str] = &["context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio", "act_kwargs"];
 
 impl Default for VisionConfig {
@@ -136,6 +140,7 @@ impl Default for VisionConfig {
             mlp_ratio: 4.0,
             patch_size: 16,
             act_kwargs: None,
+            patch_dropout: 0.0,
         }
     }
 }
@@ -377,6 +382,7 @@ impl VisionConfig {
         }
         self.heads()?;
         self.grid_size(self.image_size)?;
+        check_patch_dropout("vision_cfg.patch_dropout", self.patch_dropout)?;
         check_mlp_ratio("vision_cfg.mlp_ratio", self.width, self.mlp_ratio)
     }
 }
@@ -400,6 +406,14 @@ impl TextConfig {
         self.head_width()?;
         check_mlp_ratio("text_cfg.mlp_ratio", self.width, self.mlp_ratio)
     }
+}
+
+/// A patch dropout share: open_clip's `0 <= prob < 1`.
+pub fn check_patch_dropout(field: &str, prob: f64) -> Result<(), ConfigError> {
+    if (0.0..1.0).contains(&prob) {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(field, prob, "the share of patches dropped must be at least 0 and below 1"))
 }
 
 fn mlp_width(width: usize, mlp_ratio: f64) -> usize {

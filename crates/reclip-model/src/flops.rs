@@ -86,6 +86,8 @@ pub struct TowerFlops {
 pub struct FlopsReport {
     pub image_size: usize,
     pub text_length: usize,
+    /// FLIP's patch dropout probability the image tower's count is at.
+    pub patch_dropout: f64,
     pub image: TowerFlops,
     pub text: TowerFlops,
     /// Both towers' matrix products.
@@ -158,13 +160,25 @@ impl TowerFlops {
 
 /// Both towers at `image_size` pixels and `text_length` tokens.
 pub fn model(config: &ModelConfig, image_size: usize, text_length: usize) -> Result<FlopsReport, ConfigError> {
+    model_dropping(config, image_size, text_length, 0.0)
+}
+
+/// [`model`] in training under FLIP's patch dropout at probability
+/// `patch_dropout`: the image transformer runs on the kept tokens.
+pub fn model_dropping(
+    config: &ModelConfig,
+    image_size: usize,
+    text_length: usize,
+    patch_dropout: f64,
+) -> Result<FlopsReport, ConfigError> {
     const WHAT: &str = "the model's FLOPs";
-    let image = image_tower(config, image_size)?;
+    let image = image_tower_dropping(config, image_size, patch_dropout)?;
     let text = text_tower(config, text_length)?;
     let forward = sum(WHAT, &[image.matmul.total(), text.matmul.total()])?;
     Ok(FlopsReport {
         image_size,
         text_length,
+        patch_dropout,
         image,
         text,
         forward_gflops: giga(forward),
@@ -179,11 +193,25 @@ pub fn at_config_sizes(config: &ModelConfig) -> Result<FlopsReport, ConfigError>
 
 /// The image tower on one `image_size`² image.
 pub fn image_tower(config: &ModelConfig, image_size: usize) -> Result<TowerFlops, ConfigError> {
+    image_tower_dropping(config, image_size, 0.0)
+}
+
+/// The image tower on one `image_size`² image in training under patch
+/// dropout at `patch_dropout` (open_clip's `PatchDropout`): the patch
+/// embedding and the position add cover every patch, and `ln_pre`, the
+/// transformer and `ln_post` the class token and the patches kept.
+pub fn image_tower_dropping(
+    config: &ModelConfig,
+    image_size: usize,
+    patch_dropout: f64,
+) -> Result<TowerFlops, ConfigError> {
     const WHAT: &str = "the image tower's FLOPs";
     let v = &config.vision_cfg;
     let tokens = v.tokens_per_image(image_size)?;
+    let patches = tokens - 1;
+    let kept = if patch_dropout > 0.0 { 1 + crate::patch_dropout::kept(patches, patch_dropout) } else { tokens };
     let stack = Stack {
-        tokens: tokens as u64,
+        tokens: kept as u64,
         width: v.width as u64,
         mlp_width: v.mlp_width() as u64,
         heads: v.heads()? as u64,
@@ -191,15 +219,16 @@ pub fn image_tower(config: &ModelConfig, image_size: usize) -> Result<TowerFlops
         causal: false,
     };
     let (mut matmul, mut elementwise) = stack.flops(WHAT)?;
-    let (patches, patch) = ((tokens - 1) as u64, v.patch_size as u64);
-    matmul.patch_embed = product(WHAT, &[2, patches, 3, patch, patch, stack.width])?;
+    let patch = v.patch_size as u64;
+    matmul.patch_embed = product(WHAT, &[2, patches as u64, 3, patch, patch, stack.width])?;
     matmul.projection = product(WHAT, &[2, stack.width, config.embed_dim as u64])?;
-    let token_elements = product(WHAT, &[stack.tokens, stack.width])?;
-    // LayerNorms before the transformer and after it (on every token, then pooled).
-    let pre_and_post = product(WHAT, &[2, LAYER_NORM_PER_ELEMENT, token_elements])?;
+    let kept_elements = product(WHAT, &[stack.tokens, stack.width])?;
+    // LayerNorms before the transformer and after it (on every kept token, then pooled).
+    let pre_and_post = product(WHAT, &[2, LAYER_NORM_PER_ELEMENT, kept_elements])?;
     elementwise.layer_norm = sum(WHAT, &[elementwise.layer_norm, pre_and_post])?;
-    elementwise.additions = sum(WHAT, &[elementwise.additions, token_elements])?;
-    TowerFlops::new(WHAT, tokens, matmul, elementwise)
+    let position_add = product(WHAT, &[tokens as u64, stack.width])?;
+    elementwise.additions = sum(WHAT, &[elementwise.additions, position_add])?;
+    TowerFlops::new(WHAT, kept, matmul, elementwise)
 }
 
 /// The text tower on one caption of `text_length` tokens (open_clip pads every

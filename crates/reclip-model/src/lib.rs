@@ -10,6 +10,7 @@ pub mod finite;
 pub mod flops;
 pub mod layers;
 pub mod memory;
+pub mod patch_dropout;
 pub mod roofline;
 pub mod text;
 pub mod vision;

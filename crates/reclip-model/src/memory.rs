@@ -52,9 +52,25 @@ pub fn training_bytes(
     text_len: usize,
     dtype: DType,
 ) -> Result<u64, ConfigError> {
+    training_bytes_dropping(cfg, batch, image_size, text_len, 0.0, dtype)
+}
+
+/// [`training_bytes`] under FLIP's patch dropout at `patch_dropout`: the
+/// image blocks keep values for the kept tokens only.
+pub fn training_bytes_dropping(
+    cfg: &ModelConfig,
+    batch: usize,
+    image_size: usize,
+    text_len: usize,
+    patch_dropout: f64,
+    dtype: DType,
+) -> Result<u64, ConfigError> {
     const WHAT: &str = "the training memory estimate";
     let state = product(WHAT, &[params_at(cfg, image_size)?, TRAINING_BYTES_PER_PARAM])?;
-    let (image, text) = (ImageTower::at(cfg, image_size)?, TextTower::at(cfg, text_len)?);
+    let (mut image, text) = (ImageTower::at(cfg, image_size)?, TextTower::at(cfg, text_len)?);
+    if patch_dropout > 0.0 {
+        image.block.tokens = 1 + crate::patch_dropout::kept(image.block.tokens as usize - 1, patch_dropout) as u64;
+    }
     let pixels = product(WHAT, &[3, image_size as u64, image_size as u64])?;
     let image_kept = sum(WHAT, &[pixels, product(WHAT, &[image.layers, image.block.kept(WHAT)?])?])?;
     let text_kept = product(WHAT, &[text.layers, text.block.kept(WHAT)?])?;
@@ -312,6 +328,9 @@ mod tests {
         // on one A100): a lower bound must stay below what really fits.
         assert!(at(256, DType::BF16) < 80_000_000_000, "{}", human_bytes(at(256, DType::BF16)));
         assert!(at(256, DType::BF16) > 10_000_000_000, "{}", human_bytes(at(256, DType::BF16)));
+        // Patch dropout at 0.5: the image blocks keep 99 tokens' values, the pixels all.
+        let dropped = 3 * 224 * 224 + 12 * 99 * (8 * 768 + 2 * 3072 + 12) + 12 * 77 * (8 * 512 + 2 * 2048 + 8);
+        assert_eq!(training_bytes_dropping(&cfg, 1, 224, 77, 0.5, DType::F32).unwrap(), 16 * params + 4 * dropped);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::ModelConfig;
 use crate::layers::{BlockShape, Context, LayerNorm, Transformer};
+use crate::patch_dropout::drop_patches;
 use crate::weights::{Init, config_error};
 use reclip_autograd::{Param, Var};
 use reclip_core::Result;
@@ -51,10 +52,21 @@ impl VisionTower {
     }
 
     /// Features [B, embed_dim] of `images` [B, 3, S, S] (in the compute
-    /// dtype) with `positional_embedding` fitting their patch grid.
-    pub fn forward(&self, cx: &Context, images: &Var, positional_embedding: &Var) -> Result<Var> {
+    /// dtype) with `positional_embedding` fitting their patch grid; with
+    /// `kept` (patch dropout), the transformer sees each image's class
+    /// token and its patches `kept[b]` only.
+    pub fn forward(
+        &self,
+        cx: &Context,
+        images: &Var,
+        positional_embedding: &Var,
+        kept: Option<&[Vec<u32>]>,
+    ) -> Result<Var> {
         let (conv, cls) = (cx.param(&self.conv1)?, cx.param(&self.class_embedding)?);
-        let x = patch_embed(images, &conv, &cls, positional_embedding, self.patch_size)?;
+        let mut x = patch_embed(images, &conv, &cls, positional_embedding, self.patch_size)?;
+        if let Some(kept) = kept {
+            x = drop_patches(&x, kept)?;
+        }
         let x = self.transformer.forward(cx, self.ln_pre.forward(cx, &x)?)?;
         let (batch, width) = (x.tensor().dims()[0], x.tensor().dims()[2]);
         let class_token = x.narrow(1, 0, 1)?.reshape([batch, width])?;

@@ -70,6 +70,7 @@ fn toy() -> ModelConfig {
             mlp_ratio: 4.0,
             patch_size: 2,
             act_kwargs: None,
+            patch_dropout: 0.0,
         },
         text_cfg: TextConfig {
             context_length: 3,
@@ -162,4 +163,26 @@ fn reclip_tiny_stays_within_its_cpu_budget() {
     assert!(main.training_gflops < 0.035, "{}", main.training_gflops);
     assert!(finetune.training_gflops < 0.14, "{}", finetune.training_gflops);
     assert!(finetune.training_gflops > 4.0 * main.training_gflops);
+}
+
+/// FLIP at 50%: ViT-B/16 at 224 px keeps 98 of 196 patches, so its
+/// transformer sees 99 tokens while the patch embedding still covers all.
+#[test]
+fn patch_dropout_counts_the_tokens_kept() {
+    let config = ModelConfig::preset("ViT-B-16").unwrap();
+    let full = flops::image_tower(&config, 224).unwrap();
+    let dropped = flops::image_tower_dropping(&config, 224, 0.5).unwrap();
+    assert_eq!((full.tokens, dropped.tokens), (197, 99));
+    assert_eq!(dropped.matmul.patch_embed, full.matmul.patch_embed);
+    assert_eq!(dropped.matmul.projection, full.matmul.projection);
+    // The MLP and the projections are linear in the tokens.
+    assert_eq!(dropped.matmul.mlp * 197, full.matmul.mlp * 99);
+    assert_eq!(dropped.matmul.attention_projections * 197, full.matmul.attention_projections * 99);
+    // Attention's products are quadratic: 99² against 197².
+    assert_eq!(dropped.matmul.attention_products * 197 * 197, full.matmul.attention_products * 99 * 99);
+    assert!(dropped.forward_gflops < 0.51 * full.forward_gflops, "{}", dropped.forward_gflops);
+    assert_eq!(flops::image_tower_dropping(&config, 224, 0.0).unwrap(), full);
+    let report = flops::model_dropping(&config, 224, 77, 0.75).unwrap();
+    assert_eq!((report.patch_dropout, report.image.tokens), (0.75, 50));
+    assert_eq!(report.text, flops::model(&config, 224, 77).unwrap().text);
 }

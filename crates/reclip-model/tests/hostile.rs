@@ -77,6 +77,7 @@ fn a_config_at_every_ceiling_is_valid_and_its_counts_do_not_wrap() {
         mlp_ratio: 64.0,
         patch_size: 1,
         act_kwargs: None,
+        patch_dropout: 0.0,
     };
     config.text_cfg = reclip_model::TextConfig {
         context_length: 4096,

@@ -2,7 +2,7 @@
 //! (tools/make_openclip_fixtures.py) load unchanged and give the same image
 //! features, text features and logits — on the CPU and on the kernel test
 //! device — also at a second image size through the resized positional
-//! embedding.
+//! embedding, and under FLIP's patch dropout given the patches open_clip kept.
 
 use reclip_autograd::Tape;
 use reclip_core::{DType, Device, Tensor};
@@ -50,6 +50,16 @@ fn check(model: &str, device: &Device) {
     let image48 = clip.encode_image(&tape, &get("images_48px"), DType::F32).unwrap().into_tensor();
     let e = relative_error(&image48, &get("image_features_48px"));
     assert!(e < tol, "{model} on {device}: 48px image features differ by {e:.2e}");
+
+    // FLIP's patch dropout at 0.5: the patches open_clip kept, gathered
+    // after the positional embedding and before ln_pre.
+    let kept = get("patch_dropout_kept");
+    let width = kept.dims()[1];
+    let kept: Vec<Vec<u32>> = kept.to_vec::<u32>().unwrap().chunks(width).map(<[u32]>::to_vec).collect();
+    let dropped = clip.encode_image_keeping(&tape, &get("images"), DType::F32, Some(&kept)).unwrap().into_tensor();
+    let e = relative_error(&dropped, &get("image_features_patch_dropout"));
+    assert!(e < tol, "{model} on {device}: image features under patch dropout differ by {e:.2e}");
+    assert!(relative_error(&dropped, &image) > 1e-2, "{model}: dropping patches changes the features");
 }
 
 #[test]

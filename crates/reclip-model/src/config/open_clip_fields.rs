@@ -83,7 +83,6 @@ const BLOCK: &[Unimplemented] = &[
 
 const VISION: &[Unimplemented] = &[
     field("image_seq_len", Null, "an image sequence length override"),
-    field("patch_dropout", Float(0.0), "patch dropout"),
     field("attentional_pool", Bool(false), "attentional pooling"),
     field("attn_pooler_queries", Int(256), "attentional pooling"),
     field("attn_pooler_heads", Int(8), "attentional pooling"),

@@ -44,6 +44,7 @@ fn reclip_tiny() -> ModelConfig {
             head_width: 32,
             mlp_ratio: 4.0,
             act_kwargs: None,
+            patch_dropout: 0.0,
         },
         TextConfig { context_length: 24, width: 64, heads: 2, layers: 2, ..TextConfig::default() },
     )
@@ -62,6 +63,7 @@ fn reclip_small() -> ModelConfig {
             head_width: 32,
             mlp_ratio: 4.0,
             act_kwargs: None,
+            patch_dropout: 0.0,
         },
         TextConfig { context_length: 32, width: 128, heads: 4, layers: 3, ..TextConfig::default() },
     )
