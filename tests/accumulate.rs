@@ -8,6 +8,7 @@ mod common;
 use reclip::autograd::{Tape, Var};
 use reclip::core::{DType, Device, Result, Tensor, rng};
 use reclip::loss::{clip_loss, siglip_loss};
+use reclip::model::patch_dropout::PatchDropout;
 use reclip::model::{Clip, ModelConfig};
 use reclip::train::accumulate::accumulate_gradients;
 use reclip::train::trainer::Objective;
@@ -32,19 +33,26 @@ fn loss(clip: &Clip, tape: &Tape, image: &Var, text: &Var) -> Result<Var> {
 
 /// The loss and every parameter's gradient (by name), the batch taken at
 /// once (`micro_batches` 1) or in passes.
-fn gradients(config: &ModelConfig, device: &Device, micro_batches: usize) -> (f64, Vec<(String, Tensor)>) {
+fn gradients(
+    config: &ModelConfig,
+    device: &Device,
+    micro_batches: usize,
+    dropout: Option<&PatchDropout>,
+) -> (f64, Vec<(String, Tensor)>) {
     let clip = Clip::new(config.clone(), 9, device).unwrap();
     let (images, tokens) = batch();
     let loss = if micro_batches == 1 {
         let tape = Tape::new();
-        let image = clip.encode_image(&tape, &images, DType::F32).unwrap();
+        let image = clip.encode_image_dropping(&tape, &images, DType::F32, dropout).unwrap();
         let text = clip.encode_text(&tape, &tokens, DType::F32).unwrap();
         let l = loss(&clip, &tape, &image, &text).unwrap();
         l.backward().unwrap();
         l
     } else {
-        accumulate_gradients(&clip, &images, &tokens, DType::F32, micro_batches, |tape, i, t| loss(&clip, tape, i, t))
-            .unwrap()
+        accumulate_gradients(&clip, &images, &tokens, DType::F32, micro_batches, dropout, |tape, i, t| {
+            loss(&clip, tape, i, t)
+        })
+        .unwrap()
     };
     let grads = clip
         .params()
@@ -54,10 +62,10 @@ fn gradients(config: &ModelConfig, device: &Device, micro_batches: usize) -> (f6
     (loss.tensor().to_scalar().unwrap(), grads)
 }
 
-fn check(config: &ModelConfig, device: &Device, what: &str) {
-    let (whole_loss, whole) = gradients(config, device, 1);
+fn check(config: &ModelConfig, device: &Device, dropout: Option<&PatchDropout>, what: &str) {
+    let (whole_loss, whole) = gradients(config, device, 1, dropout);
     for k in [2, 3, 4] {
-        let (loss, accumulated) = gradients(config, device, k);
+        let (loss, accumulated) = gradients(config, device, k, dropout);
         assert!((loss - whole_loss).abs() <= 1e-5 * whole_loss.abs(), "{what}, K = {k}: loss {loss} vs {whole_loss}");
         for ((name, a), (_, w)) in accumulated.iter().zip(&whole) {
             // Sums of the same terms in another order (the batch split into passes).
@@ -70,21 +78,37 @@ fn check(config: &ModelConfig, device: &Device, what: &str) {
 #[test]
 fn accumulated_gradients_equal_the_whole_batchs_on_the_cpu() {
     let config = ModelConfig::from_json_str(common::TINY).unwrap();
-    check(&config, &Device::Cpu, "clip");
-    check(&Objective::Siglip.configure(config).unwrap(), &Device::Cpu, "siglip");
+    check(&config, &Device::Cpu, None, "clip");
+    check(&Objective::Siglip.configure(config).unwrap(), &Device::Cpu, None, "siglip");
+}
+
+#[test]
+fn accumulated_gradients_under_patch_dropout_equal_the_whole_batchs() {
+    // Each image keeps the patches of its row in the whole batch, whichever
+    // micro-batch it falls in; the class token's and positional
+    // embedding's gradients show which patches were kept.
+    let config = ModelConfig::from_json_str(common::TINY).unwrap();
+    let dropout = PatchDropout { prob: 0.5, seed: 3, step: 7, first_row: 0 };
+    check(&config, &Device::Cpu, Some(&dropout), "clip, patch dropout 0.5");
+    check(&config, &test_device(), Some(&dropout), "clip on the device, patch dropout 0.5");
+    let (_, plain) = gradients(&config, &Device::Cpu, 1, None);
+    let (_, dropped) = gradients(&config, &Device::Cpu, 1, Some(&dropout));
+    let position =
+        |g: &[(String, Tensor)]| g.iter().find(|(n, _)| n == "visual.positional_embedding").unwrap().1.clone();
+    assert_ne!(position(&plain).to_vec_f64().unwrap(), position(&dropped).to_vec_f64().unwrap());
 }
 
 #[test]
 fn accumulated_gradients_equal_the_whole_batchs_on_the_device() {
     let config = Objective::Siglip.configure(ModelConfig::from_json_str(common::TINY).unwrap()).unwrap();
-    check(&config, &test_device(), "siglip on the device");
+    check(&config, &test_device(), None, "siglip on the device");
 }
 
 #[test]
 fn a_batch_that_does_not_split_evenly_is_an_error() {
     let clip = Clip::new(ModelConfig::from_json_str(common::TINY).unwrap(), 9, &Device::Cpu).unwrap();
     let (images, tokens) = batch();
-    let err = accumulate_gradients(&clip, &images, &tokens, DType::F32, 5, |tape, i, t| loss(&clip, tape, i, t))
+    let err = accumulate_gradients(&clip, &images, &tokens, DType::F32, 5, None, |tape, i, t| loss(&clip, tape, i, t))
         .expect_err("12 rows do not split into 5")
         .to_string();
     assert!(err.contains("do not split into 5 equal micro-batches"), "{err}");

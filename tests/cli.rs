@@ -175,7 +175,7 @@ fn options_out_of_range_are_refused_before_any_work() {
 }
 
 #[test]
-fn train_checks_loss_and_accum_freq() {
+fn train_checks_loss_accum_freq_and_patch_dropout() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out = out.to_str().unwrap();
@@ -193,4 +193,15 @@ fn train_checks_loss_and_accum_freq() {
     );
     assert!(!dir.path().join("run").exists(), "a refused run wrote nothing");
     fails_with(&["train", "--accum-freq", "0", "--steps", "1", "--out", out], &["--accum-freq 0", "1 to 1024"]);
+    for (spec, needle) in [
+        ("1", "1 is not a share of patches dropped"),
+        ("0.5,0.5,0", "3 probabilities for the schedule's 2 phases"),
+        ("lots", "'lots' is not a number"),
+    ] {
+        fails_with(
+            &["train", "--patch-dropout", spec, "--steps", "1", "--out", out],
+            &[&format!("--patch-dropout {spec}"), needle],
+        );
+    }
+    assert!(!dir.path().join("run").exists(), "a refused run wrote nothing");
 }

@@ -11,6 +11,7 @@ mod common;
 use common::emulated::{Counting, SMALL, batch, batch_bytes, delta};
 use reclip::autograd::Var;
 use reclip::core::{DType, Device, GpuDevice, Indices, Tensor};
+use reclip::model::patch_dropout::PatchDropout;
 use reclip::model::{Clip, ModelConfig};
 use reclip::train::trainer::Objective;
 use reclip::train::{AdamW, AdamWConfig, GraphStep, StepReport, train_step};
@@ -67,8 +68,8 @@ fn train_model(config: ModelConfig, device: &Device, dtype: DType, mut graphs: O
         let (images, ids) = batch(clip.image_size(), step);
         let lr = 1e-3 * (step + 1) as f32;
         results.push(match graphs.as_deref_mut() {
-            Some(g) => g.step(&clip, &mut optimizer, &images, &ids, dtype, lr).unwrap(),
-            None => train_step(&clip, &mut optimizer, &images, &ids, dtype, lr).unwrap(),
+            Some(g) => g.step(&clip, &mut optimizer, &images, &ids, dtype, lr, None).unwrap(),
+            None => train_step(&clip, &mut optimizer, &images, &ids, dtype, lr, None).unwrap(),
         });
     }
     let losses = results.iter().map(|(l, _)| l.tensor().to_scalar().unwrap().to_bits()).collect();
@@ -125,7 +126,7 @@ fn a_replayed_step_uploads_its_batch_and_the_scalars_and_queues_no_launch() {
     let mut step = |seed: u64| {
         let (images, ids) = batch(16, seed);
         let (transfers, queued) = (counting.emulator.transfers(), counting.queued());
-        graphs.step(&clip, &mut optimizer, &images, &ids, DType::BF16, 1e-3).unwrap();
+        graphs.step(&clip, &mut optimizer, &images, &ids, DType::BF16, 1e-3, None).unwrap();
         let (launches, gemms) = counting.queued();
         (delta(counting.emulator.transfers(), transfers), (launches - queued.0, gemms - queued.1))
     };
@@ -163,6 +164,33 @@ fn a_step_that_cannot_be_recorded_runs_plain_launches_and_says_so_once() {
     let used = graphs.used();
     assert!(!used.used && used.plain_because.is_some_and(|why| why.contains("could not be recorded")));
     assert_eq!(GraphStep::new(&Device::Cpu).used().plain_because.as_deref(), Some("the CPU records nothing"));
+}
+
+#[test]
+fn steps_with_patch_dropout_run_plain_launches_and_say_so_once() {
+    let (device, _) = Counting::device(15, false);
+    let steps = |mut graphs: Option<&mut GraphStep>| {
+        let (clip, mut optimizer) = model(&device, 16);
+        (0..3u64)
+            .map(|step| {
+                let (images, ids) = batch(16, step);
+                let dropout = PatchDropout { prob: 0.5, seed: 2, step, first_row: 0 };
+                let (loss, _) = match graphs.as_deref_mut() {
+                    Some(g) => g.step(&clip, &mut optimizer, &images, &ids, DType::F32, 1e-3, Some(&dropout)),
+                    None => train_step(&clip, &mut optimizer, &images, &ids, DType::F32, 1e-3, Some(&dropout)),
+                }
+                .unwrap();
+                loss.tensor().to_scalar().unwrap().to_bits()
+            })
+            .collect::<Vec<_>>()
+    };
+    let plain = steps(None);
+    let mut graphs = GraphStep::new(&device);
+    assert_eq!(steps(Some(&mut graphs)), plain, "the same steps, in plain launches");
+    assert_eq!(graphs.replayed_steps(), 0);
+    let notice = graphs.take_notice().expect("a notice");
+    assert!(notice.contains("off in phases with patch dropout"), "{notice}");
+    assert_eq!(graphs.take_notice(), None, "said once");
 }
 
 #[test]

@@ -54,6 +54,7 @@ fn options(out: &Path, device: &Device, cuda_graphs: CudaGraphs) -> TrainOptions
         bucket_mib: 25,
         cuda_graphs,
         accum_freq: 1,
+        patch_dropout: Vec::new(),
     }
 }
 

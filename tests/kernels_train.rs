@@ -44,7 +44,7 @@ fn train_model(cfg: ModelConfig, device: &Device, dtype: DType, steps: usize) ->
             optimizer.reset_moments(&clip.weights().visual.positional_embedding).unwrap();
         }
         let (images, ids) = batch(step as u64, clip.image_size());
-        let (loss, _) = train_step(&clip, &mut optimizer, &images, &ids, dtype, 1e-3).unwrap();
+        let (loss, _) = train_step(&clip, &mut optimizer, &images, &ids, dtype, 1e-3, None).unwrap();
         losses.push(loss.tensor().to_scalar().unwrap());
     }
     (losses, clip)

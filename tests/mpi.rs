@@ -363,6 +363,21 @@ fn two_ranks_accumulating_train_as_one_process_does() {
 }
 
 #[test]
+fn two_ranks_with_patch_dropout_and_accumulation_train_as_one_process_does() {
+    // Each image keeps the patches its row of the global batch draws,
+    // whichever rank and micro-batch it falls in.
+    let s = Scratch::new();
+    let (one, two) = (s.path("dropout-one"), s.path("dropout-two"));
+    let extra = ["--accum-freq", "2", "--patch-dropout", "0.5"];
+    let args = |out: &Path| set(s.train_args(out, &extra), "--batch-size", "8");
+    succeeds(alone(&args(&one)), &s.log("dropout-one"));
+    succeeds(on_ranks(2, &args(&two)), &s.log("dropout-two"));
+    assert_same_curve(&one, &two, 0);
+    assert_same_weights(&one, &two);
+    assert_eq!(report(&two)["phases"][0]["tokens_per_image"].as_u64(), Some(3));
+}
+
+#[test]
 fn ranks_that_disagree_are_refused() {
     let s = Scratch::new();
 

@@ -52,9 +52,9 @@ fn check(config: ModelConfig) {
     let (images, ids) = batch_of(BATCH, TEXT_LEN, IMAGE, 1);
     // The first step also builds the optimizer's table: the table is of a
     // steady-state step.
-    train_step(&clip, &mut optimizer, &images, &ids, DType::BF16, 1e-3).unwrap();
+    train_step(&clip, &mut optimizer, &images, &ids, DType::BF16, 1e-3, None).unwrap();
     counting.clear();
-    train_step(&clip, &mut optimizer, &images, &ids, DType::BF16, 1e-3).unwrap();
+    train_step(&clip, &mut optimizer, &images, &ids, DType::BF16, 1e-3, None).unwrap();
     let got = counting.counts();
 
     let table = training_step(&config, IMAGE, BATCH, TEXT_LEN).unwrap();

@@ -26,7 +26,7 @@ fn a_training_step_reads_nothing_back_and_uploads_only_its_batch() {
         let step = |clip: &Clip, optimizer: &mut AdamW, seed: u64| {
             let (images, ids) = batch(clip.image_size(), seed);
             let before = emulator.transfers();
-            let (loss, report) = train_step(clip, optimizer, &images, &ids, dtype, 1e-3).unwrap();
+            let (loss, report) = train_step(clip, optimizer, &images, &ids, dtype, 1e-3, None).unwrap();
             (delta(emulator.transfers(), before), loss, report)
         };
         // The first step of a model builds the optimizer's table of parameters.
@@ -51,12 +51,12 @@ fn a_training_step_reads_nothing_back_and_uploads_only_its_batch() {
     optimizer.reset_moments(&clip.weights().visual.positional_embedding).unwrap();
     let (images, ids) = batch(24, 3);
     let before = emulator.transfers();
-    train_step(&clip, &mut optimizer, &images, &ids, DType::F32, 1e-3).unwrap();
+    train_step(&clip, &mut optimizer, &images, &ids, DType::F32, 1e-3, None).unwrap();
     let switch = delta(emulator.transfers(), before);
     assert_eq!((switch.writes, switch.reads), (4, 0), "{switch:?}");
     let (images, ids) = batch(24, 4);
     let before = emulator.transfers();
-    train_step(&clip, &mut optimizer, &images, &ids, DType::F32, 1e-3).unwrap();
+    train_step(&clip, &mut optimizer, &images, &ids, DType::F32, 1e-3, None).unwrap();
     let after = delta(emulator.transfers(), before);
     assert_eq!(after, Transfers { writes: 3, write_bytes: batch_bytes(24, vocab), reads: 0, read_bytes: 0 });
 }

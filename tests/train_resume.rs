@@ -254,3 +254,36 @@ fn an_accumulating_run_stopped_and_resumed_is_the_same_run() {
         assert!((training / forward - 4.0).abs() < 1e-9, "{p}");
     }
 }
+
+#[test]
+fn a_patch_dropout_run_stopped_and_resumed_is_the_same_run() {
+    // FLIP's schedule: 45 steps keeping 2 of each image's 4 patches, then 15
+    // with every patch.
+    let (dir, model, a, b) = scratch();
+    let flip = ["--stages", "16:0.75,16:0.25", "--patch-dropout", "0.5,0"];
+    let status = reclip().args(staged_train_args(&model, &a, &flip)).status().unwrap();
+    assert!(status.success(), "the uninterrupted run failed");
+    let first = reclip().args(staged_train_args(&model, &b, &flip)).args(["--stop-after", "23"]).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let o = reclip().args(["train", "--resume", b.to_str().unwrap(), "--quiet"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_run(&a, &b, "stopped after step 23, inside the dropout stage");
+
+    // The report counts the tokens kept; the baseline trains with the last
+    // stage's (no) dropout.
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
+    let phases = report["phases"].as_array().unwrap();
+    let of = |p: &Value| (p["patch_dropout"].as_f64().unwrap(), p["tokens_per_image"].as_u64().unwrap());
+    assert_eq!((of(&phases[0]), of(&phases[1])), ((0.5, 3), (0.0, 5)), "{report}");
+    let (dropped, full) =
+        (phases[0]["gflops_training"].as_f64().unwrap(), phases[1]["gflops_training"].as_f64().unwrap());
+    assert!(dropped < full, "{report}");
+    assert_eq!(report["baseline"]["patch_dropout"].as_f64(), Some(0.0), "{report}");
+    assert_eq!(report["baseline"]["gflops_training"].as_f64(), Some(full), "{report}");
+
+    // Without the dropout, the same schedule trains another model.
+    let c = dir.path().join("c");
+    let status = reclip().args(staged_train_args(&model, &c, &flip[..2])).status().unwrap();
+    assert!(status.success(), "the run without dropout failed");
+    assert_ne!(losses(&a)[&1], losses(&c)[&1], "patch dropout changed nothing");
+}

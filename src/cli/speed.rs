@@ -110,7 +110,7 @@ pub fn run(args: SpeedArgs) -> anyhow::Result<()> {
         for step in 0..args.steps + 3 {
             device.synchronize()?;
             let t0 = Instant::now();
-            steps.step(&clip, &mut optimizer, &images, &ids, dtype, 1e-4)?;
+            steps.step(&clip, &mut optimizer, &images, &ids, dtype, 1e-4, None)?;
             device.synchronize()?;
             if step >= 3 {
                 timed += t0.elapsed().as_secs_f64();

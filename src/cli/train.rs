@@ -9,7 +9,7 @@ use reclip_data::{
     CsvOptions, ImageFolder, StreamConfig, Synthetic, SyntheticConfig, ZeroShotSet, parse_separator, read_templates,
 };
 use reclip_model::ModelConfig;
-use reclip_train::phases::{Finetune, Schedule, parse_stages};
+use reclip_train::phases::{Finetune, Schedule, parse_patch_dropout, parse_stages};
 use reclip_train::trainer::{
     DataSource, Objective, Outcome, RetrievalSet, RunLength, ShardReader, SwitchMoments, TrainOptions,
 };
@@ -159,6 +159,13 @@ pub struct TrainArgs {
     /// forward twice (4× the forward FLOPs a sample, which the report counts).
     #[arg(long, default_value_t = 1)]
     pub accum_freq: usize,
+    /// FLIP's patch dropout: the share of each image's patches dropped in
+    /// training, one for every phase or one per phase in order (`0.5,0`:
+    /// FLIP's 50%, none in the last phase); off at evaluation. Default: the
+    /// model config's vision_cfg.patch_dropout in every phase. The baseline
+    /// trains with the last phase's.
+    #[arg(long)]
+    pub patch_dropout: Option<String>,
     /// auto (each phase's step recorded once as a CUDA graph and replayed,
     /// on a GPU in one process) or off (plain kernel launches).
     #[arg(long, default_value = "auto")]
@@ -401,6 +408,24 @@ fn schedule(args: &TrainArgs, model: &ModelConfig, baseline: bool) -> anyhow::Re
     Ok(if baseline { schedule.baseline() } else { schedule })
 }
 
+/// Each phase's patch dropout (in the order of `schedule`'s phases): as
+/// `--patch-dropout` says, for the phases of the run's own schedule when
+/// `schedule` is its `baseline` (which takes the last), or the config's.
+fn patch_dropout(
+    args: &TrainArgs,
+    model: &ModelConfig,
+    schedule: &Schedule,
+    baseline: bool,
+) -> anyhow::Result<Vec<f64>> {
+    let phases = schedule.shapes().len();
+    let Some(spec) = &args.patch_dropout else {
+        return Ok(vec![model.vision_cfg.patch_dropout; phases]);
+    };
+    let run_phases = if baseline { self::schedule(args, model, false)?.shapes().len() } else { phases };
+    let probs = parse_patch_dropout(spec, run_phases).map_err(|e| anyhow::anyhow!("--patch-dropout {spec}: {e}"))?;
+    Ok(if baseline { probs[run_phases - 1..].to_vec() } else { probs })
+}
+
 /// Whether `--schedule` names the baseline.
 fn is_baseline(args: &TrainArgs) -> anyhow::Result<bool> {
     match args.schedule.as_str() {
@@ -432,6 +457,7 @@ pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> an
     let comm = super::ranks::on_device(&args.dist_backend, &device)?;
     let precision = precision(&args.precision, &device)?;
     let schedule = schedule(args, &model, baseline)?;
+    let patch_dropout = patch_dropout(args, &model, &schedule, baseline)?;
     let switch_moments: SwitchMoments =
         args.switch_moments.parse().map_err(|e| anyhow::anyhow!("--switch-moments: {e}"))?;
     let cuda_graphs: CudaGraphs = args.cuda_graphs.parse().map_err(|e| anyhow::anyhow!("--cuda-graphs: {e}"))?;
@@ -481,6 +507,7 @@ pub fn options(args: &TrainArgs, baseline: bool, out: &Path, resume: bool) -> an
         bucket_mib: args.bucket_mib,
         cuda_graphs,
         accum_freq: args.accum_freq,
+        patch_dropout,
     };
     opts.check_memory()?;
     Ok(opts)

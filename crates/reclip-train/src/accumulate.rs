@@ -20,6 +20,7 @@
 use reclip_autograd::{Tape, Var};
 use reclip_core::{DType, Error, Result, Tensor};
 use reclip_model::Clip;
+use reclip_model::patch_dropout::PatchDropout;
 
 /// Rows `j·m .. (j+1)·m` of `t`, contiguous.
 fn micro_batch(t: &Tensor, j: usize, m: usize) -> Result<Tensor> {
@@ -28,14 +29,17 @@ fn micro_batch(t: &Tensor, j: usize, m: usize) -> Result<Tensor> {
 
 /// Accumulates into `clip`'s parameters the gradient of the loss of
 /// `images` [K·m, 3, S, S] and `tokens` [K·m, L] taken as one batch, in
-/// `micro_batches` = K passes of m rows; `loss_of` is the loss of the whole
-/// batch's features (on the tape it is given). Returns that loss.
+/// `micro_batches` = K passes of m rows, with the patch dropout of the
+/// whole batch (each image keeps the same patches in both its passes);
+/// `loss_of` is the loss of the whole batch's features (on the tape it is
+/// given). Returns that loss.
 pub fn accumulate_gradients(
     clip: &Clip,
     images: &Tensor,
     tokens: &Tensor,
     dtype: DType,
     micro_batches: usize,
+    dropout: Option<&PatchDropout>,
     loss_of: impl FnOnce(&Tape, &Var, &Var) -> Result<Var>,
 ) -> Result<Var> {
     let rows = images.dims().first().copied().unwrap_or(0);
@@ -50,7 +54,8 @@ pub fn accumulate_gradients(
     }
     let m = rows / micro_batches;
     let towers = |tape: &Tape, j: usize| -> Result<(Var, Var)> {
-        let image = clip.encode_image(tape, &micro_batch(images, j, m)?, dtype)?;
+        let dropout = dropout.map(|d| d.from_row(j * m));
+        let image = clip.encode_image_dropping(tape, &micro_batch(images, j, m)?, dtype, dropout.as_ref())?;
         Ok((image, clip.encode_text(tape, &micro_batch(tokens, j, m)?, dtype)?))
     };
     let (mut image_features, mut text_features) =

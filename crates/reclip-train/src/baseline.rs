@@ -34,8 +34,9 @@ pub(crate) fn price(
     if matches!(opts.schedule, Schedule::Baseline { .. }) {
         return Ok(None);
     }
-    let phase = plan(&opts.schedule.baseline(), total_steps).map_err(anyhow::Error::msg)?.remove(0);
-    let flops = opts.flops(phase.image_size, phase.text_len)?;
+    let mut phase = plan(&opts.schedule.baseline(), total_steps).map_err(anyhow::Error::msg)?.remove(0);
+    phase.patch_dropout = opts.patch_dropout_of(&phase.name);
+    let flops = opts.flops(&phase)?;
     let images_per_second = probe(opts, encoder, &phase, opts.probe_steps)?;
     Ok(Some(Baseline { phase, flops, images_per_second, probe_steps: opts.probe_steps }))
 }
@@ -56,8 +57,9 @@ fn probe(opts: &TrainOptions, encoder: Arc<ClipTokenizer>, phase: &Phase, steps:
         let batch = loader.next_batch(phase.batch_spec())?;
         let t0 = Instant::now();
         let (images, tokens, dtype) = (&batch.images, &batch.tokens, opts.precision);
-        let k = opts.accum_freq;
-        parallel::step(parallel.as_mut(), &mut graphs, &clip, &mut optimizer, images, tokens, dtype, opts.lr, k)?;
+        let (k, dropout) = (opts.accum_freq, phase.dropout_at(opts, i as u64));
+        let (parallel, graphs) = (parallel.as_mut(), &mut graphs);
+        parallel::step(parallel, graphs, &clip, &mut optimizer, images, tokens, dtype, opts.lr, k, dropout.as_ref())?;
         opts.device.synchronize()?;
         if i >= 2 {
             timed += t0.elapsed().as_secs_f64();

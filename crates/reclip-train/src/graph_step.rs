@@ -20,6 +20,7 @@ use reclip_autograd::Var;
 use reclip_core::{DType, Device, DeviceGraph, Error, Indices, Result, Shape, Tensor};
 use reclip_model::Clip;
 use reclip_model::clip::end_of_text;
+use reclip_model::patch_dropout::PatchDropout;
 use reclip_optim::StepScalars;
 use serde::Serialize;
 
@@ -70,6 +71,8 @@ pub struct GraphStep {
     last_plain: Option<PlainStep>,
     recorded: Option<Recorded>,
     replayed: u64,
+    /// Whether the notice said that steps with patch dropout run plain.
+    said_dropout: bool,
 }
 
 impl GraphStep {
@@ -88,7 +91,7 @@ impl GraphStep {
     }
 
     fn with(plain_because: Option<String>) -> Self {
-        GraphStep { plain_because, notice: None, last_plain: None, recorded: None, replayed: 0 }
+        GraphStep { plain_because, notice: None, last_plain: None, recorded: None, replayed: 0, said_dropout: false }
     }
 
     /// The steps of `opts`'s run, as `--cuda-graphs` and the run say. A
@@ -121,7 +124,9 @@ impl GraphStep {
     /// batch of these shapes comes, recorded and replayed the second time,
     /// replayed after that. The loss and the gradient norm returned are
     /// the step's own (copies of the recording's outputs, made after the
-    /// replay), untouched by later steps.
+    /// replay), untouched by later steps. A step with patch dropout runs
+    /// plain launches: which tokens it gathers is drawn anew each step.
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
         clip: &Clip,
@@ -130,9 +135,15 @@ impl GraphStep {
         tokens: &Tensor,
         dtype: DType,
         lr: f32,
+        dropout: Option<&PatchDropout>,
     ) -> Result<(Var, StepReport)> {
-        if self.plain_because.is_some() {
-            return train_step(clip, optimizer, images, tokens, dtype, lr);
+        if dropout.is_some() && self.plain_because.is_none() && !self.said_dropout {
+            self.said_dropout = true;
+            self.notice =
+                Some("CUDA graphs: off in phases with patch dropout (their gather is drawn anew each step)".into());
+        }
+        if self.plain_because.is_some() || dropout.is_some() {
+            return train_step(clip, optimizer, images, tokens, dtype, lr, dropout);
         }
         let shapes = Shapes::of(images, tokens, dtype);
         let addresses = fingerprint(clip, optimizer)?;
@@ -163,7 +174,7 @@ impl GraphStep {
                 }
             }
         }
-        let (loss, report) = train_step(clip, optimizer, images, tokens, dtype, lr)?;
+        let (loss, report) = train_step(clip, optimizer, images, tokens, dtype, lr, None)?;
         if self.plain_because.is_none() {
             self.last_plain = Some(PlainStep::of(shapes, fingerprint(clip, optimizer)?, &loss, &report));
         }
@@ -271,7 +282,7 @@ impl Recorded {
         let norm = plain.norm.map(|(shape, dtype)| Tensor::empty(shape, dtype, device)).transpose()?;
         let graph = gpu.capture(|| {
             let update = || optimizer.record_step(&scalars);
-            let recorded = step_on(clip, &inputs.images, &inputs.tokens, &inputs.eot, dtype, update)
+            let recorded = step_on(clip, &inputs.images, &inputs.tokens, &inputs.eot, dtype, None, update)
                 .and_then(|(l, report)| copy_outputs(&l, &report, &loss, norm.as_ref()));
             // Gradients made while recording are the recording's: none may
             // outlive it, nor, if it failed, add into the next step's.

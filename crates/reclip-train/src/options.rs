@@ -218,6 +218,10 @@ pub struct TrainOptions {
     /// `--accum-freq`): the loss is that of all `accum_freq × batch_size`
     /// pairs, activation memory that of one micro-batch.
     pub accum_freq: usize,
+    /// FLIP's patch dropout probability in each phase of `schedule`, in the
+    /// order of [`Schedule::shapes`] (empty: none); the baseline a run is
+    /// priced against takes the last phase's.
+    pub patch_dropout: Vec<f64>,
 }
 
 /// The run's phases and step count, from the options and the data.
@@ -228,8 +232,9 @@ pub fn plan_run(opts: &TrainOptions, batches_per_epoch: usize) -> anyhow::Result
             format!("--epochs {e}: {e} epochs of {batches_per_epoch} batches are more than 2^64 steps")
         })?,
     };
-    let phases = plan(&opts.schedule, total).map_err(anyhow::Error::msg)?;
-    for p in &phases {
+    let mut phases = plan(&opts.schedule, total).map_err(anyhow::Error::msg)?;
+    for p in &mut phases {
+        p.patch_dropout = opts.patch_dropout_of(&p.name);
         opts.model.vision_cfg.grid_size(p.image_size).with_context(|| format!("{} phase", p.name))?;
         if p.text_len == 0 || p.text_len > opts.model.text_cfg.context_length {
             anyhow::bail!(
@@ -253,8 +258,10 @@ impl TrainOptions {
             self.model.vision_cfg.grid_size(image_size).with_context(|| format!("{name} phase"))?;
             // Each rank holds the activations of its slice of the batch.
             let rank_batch = self.batch_size / self.comm.world();
-            let estimate =
-                |cfg: &ModelConfig| memory::training_bytes(cfg, rank_batch, image_size, text_len, self.precision);
+            let dropout = self.patch_dropout_of(&name);
+            let estimate = |cfg: &ModelConfig| {
+                memory::training_bytes_dropping(cfg, rank_batch, image_size, text_len, dropout, self.precision)
+            };
             let ranks = match self.comm.world() {
                 1 => String::new(),
                 k => format!(" over {k} ranks"),
@@ -273,10 +280,18 @@ impl TrainOptions {
         self.batch_size * self.accum_freq
     }
 
-    /// FLOPs per training sample at a phase's shape: 3× the forward (open_clip's
-    /// count), plus the forward that accumulation runs twice.
-    pub fn flops(&self, image_size: usize, text_len: usize) -> anyhow::Result<FlopsReport> {
-        let f = flops::model(&self.model, image_size, text_len)?;
+    /// The patch dropout of the phase named `name` ([`Schedule::shapes`]),
+    /// the last phase's for one the schedule does not name (the baseline).
+    pub fn patch_dropout_of(&self, name: &str) -> f64 {
+        let position = self.schedule.shapes().iter().position(|(n, ..)| n == name);
+        position.and_then(|i| self.patch_dropout.get(i)).or(self.patch_dropout.last()).copied().unwrap_or(0.0)
+    }
+
+    /// FLOPs per training sample in `phase`: 3× the forward (open_clip's
+    /// count) at its shape and the tokens its patch dropout keeps, plus the
+    /// forward that accumulation runs twice.
+    pub fn flops(&self, phase: &Phase) -> anyhow::Result<FlopsReport> {
+        let f = flops::model_dropping(&self.model, phase.image_size, phase.text_len, phase.patch_dropout)?;
         Ok(match self.accum_freq {
             1 => f,
             _ => FlopsReport { training_gflops: f.training_gflops + f.forward_gflops, ..f },

@@ -17,6 +17,7 @@ use reclip_core::{DType, Result, Tensor};
 use reclip_dist::{Comm, GradReducer, RingDirection, all_gather, ring_shift};
 use reclip_loss::{clip_loss_local, siglip_loss, siglip_loss_negatives};
 use reclip_model::Clip;
+use reclip_model::patch_dropout::PatchDropout;
 
 /// A rank's part in data-parallel training of one model.
 pub struct DataParallel {
@@ -37,8 +38,9 @@ impl DataParallel {
 
     /// One step on this rank's `images` [b, 3, S, S] and `tokens` [b, L]
     /// (b = B / world), in `micro_batches` passes (open_clip's
-    /// `--accum-freq`; 1: none). The loss returned is this rank's: the mean
-    /// over ranks is the global batch's.
+    /// `--accum-freq`; 1: none), the patches dropped as `dropout` says (its
+    /// first row this rank's in the global batch). The loss returned is
+    /// this rank's: the mean over ranks is the global batch's.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
@@ -49,16 +51,17 @@ impl DataParallel {
         dtype: DType,
         lr: f32,
         micro_batches: usize,
+        dropout: Option<&PatchDropout>,
     ) -> Result<(Var, StepReport)> {
         let loss = if micro_batches > 1 {
             // The gradients are complete only after the last micro-batch:
             // they are averaged then, without overlapping the backward.
-            accumulate_gradients(clip, images, tokens, dtype, micro_batches, |tape, image, text| {
+            accumulate_gradients(clip, images, tokens, dtype, micro_batches, dropout, |tape, image, text| {
                 self.rank_loss(clip, tape, image, text)
             })?
         } else {
             let tape = Tape::new();
-            let image = clip.encode_image(&tape, images, dtype)?;
+            let image = clip.encode_image_dropping(&tape, images, dtype, dropout)?;
             let text = clip.encode_text(&tape, tokens, dtype)?;
             let loss = self.rank_loss(clip, &tape, &image, &text)?;
             let reducer = &mut self.reducer;
@@ -94,7 +97,8 @@ impl DataParallel {
     }
 }
 
-/// One step of the run, in `micro_batches` passes: this rank's part of a
+/// One step of the run, in `micro_batches` passes, with `dropout`'s patch
+/// dropout: this rank's part of a
 /// data-parallel step with `parallel`, one process's [`crate::train_step`]
 /// (replayed from a graph where `graphs` can) or
 /// [`crate::step::accumulated_step`] without.
@@ -109,10 +113,11 @@ pub(crate) fn step(
     dtype: DType,
     lr: f32,
     micro_batches: usize,
+    dropout: Option<&PatchDropout>,
 ) -> Result<(Var, StepReport)> {
     match (parallel, micro_batches) {
-        (Some(dp), k) => dp.step(clip, optimizer, images, tokens, dtype, lr, k),
-        (None, 1) => graphs.step(clip, optimizer, images, tokens, dtype, lr),
-        (None, k) => crate::step::accumulated_step(clip, optimizer, images, tokens, dtype, lr, k),
+        (Some(dp), k) => dp.step(clip, optimizer, images, tokens, dtype, lr, k, dropout),
+        (None, 1) => graphs.step(clip, optimizer, images, tokens, dtype, lr, dropout),
+        (None, k) => crate::step::accumulated_step(clip, optimizer, images, tokens, dtype, lr, k, dropout),
     }
 }

@@ -7,6 +7,7 @@
 //! not a stretch of one curve over the run (`schedule.rs` says why).
 
 use reclip_data::BatchSpec;
+use reclip_model::patch_dropout::PatchDropout;
 use serde::Serialize;
 
 /// One stage of a staged schedule, as `--stages` gives it.
@@ -46,6 +47,27 @@ pub fn parse_stages(spec: &str, default_text_len: usize) -> Result<Vec<Stage>, S
         return Err(format!("the shares add up to {total}, not 1"));
     }
     Ok(stages)
+}
+
+/// FLIP's patch dropout per phase, as `--patch-dropout P[,P...]` gives it:
+/// one probability for every one of the schedule's `phases`, or one for
+/// each in order (`0.5,0`: FLIP's dropout, then none in the last phase).
+pub fn parse_patch_dropout(spec: &str, phases: usize) -> Result<Vec<f64>, String> {
+    let probs = spec
+        .split(',')
+        .map(|p| {
+            let prob: f64 = p.trim().parse().map_err(|_| format!("'{p}' is not a number"))?;
+            if !(0.0..1.0).contains(&prob) {
+                return Err(format!("{prob} is not a share of patches dropped, from 0 to below 1"));
+            }
+            Ok(prob)
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    match probs.len() {
+        1 => Ok(vec![probs[0]; phases]),
+        n if n == phases => Ok(probs),
+        n => Err(format!("{n} probabilities for the schedule's {phases} phases (give one, or one per phase)")),
+    }
 }
 
 /// How many of a RECLIP run's steps the high-resolution finetune takes.
@@ -109,12 +131,14 @@ impl Schedule {
 }
 
 /// One phase of a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Phase {
     /// "main" and "finetune" (RECLIP), "baseline", or "stage1", "stage2", ….
     pub name: String,
     pub image_size: usize,
     pub text_len: usize,
+    /// FLIP's patch dropout probability in this phase's training steps (0: none).
+    pub patch_dropout: f64,
     /// Global index of the phase's first step.
     pub start_step: u64,
     pub steps: u64,
@@ -123,6 +147,19 @@ pub struct Phase {
 impl Phase {
     pub fn end_step(&self) -> u64 {
         self.start_step + self.steps
+    }
+
+    /// The patch dropout of the run's `step` (in this phase) for this
+    /// rank's images, which start at its slice of the global batch; `None`
+    /// without dropout.
+    pub fn dropout_at(&self, opts: &crate::options::TrainOptions, step: u64) -> Option<PatchDropout> {
+        let first_row = opts.comm.rank() * opts.step_batch() / opts.comm.world();
+        (self.patch_dropout > 0.0).then_some(PatchDropout {
+            prob: self.patch_dropout,
+            seed: opts.seed,
+            step,
+            first_row: first_row as u64,
+        })
     }
 
     /// What the phase asks of each batch.
@@ -138,7 +175,7 @@ fn consecutive(parts: Vec<(String, usize, usize, u64)>) -> Vec<Phase> {
     let mut phases = Vec::new();
     for (name, image_size, text_len, steps) in parts {
         if steps > 0 {
-            phases.push(Phase { name, image_size, text_len, start_step, steps });
+            phases.push(Phase { name, image_size, text_len, patch_dropout: 0.0, start_step, steps });
         }
         start_step += steps;
     }
@@ -260,6 +297,22 @@ mod tests {
             ("64:1.5,128:-0.5", "not in (0, 1]"),
         ] {
             let err = parse_stages(spec, 16).unwrap_err();
+            assert!(err.contains(needle), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn patch_dropout_is_one_share_or_one_per_phase() {
+        assert_eq!(parse_patch_dropout("0.5", 3).unwrap(), [0.5; 3]);
+        assert_eq!(parse_patch_dropout("0.5, 0", 2).unwrap(), [0.5, 0.0]);
+        for (spec, needle) in [
+            ("0.5,0.5,0", "3 probabilities for the schedule's 2 phases"),
+            ("half", "'half' is not a number"),
+            ("1", "1 is not a share"),
+            ("0.5,-0.1", "-0.1 is not a share"),
+            ("NaN", "NaN is not a share"),
+        ] {
+            let err = parse_patch_dropout(spec, 2).unwrap_err();
             assert!(err.contains(needle), "{spec}: {err}");
         }
     }

@@ -20,6 +20,10 @@ pub struct PhaseReport {
     pub name: String,
     pub image_size: usize,
     pub text_len: usize,
+    /// FLIP's patch dropout probability in training (0: none).
+    pub patch_dropout: f64,
+    /// The tokens the image transformer sees: the class token and the
+    /// patches kept.
     pub tokens_per_image: usize,
     pub steps: u64,
     pub samples: u64,
@@ -53,6 +57,8 @@ pub struct Totals {
 pub struct BaselineEstimate {
     pub image_size: usize,
     pub text_len: usize,
+    /// The last phase's patch dropout, which the baseline trains with.
+    pub patch_dropout: f64,
     pub steps: u64,
     pub samples: u64,
     pub gflops_training: f64,

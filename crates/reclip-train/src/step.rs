@@ -9,11 +9,13 @@ use reclip_autograd::{Tape, Var};
 use reclip_core::{DType, Indices, Result, Tensor};
 use reclip_loss::{clip_loss, siglip_loss};
 use reclip_model::Clip;
+use reclip_model::patch_dropout::PatchDropout;
 
 /// One step on `images` [B, 3, S, S] and token ids [B, L], both on the host
-/// as the loader makes them. On a GPU it queues work and returns: the only
-/// transfers are the batch's uploads, and the loss (a device scalar) and the
-/// step report's gradient norm stay on the device until read.
+/// as the loader makes them, the images' patches dropped as `dropout` says
+/// (FLIP). On a GPU it queues work and returns: the only transfers are the
+/// batch's uploads, and the loss (a device scalar) and the step report's
+/// gradient norm stay on the device until read.
 pub fn train_step(
     clip: &Clip,
     optimizer: &mut AdamW,
@@ -21,9 +23,10 @@ pub fn train_step(
     tokens: &Tensor,
     dtype: DType,
     lr: f32,
+    dropout: Option<&PatchDropout>,
 ) -> Result<(Var, StepReport)> {
     let (tokens, eot) = clip.text_indices(tokens)?;
-    step_on(clip, images, &tokens, &eot, dtype, || optimizer.step(lr))
+    step_on(clip, images, &tokens, &eot, dtype, dropout, || optimizer.step(lr))
 }
 
 /// The step on images and prepared text indices (see
@@ -35,10 +38,11 @@ pub(crate) fn step_on(
     tokens: &Indices,
     eot: &Indices,
     dtype: DType,
+    dropout: Option<&PatchDropout>,
     update: impl FnOnce() -> Result<StepReport>,
 ) -> Result<(Var, StepReport)> {
     let tape = Tape::new();
-    let image = clip.encode_image(&tape, images, dtype)?;
+    let image = clip.encode_image_dropping(&tape, images, dtype, dropout)?;
     let text = clip.encode_text_indices(&tape, tokens, eot, dtype)?;
     let loss = batch_loss(clip, &tape, &image, &text)?;
     loss.backward()?;
@@ -49,6 +53,7 @@ pub(crate) fn step_on(
 
 /// [`train_step`] with the loss of the whole batch taken over `micro_batches`
 /// passes of its rows ([`crate::accumulate`]): open_clip's `--accum-freq`.
+#[allow(clippy::too_many_arguments)]
 pub fn accumulated_step(
     clip: &Clip,
     optimizer: &mut AdamW,
@@ -57,8 +62,9 @@ pub fn accumulated_step(
     dtype: DType,
     lr: f32,
     micro_batches: usize,
+    dropout: Option<&PatchDropout>,
 ) -> Result<(Var, StepReport)> {
-    let loss = accumulate_gradients(clip, images, tokens, dtype, micro_batches, |tape, image, text| {
+    let loss = accumulate_gradients(clip, images, tokens, dtype, micro_batches, dropout, |tape, image, text| {
         batch_loss(clip, tape, image, text)
     })?;
     let report = optimizer.step(lr)?;

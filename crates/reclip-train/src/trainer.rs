@@ -144,7 +144,9 @@ impl Trainer<'_> {
         let (clip, optimizer, dtype) = (&self.clip, &mut self.optimizer, self.opts.precision);
         let (parallel, graphs) = (self.parallel.as_mut(), &mut self.graphs);
         let (images, tokens, k) = (&batch.images, &batch.tokens, self.opts.accum_freq);
-        let (loss, report) = parallel::step(parallel, graphs, clip, optimizer, images, tokens, dtype, lr, k)?;
+        let dropout = self.phases[pi].dropout_at(self.opts, self.state.step);
+        let (loss, report) =
+            parallel::step(parallel, graphs, clip, optimizer, images, tokens, dtype, lr, k, dropout.as_ref())?;
         self.say_graph_notice();
         self.count(pi, (batch.len() * world) as u64);
         // The previous step's numbers are read with this one queued: a GPU

@@ -81,6 +81,7 @@ impl PhaseReport {
             name: p.name.clone(),
             image_size: p.image_size,
             text_len: p.text_len,
+            patch_dropout: p.patch_dropout,
             tokens_per_image: f.image.tokens,
             steps: s.steps,
             samples: s.samples,
@@ -118,6 +119,7 @@ impl BaselineEstimate {
         BaselineEstimate {
             image_size: b.phase.image_size,
             text_len: b.phase.text_len,
+            patch_dropout: b.phase.patch_dropout,
             steps: total.steps,
             samples,
             gflops_training: b.flops.training_gflops,
@@ -185,6 +187,7 @@ mod tests {
             name: name.into(),
             image_size,
             text_len: 8,
+            patch_dropout: 0.0,
             start_step,
             steps,
         };

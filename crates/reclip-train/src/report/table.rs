@@ -76,6 +76,10 @@ impl Report {
                 p.zero_shot_top1,
             );
         }
+        if self.phases.iter().any(|p| p.patch_dropout > 0.0) {
+            let each: Vec<String> = self.phases.iter().map(|p| format!("{} {}", p.name, p.patch_dropout)).collect();
+            let _ = writeln!(s, "patch dropout: {} (tokens: the class token and the patches kept)", each.join(", "));
+        }
         let t = &self.total;
         line(
             &mut s,

@@ -67,7 +67,7 @@ impl<'a> Trainer<'a> {
         state: TrainState,
     ) -> anyhow::Result<Self> {
         let Setup { encoder, loader, phases, total_steps, schedule } = setup;
-        let flops: Vec<_> = phases.iter().map(|p| opts.flops(p.image_size, p.text_len)).collect::<Result<_, _>>()?;
+        let flops: Vec<_> = phases.iter().map(|p| opts.flops(p)).collect::<Result<_, _>>()?;
         let pflops = state.phases.iter().zip(&flops).map(|(s, f)| f.training_pflops(s.samples)).sum();
         let metrics = match opts.comm.is_leader() {
             true => MetricsLog::open(&opts.out, opts.resume.then_some(state.step))?,
