@@ -38,6 +38,16 @@ fn flops_of_vit_b_16_match_open_clips_profile() {
     let (tokens, small, _) = gflops("image", 64);
     assert_eq!(tokens, 17);
     assert!(image / small > 11.5 && image / small < 12.5, "{image} / {small}");
+
+    // FLIP's 50% at 224 px: the transformer on 99 tokens, the patch embedding on all 196 patches.
+    let out = reclip(&["flops", "--model", "ViT-B-16", "--patch-dropout", "0.5", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = &v["rows"][0];
+    assert_eq!((row["tokens"].as_u64(), v["patch_dropout"].as_f64()), (Some(99), Some(0.5)), "{v}");
+    let dropped = row["forward_gflops"].as_f64().unwrap();
+    assert!(dropped / image > 0.45 && dropped / image < 0.51, "{dropped} / {image}");
+    fails_with(&["flops", "--patch-dropout", "1"], &["--patch-dropout", "below 1"]);
 }
 
 /// Runs `args`, expects exit code 2 and one line on stderr containing every

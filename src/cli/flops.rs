@@ -16,6 +16,10 @@ pub struct FlopsArgs {
     /// Text lengths, comma-separated; the model's context length by default.
     #[arg(long, value_delimiter = ',')]
     text_len: Vec<usize>,
+    /// The image tower in training under FLIP's patch dropout at this share
+    /// of patches dropped (0: none, as at evaluation).
+    #[arg(long, default_value_t = 0.0)]
+    patch_dropout: f64,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -38,9 +42,11 @@ pub fn run(args: FlopsArgs) -> anyhow::Result<()> {
     let cfg = ModelConfig::load(&args.model).with_context(|| format!("--model {}", args.model))?;
     let sizes = if args.image_size.is_empty() { vec![cfg.vision_cfg.image_size] } else { args.image_size };
     let lens = if args.text_len.is_empty() { vec![cfg.text_cfg.context_length] } else { args.text_len };
+    reclip_model::config::check_patch_dropout("--patch-dropout", args.patch_dropout)?;
     let mut rows = Vec::new();
     for &s in &sizes {
-        let f = flops::image_tower(&cfg, s).with_context(|| format!("--image-size {s}"))?;
+        let f =
+            flops::image_tower_dropping(&cfg, s, args.patch_dropout).with_context(|| format!("--image-size {s}"))?;
         rows.push(("image", s, f));
     }
     for &l in &lens {
@@ -50,6 +56,7 @@ pub fn run(args: FlopsArgs) -> anyhow::Result<()> {
     if args.json {
         let out = json!({
             "model": args.model,
+            "patch_dropout": args.patch_dropout,
             "convention": "2 FLOPs per multiply-add; matmuls, patch-embedding convolution and both attention products; elementwise listed apart",
             "rows": rows.iter().map(|(t, s, f)| row(t, *s, f)).collect::<Vec<_>>(),
         });
