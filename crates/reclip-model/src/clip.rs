@@ -10,7 +10,7 @@
 
 use crate::checkpoint::{self, CheckpointError, StateDict};
 use crate::layers::Context;
-use crate::patch_dropout::PatchDropout;
+use crate::patch_dropout::{PatchDropout, kept_rows};
 use crate::weights::config_error;
 use crate::{ClipWeights, ModelConfig};
 use reclip_autograd::{FollowsParams, Param, Tape, Var};
@@ -171,28 +171,35 @@ impl Clip {
         dtype: DType,
         dropout: Option<&PatchDropout>,
     ) -> Result<Var> {
-        let Some(dropout) = dropout.filter(|d| d.prob > 0.0) else {
-            return self.encode_image_keeping(tape, images, dtype, None);
-        };
-        let dims = images.dims();
-        let patches = match dims.get(2) {
-            Some(&size) => self.grid(size)?.pow(2),
-            None => 0,
-        };
-        let kept = dropout.subsets(dims.first().copied().unwrap_or(0), patches);
-        self.encode_image_keeping(tape, images, dtype, Some(&kept))
+        self.encode_image_kept(tape, images, dtype, self.kept_indices(images, dropout)?.as_ref())
     }
 
-    /// [`Clip::encode_image`] with each image keeping its class token and
-    /// only its patches `kept[b]` (0-based among its patches) when `kept`
-    /// is given: what patch dropout draws.
-    pub fn encode_image_keeping(
-        &self,
-        tape: &Tape,
-        images: &Tensor,
-        dtype: DType,
-        kept: Option<&[Vec<u32>]>,
-    ) -> Result<Var> {
+    /// [`Clip::kept_rows`] as indices on the model's device.
+    pub fn kept_indices(&self, images: &Tensor, dropout: Option<&PatchDropout>) -> Result<Option<Indices>> {
+        let Some(rows) = self.kept_rows(images, dropout)? else { return Ok(None) };
+        let (len, bound) = (rows.len(), images.dims()[0] * (1 + self.grid(images.dims()[2])?.pow(2)));
+        Indices::from_vec("patch_dropout", rows, [len], bound, &self.device).map(Some)
+    }
+
+    /// Where the tokens `images` [B, 3, S, S] keep under `dropout` lie
+    /// among their B·(1 + N) tokens ([`crate::patch_dropout::kept_rows`]);
+    /// `None` when nothing is dropped.
+    pub fn kept_rows(&self, images: &Tensor, dropout: Option<&PatchDropout>) -> Result<Option<Vec<u32>>> {
+        let Some(dropout) = dropout.filter(|d| d.prob > 0.0) else { return Ok(None) };
+        let &[batch, _, size, _] = images.dims() else {
+            return Err(Error::invalid(
+                "encode_image",
+                format!("expected images [B, 3, S, S], got {}", images.shape()),
+            ));
+        };
+        let patches = self.grid(size)?.pow(2);
+        kept_rows(&dropout.subsets(batch, patches), batch, 1 + patches).map(Some)
+    }
+
+    /// [`Clip::encode_image`] with the transformer seeing only the tokens
+    /// at `kept` (from [`Clip::kept_rows`], on the model's device) when it
+    /// is given.
+    pub fn encode_image_kept(&self, tape: &Tape, images: &Tensor, dtype: DType, kept: Option<&Indices>) -> Result<Var> {
         let w = &self.weights.visual;
         let dims = images.dims();
         if dims.len() != 4 || dims[1] != 3 || dims[2] != dims[3] {

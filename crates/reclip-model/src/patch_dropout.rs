@@ -69,9 +69,16 @@ pub fn draw(seed: u64, step: u64, row: u64, patches: usize, keep: usize) -> Vec<
 /// its patches `kept[b]` (each 0-based among the N patches, all images the
 /// same count), as [B, 1 + K, width], with gradient.
 pub fn drop_patches(x: &Var, kept: &[Vec<u32>]) -> Result<Var> {
-    let &[batch, tokens, width] = x.tensor().dims() else {
-        return Err(Error::invalid(OP, format!("expected tokens [B, 1 + N, width], got {}", x.tensor().shape())));
-    };
+    let (batch, tokens, _) = token_dims(x)?;
+    let rows = kept_rows(kept, batch, tokens)?;
+    let len = rows.len();
+    gather_kept(x, &Indices::from_vec(OP, rows, [len], batch * tokens, x.tensor().device())?)
+}
+
+/// Where the tokens `kept` keeps lie among B images' 1 + N tokens,
+/// flattened (row b·(1 + N) is image b's class token): each image's class
+/// token, then its kept patches, image by image. What [`gather_kept`] takes.
+pub fn kept_rows(kept: &[Vec<u32>], batch: usize, tokens: usize) -> Result<Vec<u32>> {
     let keep = kept.first().map_or(0, Vec::len);
     if kept.len() != batch || kept.iter().any(|k| k.len() != keep) || tokens == 0 {
         return Err(Error::invalid(
@@ -94,6 +101,25 @@ pub fn drop_patches(x: &Var, kept: &[Vec<u32>]) -> Result<Var> {
             rows.push(first + 1 + p);
         }
     }
-    let ids = Indices::from_vec(OP, rows, [batch * (1 + keep)], batch * tokens, x.tensor().device())?;
-    x.reshape([batch * tokens, width])?.index_select(0, &ids)?.reshape([batch, 1 + keep, width])
+    Ok(rows)
+}
+
+/// `x` [B, T, width] at the flattened rows `rows` ([`kept_rows`], as
+/// indices into B·T): [B, rows / B, width], with gradient.
+pub fn gather_kept(x: &Var, rows: &Indices) -> Result<Var> {
+    let (batch, tokens, width) = token_dims(x)?;
+    if batch == 0 || !rows.len().is_multiple_of(batch) || rows.bound() != batch * tokens {
+        return Err(Error::invalid(
+            OP,
+            format!("{} kept rows (of {}) for {batch} images of {tokens} tokens", rows.len(), rows.bound()),
+        ));
+    }
+    x.reshape([batch * tokens, width])?.index_select(0, rows)?.reshape([batch, rows.len() / batch, width])
+}
+
+fn token_dims(x: &Var) -> Result<(usize, usize, usize)> {
+    match *x.tensor().dims() {
+        [batch, tokens, width] => Ok((batch, tokens, width)),
+        _ => Err(Error::invalid(OP, format!("expected tokens [B, 1 + N, width], got {}", x.tensor().shape()))),
+    }
 }

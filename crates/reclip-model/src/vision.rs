@@ -3,10 +3,10 @@
 
 use crate::ModelConfig;
 use crate::layers::{BlockShape, Context, LayerNorm, Transformer};
-use crate::patch_dropout::drop_patches;
+use crate::patch_dropout::gather_kept;
 use crate::weights::{Init, config_error};
 use reclip_autograd::{Param, Var};
-use reclip_core::Result;
+use reclip_core::{Indices, Result};
 use reclip_embed::patch_embed;
 use reclip_mlp::Activation;
 
@@ -53,19 +53,19 @@ impl VisionTower {
 
     /// Features [B, embed_dim] of `images` [B, 3, S, S] (in the compute
     /// dtype) with `positional_embedding` fitting their patch grid; with
-    /// `kept` (patch dropout), the transformer sees each image's class
-    /// token and its patches `kept[b]` only.
+    /// `kept` (patch dropout: [`crate::patch_dropout::kept_rows`]), the
+    /// transformer sees those of the images' tokens only.
     pub fn forward(
         &self,
         cx: &Context,
         images: &Var,
         positional_embedding: &Var,
-        kept: Option<&[Vec<u32>]>,
+        kept: Option<&Indices>,
     ) -> Result<Var> {
         let (conv, cls) = (cx.param(&self.conv1)?, cx.param(&self.class_embedding)?);
         let mut x = patch_embed(images, &conv, &cls, positional_embedding, self.patch_size)?;
         if let Some(kept) = kept {
-            x = drop_patches(&x, kept)?;
+            x = gather_kept(&x, kept)?;
         }
         let x = self.transformer.forward(cx, self.ln_pre.forward(cx, &x)?)?;
         let (batch, width) = (x.tensor().dims()[0], x.tensor().dims()[2]);

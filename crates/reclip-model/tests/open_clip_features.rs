@@ -5,8 +5,9 @@
 //! embedding, and under FLIP's patch dropout given the patches open_clip kept.
 
 use reclip_autograd::Tape;
-use reclip_core::{DType, Device, Tensor};
+use reclip_core::{DType, Device, Indices, Tensor};
 use reclip_model::checkpoint::{self, StateDict};
+use reclip_model::patch_dropout::kept_rows;
 use reclip_model::{Clip, ModelConfig};
 use reclip_testkit::test_device;
 use std::path::PathBuf;
@@ -56,7 +57,10 @@ fn check(model: &str, device: &Device) {
     let kept = get("patch_dropout_kept");
     let width = kept.dims()[1];
     let kept: Vec<Vec<u32>> = kept.to_vec::<u32>().unwrap().chunks(width).map(<[u32]>::to_vec).collect();
-    let dropped = clip.encode_image_keeping(&tape, &get("images"), DType::F32, Some(&kept)).unwrap().into_tensor();
+    let tokens = 1 + (clip.image_size() / clip.config().vision_cfg.patch_size).pow(2);
+    let rows = kept_rows(&kept, kept.len(), tokens).unwrap();
+    let rows = Indices::from_vec("test", rows.clone(), [rows.len()], kept.len() * tokens, device).unwrap();
+    let dropped = clip.encode_image_kept(&tape, &get("images"), DType::F32, Some(&rows)).unwrap().into_tensor();
     let e = relative_error(&dropped, &get("image_features_patch_dropout"));
     assert!(e < tol, "{model} on {device}: image features under patch dropout differ by {e:.2e}");
     assert!(relative_error(&dropped, &image) > 1e-2, "{model}: dropping patches changes the features");

@@ -71,8 +71,6 @@ pub struct GraphStep {
     last_plain: Option<PlainStep>,
     recorded: Option<Recorded>,
     replayed: u64,
-    /// Whether the notice said that steps with patch dropout run plain.
-    said_dropout: bool,
 }
 
 impl GraphStep {
@@ -91,7 +89,7 @@ impl GraphStep {
     }
 
     fn with(plain_because: Option<String>) -> Self {
-        GraphStep { plain_because, notice: None, last_plain: None, recorded: None, replayed: 0, said_dropout: false }
+        GraphStep { plain_because, notice: None, last_plain: None, recorded: None, replayed: 0 }
     }
 
     /// The steps of `opts`'s run, as `--cuda-graphs` and the run say. A
@@ -124,8 +122,9 @@ impl GraphStep {
     /// batch of these shapes comes, recorded and replayed the second time,
     /// replayed after that. The loss and the gradient norm returned are
     /// the step's own (copies of the recording's outputs, made after the
-    /// replay), untouched by later steps. A step with patch dropout runs
-    /// plain launches: which tokens it gathers is drawn anew each step.
+    /// replay), untouched by later steps. Under patch dropout each step's
+    /// kept tokens are drawn anew and written into the recording's
+    /// indices, like the batch.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
@@ -137,21 +136,17 @@ impl GraphStep {
         lr: f32,
         dropout: Option<&PatchDropout>,
     ) -> Result<(Var, StepReport)> {
-        if dropout.is_some() && self.plain_because.is_none() && !self.said_dropout {
-            self.said_dropout = true;
-            self.notice =
-                Some("CUDA graphs: off in phases with patch dropout (their gather is drawn anew each step)".into());
-        }
-        if self.plain_because.is_some() || dropout.is_some() {
+        if self.plain_because.is_some() {
             return train_step(clip, optimizer, images, tokens, dtype, lr, dropout);
         }
-        let shapes = Shapes::of(images, tokens, dtype);
+        let kept = clip.kept_rows(images, dropout)?;
+        let shapes = Shapes::of(images, tokens, kept.as_ref(), dtype);
         let addresses = fingerprint(clip, optimizer)?;
         if let Some(recorded) = self.recorded.as_mut()
             && recorded.shapes == shapes
             && recorded.fingerprint == addresses
         {
-            recorded.inputs.write(images, tokens)?;
+            recorded.inputs.write(images, tokens, kept)?;
             let step = recorded.run(optimizer, lr)?;
             self.replayed += 1;
             return Ok(step);
@@ -161,7 +156,7 @@ impl GraphStep {
         if let Some(plain) = self.last_plain.take().filter(|p| p.shapes == shapes && p.fingerprint == addresses) {
             // The old recording's memory goes before the new one takes its own.
             self.recorded = None;
-            match Recorded::new(clip, optimizer, images, tokens, dtype, plain) {
+            match Recorded::new(clip, optimizer, images, tokens, dropout, dtype, plain) {
                 Ok(recorded) => {
                     let step = self.recorded.insert(recorded).run(optimizer, lr)?;
                     self.replayed += 1;
@@ -174,7 +169,7 @@ impl GraphStep {
                 }
             }
         }
-        let (loss, report) = train_step(clip, optimizer, images, tokens, dtype, lr, None)?;
+        let (loss, report) = train_step(clip, optimizer, images, tokens, dtype, lr, dropout)?;
         if self.plain_because.is_none() {
             self.last_plain = Some(PlainStep::of(shapes, fingerprint(clip, optimizer)?, &loss, &report));
         }
@@ -208,18 +203,21 @@ impl GraphStep {
 }
 
 /// What a recording depends on of a step's inputs: replaying it takes a
-/// batch of the same shapes, in the same precision.
+/// batch of the same shapes, as many image tokens kept, in the same
+/// precision.
 #[derive(Clone, Debug, PartialEq)]
 struct Shapes {
     images: Shape,
     images_dtype: DType,
     tokens: Shape,
+    kept: Option<usize>,
     dtype: DType,
 }
 
 impl Shapes {
-    fn of(images: &Tensor, tokens: &Tensor, dtype: DType) -> Self {
-        Shapes { images: images.shape().clone(), images_dtype: images.dtype(), tokens: tokens.shape().clone(), dtype }
+    fn of(images: &Tensor, tokens: &Tensor, kept: Option<&Vec<u32>>, dtype: DType) -> Self {
+        let (images_dtype, kept) = (images.dtype(), kept.map(Vec::len));
+        Shapes { images: images.shape().clone(), images_dtype, tokens: tokens.shape().clone(), kept, dtype }
     }
 }
 
@@ -264,25 +262,28 @@ struct Recorded {
 }
 
 impl Recorded {
-    /// Uploads the batch into new input buffers and records a step on them
-    /// (nothing runs): `plain` was a step of the same shapes.
+    /// Uploads the batch (and the tokens `dropout` keeps of it) into new
+    /// input buffers and records a step on them (nothing runs): `plain`
+    /// was a step of the same shapes.
     fn new(
         clip: &Clip,
         optimizer: &mut AdamW,
         images: &Tensor,
         tokens: &Tensor,
+        dropout: Option<&PatchDropout>,
         dtype: DType,
         plain: PlainStep,
     ) -> Result<Self> {
         let device = clip.device();
         let gpu = device.gpu().ok_or_else(|| Error::invalid(OP, "the CPU records nothing"))?;
-        let inputs = Inputs::upload(clip, images, tokens)?;
+        let inputs = Inputs::upload(clip, images, tokens, dropout)?;
         let scalars = StepScalars::new(device)?;
         let loss = Tensor::empty(plain.loss.0, plain.loss.1, device)?;
         let norm = plain.norm.map(|(shape, dtype)| Tensor::empty(shape, dtype, device)).transpose()?;
         let graph = gpu.capture(|| {
             let update = || optimizer.record_step(&scalars);
-            let recorded = step_on(clip, &inputs.images, &inputs.tokens, &inputs.eot, dtype, None, update)
+            let (images, kept) = (&inputs.images, inputs.kept.as_ref());
+            let recorded = step_on(clip, images, &inputs.tokens, &inputs.eot, kept, dtype, update)
                 .and_then(|(l, report)| copy_outputs(&l, &report, &loss, norm.as_ref()));
             // Gradients made while recording are the recording's: none may
             // outlive it, nor, if it failed, add into the next step's.
@@ -334,27 +335,39 @@ fn copy_into(src: &Tensor, dst: &Tensor) -> Result<()> {
     gpu.backend().copy(src.gpu_ptr()?, dst.gpu_ptr()?, src.elem_count() * src.dtype().size_in_bytes())
 }
 
-/// A recorded step's batch: the images and the text indices it reads.
+/// A recorded step's batch: the images, the image tokens kept under patch
+/// dropout and the text indices it reads.
 struct Inputs {
     images: Tensor,
+    kept: Option<Indices>,
     tokens: Indices,
     eot: Indices,
 }
 
 impl Inputs {
-    /// New buffers holding `images` and the text indices of `tokens`.
-    fn upload(clip: &Clip, images: &Tensor, tokens: &Tensor) -> Result<Self> {
+    /// New buffers holding `images`, the tokens `dropout` keeps of them
+    /// and the text indices of `tokens`.
+    fn upload(clip: &Clip, images: &Tensor, tokens: &Tensor, dropout: Option<&PatchDropout>) -> Result<Self> {
         let (tokens, eot) = clip.text_indices(tokens)?;
         let own = Tensor::empty(images.shape().clone(), images.dtype(), clip.device())?;
         write_tensor(&own, images)?;
-        Ok(Inputs { images: own, tokens, eot })
+        Ok(Inputs { images: own, kept: clip.kept_indices(images, dropout)?, tokens, eot })
     }
 
-    /// Replaces the batch with `images` and `tokens`, of the same shapes,
-    /// in place: one upload each of the images, the token ids and the
+    /// Replaces the batch with `images`, the tokens `kept` of them
+    /// ([`Clip::kept_rows`]) and `tokens`, of the same shapes, in place:
+    /// one upload each of the images, the kept rows, the token ids and the
     /// end-of-text positions.
-    fn write(&mut self, images: &Tensor, tokens: &Tensor) -> Result<()> {
+    fn write(&mut self, images: &Tensor, tokens: &Tensor, kept: Option<Vec<u32>>) -> Result<()> {
         write_tensor(&self.images, images)?;
+        match (self.kept.as_mut(), kept) {
+            (Some(own), Some(rows)) => {
+                let len = rows.len();
+                own.rewrite("patch_dropout", rows, [len])?;
+            }
+            (None, None) => {}
+            _ => return Err(Error::invalid(OP, "patch dropout differs from the recorded step's")),
+        }
         let (batch, len) = (tokens.dims()[0], tokens.dims()[1]);
         let ids = tokens.to_vec::<u32>()?;
         let eot = end_of_text(&ids, len);

@@ -26,23 +26,25 @@ pub fn train_step(
     dropout: Option<&PatchDropout>,
 ) -> Result<(Var, StepReport)> {
     let (tokens, eot) = clip.text_indices(tokens)?;
-    step_on(clip, images, &tokens, &eot, dtype, dropout, || optimizer.step(lr))
+    let kept = clip.kept_indices(images, dropout)?;
+    step_on(clip, images, &tokens, &eot, kept.as_ref(), dtype, || optimizer.step(lr))
 }
 
-/// The step on images and prepared text indices (see
-/// [`Clip::text_indices`]), `update` being the optimizer's part: what
-/// [`train_step`] runs, and what a graph step records.
+/// The step on images, prepared text indices (see [`Clip::text_indices`])
+/// and, under patch dropout, the image tokens kept ([`Clip::kept_indices`]),
+/// `update` being the optimizer's part: what [`train_step`] runs, and what
+/// a graph step records.
 pub(crate) fn step_on(
     clip: &Clip,
     images: &Tensor,
     tokens: &Indices,
     eot: &Indices,
+    kept: Option<&Indices>,
     dtype: DType,
-    dropout: Option<&PatchDropout>,
     update: impl FnOnce() -> Result<StepReport>,
 ) -> Result<(Var, StepReport)> {
     let tape = Tape::new();
-    let image = clip.encode_image_dropping(&tape, images, dtype, dropout)?;
+    let image = clip.encode_image_kept(&tape, images, dtype, kept)?;
     let text = clip.encode_text_indices(&tape, tokens, eot, dtype)?;
     let loss = batch_loss(clip, &tape, &image, &text)?;
     loss.backward()?;
