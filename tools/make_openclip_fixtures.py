@@ -145,6 +145,22 @@ def describe(tensors, meanings):
     }
 
 
+def add_entries(tensors, meanings, key, entries):
+    """Adds `entries` (name: (tensor, meaning)) to a fixture's tensors and meanings as `key.name`."""
+    for name, (t, meaning) in entries.items():
+        tensors[f"{key}.{name}"] = t
+        meanings[f"{key}.{name}"] = meaning
+
+
+def save_keyed_fixture(stem, tensors, meanings, computation):
+    """Writes <stem>.safetensors and <stem>.json (versions, how it was computed, what each tensor is)."""
+    save_tensors(OUT / f"{stem}.safetensors", tensors)
+    write_json(
+        OUT / f"{stem}.json",
+        {"versions": VERSIONS, "computation": computation, "tensors": describe(tensors, meanings)},
+    )
+
+
 def make_tokenizer_fixture():
     tokenizer = open_clip.get_tokenizer("ViT-B-32")
     cases = []
@@ -412,19 +428,14 @@ def make_clip_loss_fixture():
                 "scalar: d loss / d logit_scale (the log), i.e. through the exp",
             ),
         }
-        for name, (t, meaning) in entries.items():
-            tensors[f"{key}.{name}"] = t
-            meanings[f"{key}.{name}"] = meaning
-    save_tensors(OUT / "clip_loss.safetensors", tensors)
-    write_json(
-        OUT / "clip_loss.json",
-        {
-            "versions": VERSIONS,
-            "computation": "inputs stored as float32; the loss and gradients were computed in float64 from "
-            "those float32 values with torch autograd through F.normalize (eps 1e-12) and exp, then rounded "
-            "to float32; open_clip.ClipLoss() with its defaults (one process, no label smoothing)",
-            "tensors": describe(tensors, meanings),
-        },
+        add_entries(tensors, meanings, key, entries)
+    save_keyed_fixture(
+        "clip_loss",
+        tensors,
+        meanings,
+        "inputs stored as float32; the loss and gradients were computed in float64 from "
+        "those float32 values with torch autograd through F.normalize (eps 1e-12) and exp, then rounded "
+        "to float32; open_clip.ClipLoss() with its defaults (one process, no label smoothing)",
     )
 
 
@@ -474,19 +485,14 @@ def make_siglip_loss_fixture():
             "grad_logit_scale": (log_scale64.grad.float(), "scalar: d loss / d logit_scale (the log)"),
             "grad_logit_bias": (bias64.grad.float(), "scalar: d loss / d logit_bias"),
         }
-        for name, (t, meaning) in entries.items():
-            tensors[f"{key}.{name}"] = t
-            meanings[f"{key}.{name}"] = meaning
-    save_tensors(OUT / "siglip_loss.safetensors", tensors)
-    write_json(
-        OUT / "siglip_loss.json",
-        {
-            "versions": VERSIONS,
-            "computation": "inputs stored as float32; the loss and gradients were computed in float64 from "
-            "those float32 values with torch autograd through F.normalize (eps 1e-12) and exp, then rounded "
-            "to float32; open_clip.SigLipLoss()._loss, one rank",
-            "tensors": describe(tensors, meanings),
-        },
+        add_entries(tensors, meanings, key, entries)
+    save_keyed_fixture(
+        "siglip_loss",
+        tensors,
+        meanings,
+        "inputs stored as float32; the loss and gradients were computed in float64 from "
+        "those float32 values with torch autograd through F.normalize (eps 1e-12) and exp, then rounded "
+        "to float32; open_clip.SigLipLoss()._loss, one rank",
     )
 
 
@@ -542,18 +548,13 @@ def make_patch_dropout_fixture():
             "grad_tokens": (x.grad, "d(sum(output * upstream)) / d tokens: the upstream rows scattered back, zeros "
                             "for dropped patches"),
         }
-        for name, (t, meaning) in entries.items():
-            tensors[f"{key}.{name}"] = t
-            meanings[f"{key}.{name}"] = meaning
-    save_tensors(OUT / "patch_dropout.safetensors", tensors)
-    write_json(
-        OUT / "patch_dropout.json",
-        {
-            "versions": VERSIONS,
-            "computation": "float64 tokens through open_clip.transformer.PatchDropout in training mode, torch's "
-            "global generator seeded before the call; the kept patches re-drawn from the same seed",
-            "tensors": describe(tensors, meanings),
-        },
+        add_entries(tensors, meanings, key, entries)
+    save_keyed_fixture(
+        "patch_dropout",
+        tensors,
+        meanings,
+        "float64 tokens through open_clip.transformer.PatchDropout in training mode, torch's "
+        "global generator seeded before the call; the kept patches re-drawn from the same seed",
     )
 
 
