@@ -100,6 +100,24 @@ fn assert_same_run(a: &Path, b: &Path, how: &str) {
     assert!(weights(&a.join("model.safetensors")) == weights(&b.join("model.safetensors")), "final weights differ");
 }
 
+/// The run `args` gives, into `a` uninterrupted and into `b` stopped after
+/// `stop` steps (`place` in the run) then resumed, is the same run.
+fn assert_stopped_and_resumed_is_the_same_run(
+    args: impl Fn(&Path) -> Vec<String>,
+    a: &Path,
+    b: &Path,
+    stop: u64,
+    place: &str,
+) {
+    let status = reclip().args(args(a)).status().unwrap();
+    assert!(status.success(), "the uninterrupted run failed");
+    let first = reclip().args(args(b)).args(["--stop-after", &stop.to_string()]).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let o = reclip().args(["train", "--resume", b.to_str().unwrap(), "--quiet"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_run(a, b, &format!("stopped after step {stop}, {place}"));
+}
+
 #[test]
 fn a_killed_run_resumes_exactly() {
     let (_dir, model, a, b) = scratch();
@@ -199,20 +217,10 @@ fn a_staged_run_resumes_exactly_at_and_between_its_switches() {
 #[test]
 fn a_siglip_run_stopped_and_resumed_is_the_same_run() {
     let (_dir, model, a, b) = scratch();
-    let args = |out: &Path| {
-        let mut v = train_args(&model, out);
-        v.extend(["--loss".to_string(), "siglip".to_string()]);
-        v
-    };
-    let status = reclip().args(args(&a)).status().unwrap();
-    assert!(status.success(), "the uninterrupted run failed");
     // Stopped inside the main phase; the resumed invocation takes the loss
     // (and the model's bias) from the run's record, not from its own options.
-    let first = reclip().args(args(&b)).args(["--stop-after", "23"]).output().unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    let o = reclip().args(["train", "--resume", b.to_str().unwrap(), "--quiet"]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_same_run(&a, &b, "stopped after step 23");
+    let args = |out: &Path| staged_train_args(&model, out, &[&TWO_PHASES[..], &["--loss", "siglip"]].concat());
+    assert_stopped_and_resumed_is_the_same_run(args, &a, &b, 23, "inside the main phase");
     // The bias is open_clip's logit_bias, trained away from its start; the
     // metrics log it beside the scale.
     let names: Vec<String> = weights(&a.join("model.safetensors")).into_iter().map(|(n, _)| n).collect();
@@ -233,18 +241,8 @@ fn a_siglip_run_stopped_and_resumed_is_the_same_run() {
 #[test]
 fn an_accumulating_run_stopped_and_resumed_is_the_same_run() {
     let (_dir, model, a, b) = scratch();
-    let args = |out: &Path| {
-        let mut v = train_args(&model, out);
-        v.extend(["--accum-freq".to_string(), "2".to_string()]);
-        v
-    };
-    let status = reclip().args(args(&a)).status().unwrap();
-    assert!(status.success(), "the uninterrupted run failed");
-    let first = reclip().args(args(&b)).args(["--stop-after", "47"]).output().unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    let o = reclip().args(["train", "--resume", b.to_str().unwrap(), "--quiet"]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_same_run(&a, &b, "stopped after step 47, in the finetune");
+    let args = |out: &Path| staged_train_args(&model, out, &[&TWO_PHASES[..], &["--accum-freq", "2"]].concat());
+    assert_stopped_and_resumed_is_the_same_run(args, &a, &b, 47, "in the finetune");
     // Each step saw 2 × 8 pairs, and each sample's towers ran forward twice.
     let report: Value = serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
     assert_eq!((report["accum_freq"].as_u64(), report["batch_size"].as_u64()), (Some(2), Some(8)), "{report}");
@@ -261,13 +259,8 @@ fn a_patch_dropout_run_stopped_and_resumed_is_the_same_run() {
     // with every patch.
     let (dir, model, a, b) = scratch();
     let flip = ["--stages", "16:0.75,16:0.25", "--patch-dropout", "0.5,0"];
-    let status = reclip().args(staged_train_args(&model, &a, &flip)).status().unwrap();
-    assert!(status.success(), "the uninterrupted run failed");
-    let first = reclip().args(staged_train_args(&model, &b, &flip)).args(["--stop-after", "23"]).output().unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    let o = reclip().args(["train", "--resume", b.to_str().unwrap(), "--quiet"]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_same_run(&a, &b, "stopped after step 23, inside the dropout stage");
+    let args = |out: &Path| staged_train_args(&model, out, &flip);
+    assert_stopped_and_resumed_is_the_same_run(args, &a, &b, 23, "inside the dropout stage");
 
     // The report counts the tokens kept; the baseline trains with the last
     // stage's (no) dropout.
