@@ -51,6 +51,21 @@ fn every_preset_is_valid_and_round_trips_through_json() {
     }
 }
 
+/// The config fuzzer found a temperature whose shortest decimal form read
+/// back one ulp off: configs are written and read with correctly rounded
+/// floats, so a saved config is the config.
+#[test]
+fn every_float_reads_back_from_its_own_json_bit_for_bit() {
+    let mut config = ModelConfig::preset("ViT-B-16").unwrap();
+    for value in [2.6592600369344446, 2.659260036934445, 0.1 + 0.2, f64::MIN_POSITIVE, 4.0 - f64::EPSILON] {
+        config.init_logit_scale = value;
+        config.vision_cfg.mlp_ratio = 1.0 + value;
+        let back = ModelConfig::from_json_str(&config.to_json()).unwrap();
+        assert_eq!(back.init_logit_scale.to_bits(), value.to_bits(), "{value:e}");
+        assert_eq!(back.vision_cfg.mlp_ratio.to_bits(), (1.0 + value).to_bits(), "{value:e}");
+    }
+}
+
 #[test]
 fn open_clip_json_loads_with_open_clip_defaults() {
     let config = ModelConfig::from_json_str(VIT_B_16_JSON).unwrap();
