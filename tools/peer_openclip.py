@@ -47,16 +47,28 @@ RECLIP_PRESETS = {
         "vision_cfg": {"image_size": 80, "patch_size": 8, "width": 64, "layers": 3, "head_width": 32, "mlp_ratio": 4.0},
         "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
     },
+    "reclip-small": {
+        "embed_dim": 128,
+        "vision_cfg": {"image_size": 64, "patch_size": 8, "width": 128, "layers": 4, "head_width": 32, "mlp_ratio": 4.0},
+        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 3},
+    },
 }
 
 
-def register_preset(name):
-    """open_clip finds configs only in files: write reclip's preset to one."""
-    folder = tempfile.mkdtemp(prefix="peer-openclip-")
-    path = os.path.join(folder, f"{name}.json")
-    with open(path, "w") as f:
-        json.dump(RECLIP_PRESETS[name], f)
-    open_clip.add_model_config(path)
+def register_model(name):
+    """open_clip finds configs only in files: write reclip's preset to one, or
+    register an open_clip JSON config (which `reclip --model` also takes)
+    under its file's stem. Returns the name open_clip knows it by."""
+    if name.endswith(".json"):
+        open_clip.add_model_config(name)
+        return os.path.splitext(os.path.basename(name))[0]
+    if name in RECLIP_PRESETS:
+        folder = tempfile.mkdtemp(prefix="peer-openclip-")
+        path = os.path.join(folder, f"{name}.json")
+        with open(path, "w") as f:
+            json.dump(RECLIP_PRESETS[name], f)
+        open_clip.add_model_config(path)
+    return name
 
 
 def decays(name, param):
@@ -140,7 +152,9 @@ def measure(args, size, device):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="ViT-B-16", help="an open_clip model name, or one of " + ", ".join(RECLIP_PRESETS))
+    parser.add_argument(
+        "--model", default="ViT-B-16", help="an open_clip model name or JSON config, or one of " + ", ".join(RECLIP_PRESETS)
+    )
     parser.add_argument("--image-size", default="64,112,224", help="comma-separated")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--text-len", type=int, help="default: the model's context length")
@@ -148,6 +162,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--precision", default="bf16", choices=("bf16", "f32"), help="bf16: autocast over fp32 weights")
+    parser.add_argument("--threads", type=int, help="torch's intra-op threads (default: torch's own choice)")
     parser.add_argument("--out", help="also write the JSON here, after each size, so that a killed run keeps what it measured")
     args = parser.parse_args()
     if args.warmup < 1 or args.steps < 1:
@@ -156,20 +171,25 @@ def main():
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no GPU")
     device = torch.device(args.device)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
     # open_clip_train turns TF32 on for whatever autocast leaves in fp32.
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    if args.model in RECLIP_PRESETS:
-        register_preset(args.model)
+    model_name = args.model
+    args.model = register_model(args.model)
 
     report = {
-        "model": args.model,
+        "model": model_name,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "precision": args.precision,
         "batch_size": args.batch_size,
         "text_len": args.text_len,
         "torch": torch.__version__,
         "open_clip": open_clip.__version__,
+        "threads": torch.get_num_threads(),
         "rows": [],
     }
     for size in (int(s) for s in args.image_size.split(",")):
