@@ -16,3 +16,5 @@ pub use reclip_norm as norm;
 pub use reclip_optim as optim;
 pub use reclip_tokenizer as tokenizer;
 pub use reclip_train as train;
+
+pub mod allocator;

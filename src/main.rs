@@ -6,12 +6,11 @@ mod cli;
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
-// Training allocates and frees large activations every step; mimalloc keeps
-// freed pages for reuse instead of returning them to the OS each time.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    reclip::allocator::keep_freed_memory();
     let matches = cli::Cli::command().get_matches();
     let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli::run(args, &matches) {
