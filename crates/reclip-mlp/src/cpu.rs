@@ -71,13 +71,12 @@ pub fn derivative<T: Real>(act: Activation, u: T) -> T {
     }
 }
 
-/// z + bias over rows of `bias.len()` columns.
-pub fn add_bias<T: Real>(z: &[T], bias: &[T]) -> Vec<T> {
-    let mut u = z.to_vec();
+/// z += bias over rows of `bias.len()` columns, in place: the product is
+/// fresh, and a copy of it was a pass over the layer's output.
+pub fn add_bias<T: Real>(z: &mut [T], bias: &[T]) {
     if !bias.is_empty() {
-        u.par_chunks_mut(bias.len()).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b));
+        z.par_chunks_mut(bias.len()).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b));
     }
-    u
 }
 
 /// h = act(u).

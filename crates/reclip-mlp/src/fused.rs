@@ -29,9 +29,9 @@ impl DeviceOp for Forward<'_> {
         // The product stays in T (f32 for bf16) until the bias is added, so
         // that a bf16 result is rounded once, as the GEMM's epilogue does.
         let (x, w) = (self.x.to_dtype(T::DTYPE)?, self.w.to_dtype(T::DTYPE)?);
-        let z = x.matmul(&w.transpose(0, 1)?)?;
-        let y = cpu::add_bias::<T>(&z.cpu_real::<T>(OP)?, &self.bias.cpu_real::<T>(OP)?);
-        Ok(Tensor::from_real(y, z.shape().clone(), self.x.dtype()))
+        let mut y = x.matmul(&w.transpose(0, 1)?)?;
+        cpu::add_bias::<T>(y.cpu_data_mut::<T>()?, &self.bias.cpu_real::<T>(OP)?);
+        y.to_dtype(self.x.dtype())
     }
 
     fn gpu(self, _: &GpuDevice) -> Result<Tensor> {
@@ -115,15 +115,16 @@ impl DeviceOp for HiddenForward<'_> {
         // Rounded where a GPU rounds: a fused GEMM applies the activation to
         // u before u is stored (as bf16), the kernel after.
         let (x, w) = (self.x.to_dtype(T::DTYPE)?, self.w.to_dtype(T::DTYPE)?);
-        let z = x.matmul(&w.transpose(0, 1)?)?;
-        let unrounded = cpu::add_bias::<T>(&z.cpu_real::<T>(OP)?, &self.bias.cpu_real::<T>(OP)?);
-        let (shape, dtype) = (z.shape().clone(), self.x.dtype());
-        let u = Tensor::from_real(unrounded.clone(), shape.clone(), dtype);
-        let h = if fuses_activation(self.act, self.x.dims()[0], self.w.dims()[0], self.x.dims()[1]) {
-            cpu::act_forward::<T>(&unrounded, self.act)
+        let mut unrounded = x.matmul(&w.transpose(0, 1)?)?;
+        cpu::add_bias::<T>(unrounded.cpu_data_mut::<T>()?, &self.bias.cpu_real::<T>(OP)?);
+        let (shape, dtype) = (unrounded.shape().clone(), self.x.dtype());
+        let u = unrounded.to_dtype(dtype)?;
+        let pre_activation = if fuses_activation(self.act, self.x.dims()[0], self.w.dims()[0], self.x.dims()[1]) {
+            &unrounded
         } else {
-            cpu::act_forward::<T>(&u.cpu_real::<T>(OP)?, self.act)
+            &u
         };
+        let h = cpu::act_forward::<T>(&pre_activation.cpu_real::<T>(OP)?, self.act);
         Ok((Tensor::from_real(h, shape, dtype), u))
     }
 
