@@ -147,3 +147,65 @@ fn a_resized_parameter_can_keep_resized_moments() {
     let err = adam.resize_moments(&w, resize).unwrap_err().to_string();
     assert!(err.contains("[7, 4]") && err.contains("[9, 4]"), "{err}");
 }
+
+/// The CPU step's own f32 arithmetic applied to every element, the chunks
+/// of unused rows included.
+fn dense_f32_step(
+    p: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    g: &[f32],
+    t: i32,
+    lr: f32,
+    decay: f32,
+    c: &AdamWConfig,
+) {
+    let (bc1, bc2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
+    let (step, rsqrt_bc2) = (lr / bc1, 1.0 / bc2.sqrt());
+    for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+        *m = c.beta1 * *m + (1.0 - c.beta1) * g;
+        *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
+        *p -= lr * decay * *p;
+        *p -= step * *m / (v.sqrt() * rsqrt_bc2 + c.eps);
+    }
+}
+
+#[test]
+fn rows_no_batch_used_are_skipped_and_the_step_is_the_same_to_the_bit() {
+    // A token embedding (no decay) and a decayed matrix, both with most rows'
+    // gradients zero: the embedding's untouched chunks may be skipped, the
+    // matrix's must still decay.
+    let cfg = AdamWConfig { max_grad_norm: None, ..AdamWConfig::default() };
+    let (rows, dim) = (3000, 8);
+    let emb = Param::new("token_embedding.weight", randn(&[rows, dim], DType::F32, 1));
+    let proj = Param::new("visual.proj", randn(&[rows, dim], DType::F32, 2));
+    let mut opt = AdamW::new(&[emb.clone(), proj.clone()], cfg).unwrap();
+    let mut state: Vec<_> = [&emb, &proj]
+        .iter()
+        .map(|p| (p.value().to_vec_f32().unwrap(), vec![0.0f32; rows * dim], vec![0.0f32; rows * dim]))
+        .collect();
+    for t in 1..=4 {
+        // Rows 7·t.. and the last row: each step touches others, some chunks never.
+        let used: Vec<usize> = (0..5).map(|i| (7 * t + 300 * i) % rows).chain([rows - 1]).collect();
+        let mut g = vec![0.0f32; rows * dim];
+        for (i, &r) in used.iter().enumerate() {
+            g[r * dim..][..dim].iter_mut().enumerate().for_each(|(j, x)| *x = 0.1 * (i + j + t) as f32 - 0.3);
+        }
+        for (param, (p, m, v)) in [&emb, &proj].into_iter().zip(&mut state) {
+            param.set_grad(Some(Tensor::from_vec(g.clone(), [rows, dim], &Device::Cpu).unwrap()));
+            let decay = if decays(param.name(), 2) { cfg.weight_decay } else { 0.0 };
+            dense_f32_step(p, m, v, &g, t as i32, 0.01, decay, &cfg);
+        }
+        opt.step(0.01).unwrap();
+        for (param, (p, _, _)) in [&emb, &proj].into_iter().zip(&state) {
+            let got = param.value().to_vec_f32().unwrap();
+            let differ = got.iter().zip(p).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+            assert_eq!(differ, 0, "step {t}, {}: {differ} elements differ from the dense update", param.name());
+        }
+    }
+    let moments: Vec<_> = opt.moments().map(|(_, m, v)| (m.to_vec_f32().unwrap(), v.to_vec_f32().unwrap())).collect();
+    for ((m, v), (_, want_m, want_v)) in moments.iter().zip(&state) {
+        assert!(m.iter().zip(want_m).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(v.iter().zip(want_v).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
