@@ -174,7 +174,7 @@ impl Lanes for F32x8 {
     fn exp(self) -> Self {
         let [p0, p1, p2, p3, p4, p5] =
             [1.0 / 2.0, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0].map(Self::splat);
-        let (ln2_hi, ln2_lo) = (Self::splat(0.693_359_375), Self::splat(-2.121_944_4e-4));
+        let (ln2_hi, ln2_lo) = (Self::splat(0.693_359_4), Self::splat(-2.121_944_4e-4));
         let (zero, one, infinity) = (Self::splat(0.0), Self::splat(1.0), Self::splat(f32::INFINITY));
         let finite = self.is_finite();
         let underflow = self.lt(Self::splat(-103.63)) & finite;
