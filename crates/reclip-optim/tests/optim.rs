@@ -150,18 +150,10 @@ fn a_resized_parameter_can_keep_resized_moments() {
 
 /// The CPU step's own f32 arithmetic applied to every element, the chunks
 /// of unused rows included.
-fn dense_f32_step(
-    p: &mut [f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    g: &[f32],
-    t: i32,
-    lr: f32,
-    decay: f32,
-    c: &AdamWConfig,
-) {
+fn dense_f32_step(state: &mut (Vec<f32>, Vec<f32>, Vec<f32>), g: &[f32], t: i32, lr: f32, decay: f32, c: &AdamWConfig) {
     let (bc1, bc2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
     let (step, rsqrt_bc2) = (lr / bc1, 1.0 / bc2.sqrt());
+    let (p, m, v) = state;
     for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
         *m = c.beta1 * *m + (1.0 - c.beta1) * g;
         *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
@@ -191,10 +183,10 @@ fn rows_no_batch_used_are_skipped_and_the_step_is_the_same_to_the_bit() {
         for (i, &r) in used.iter().enumerate() {
             g[r * dim..][..dim].iter_mut().enumerate().for_each(|(j, x)| *x = 0.1 * (i + j + t) as f32 - 0.3);
         }
-        for (param, (p, m, v)) in [&emb, &proj].into_iter().zip(&mut state) {
+        for (param, state) in [&emb, &proj].into_iter().zip(&mut state) {
             param.set_grad(Some(Tensor::from_vec(g.clone(), [rows, dim], &Device::Cpu).unwrap()));
             let decay = if decays(param.name(), 2) { cfg.weight_decay } else { 0.0 };
-            dense_f32_step(p, m, v, &g, t as i32, 0.01, decay, &cfg);
+            dense_f32_step(state, &g, t as i32, 0.01, decay, &cfg);
         }
         opt.step(0.01).unwrap();
         for (param, (p, _, _)) in [&emb, &proj].into_iter().zip(&state) {

@@ -41,7 +41,7 @@ pub(super) fn step(slots: &mut [Slot], hyper: Hyper) -> Result<StepReport> {
             let vd = s.v.cpu_data_mut::<f32>()?;
             let chunks = pd.par_chunks_mut(CHUNK).zip(md.par_chunks_mut(CHUNK)).zip(vd.par_chunks_mut(CHUNK));
             chunks.zip(g.par_chunks(CHUNK)).for_each(|(((p, m), v), g)| {
-                if decay == 0.0 && [&*g, &*m, &*v].iter().all(|x| x.iter().all(|&x| x == 0.0)) {
+                if decay == 0.0 && [g, &*m, &*v].iter().all(|x| x.iter().all(|&x| x == 0.0)) {
                     // An update that leaves the chunk as it is: with g, m and
                     // v zero, m and v stay +0 and p moves by step·0/ε = 0.
                     return;
