@@ -119,6 +119,10 @@ def main():
         **versions,
         "rows": rows,
     }
+    if args.out:
+        with open(args.out + ".tmp", "w") as f:
+            json.dump(report, f, indent=2)
+        os.replace(args.out + ".tmp", args.out)
     print(f"{shared['--model']}, batch {shared['--batch-size']}, {args.threads} threads, {args.rounds} rounds (medians)")
     print(f"{'size':>6} {'reclip img/s':>13} {'PyTorch img/s':>14} {'ratio':>7}")
     for r in rows:
@@ -127,10 +131,6 @@ def main():
             f"{r['pytorch_images_per_second']:>14.1f} {r['ratio']:>6.2f}x"
         )
     print(json.dumps(report, indent=2))
-    if args.out:
-        with open(args.out + ".tmp", "w") as f:
-            json.dump(report, f, indent=2)
-        os.replace(args.out + ".tmp", args.out)
 
 
 def cpu_name():
