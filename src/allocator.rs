@@ -1,11 +1,10 @@
-//! How the `reclip` binary (and the benches that time training) set up
-//! mimalloc, their global allocator.
+//! How the `reclip` binary sets up mimalloc, its global allocator.
 //!
 //! A CPU training step allocates and frees the same activations every step.
 //! By default mimalloc hands freed memory back to the OS after a delay, and
 //! its large blocks at once, so every step faulted in fresh pages that the
 //! kernel zeroed first: 13 221 page faults (most of them 2 MiB pages) and a
-//! fifth of the CPU time in 23 steps of the CPU peer model at 64 px
+//! sixth of the CPU time in 23 steps of the CPU peer model at 64 px
 //! (BENCHMARKS.md, "CPU training against PyTorch"). Kept, the memory is
 //! reused from the second step on; the process keeps its peak resident
 //! size until it exits, which a training run reaches every step anyway.
