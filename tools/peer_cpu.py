@@ -10,8 +10,9 @@ side per image size and their ratio.
         --model tools/peer-cpu-model.json --image-size 32,64 --batch-size 64 --steps 10
 
 Everything after `--` is the `reclip speed` invocation (run with
-`--device cpu --precision f32 --json`); the PyTorch side gets the same
---model, --image-size, --batch-size, --text-len and --steps. --threads sets
+`--device cpu --precision f32 --json`); the PyTorch side gets the model,
+image sizes, batch size, text length and steps that reclip's own JSON report
+says it ran, defaults included. --threads sets
 RAYON_NUM_THREADS for reclip and torch.set_num_threads for PyTorch (default:
 the machine's cores). The rounds alternate which side goes first, so that a
 slow spell of a shared machine falls on both. Prints a table, then one JSON
@@ -26,31 +27,38 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = ("--model", "--image-size", "--batch-size", "--text-len", "--steps")
 
 
-def speed_args(argv):
-    """The options of a `reclip speed` command line that the peer shares."""
-    shared, i = {}, 0
-    while i < len(argv):
-        name, _, value = argv[i].partition("=")
-        if name in SHARED:
-            if not value:
-                if i + 1 == len(argv):
-                    raise SystemExit(f"{name}: expected a value")
-                i += 1
-                value = argv[i]
-            shared[name] = value
-        elif name in ("--device", "--precision", "--json"):
-            raise SystemExit(f"{name}: peer_cpu.py sets it (the CPU, f32, JSON)")
-        i += 1
-    return shared
+def fail(message):
+    """One line on stderr and exit 2, as reclip answers bad input."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def refuse_set_options(argv):
+    """peer_cpu.py chooses the device, precision and output format itself."""
+    for arg in argv:
+        name = arg.partition("=")[0]
+        if name in ("--device", "--precision", "--json"):
+            fail(f"{name}: peer_cpu.py sets it (the CPU, f32, JSON)")
+
+
+def peer_args(report):
+    """What the PyTorch side trains: what `reclip speed` reported it ran."""
+    sizes = ",".join(str(row["image_size"]) for row in report["rows"])
+    return ["--model", report["model"], "--image-size", sizes, "--batch-size", str(report["batch_size"])] + [
+        "--text-len",
+        str(report["text_len"]),
+        "--steps",
+        str(report["steps"]),
+    ]
 
 
 def run_json(cmd, env, what):
     done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"{what} failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        fail(f"{what} failed (exit {done.returncode}): {last}")
     return json.loads(done.stdout)
 
 
@@ -67,28 +75,24 @@ def main():
         parser.error("--rounds and --threads must be at least 1")
     if not os.access(args.reclip, os.X_OK):
         parser.error(f"--reclip {args.reclip}: not an executable (cargo build --release builds it)")
-    shared = speed_args(speed)
-    shared.setdefault("--model", "ViT-B-16")
-    shared.setdefault("--image-size", "64,224")
-    shared.setdefault("--batch-size", "256")
-    shared.setdefault("--steps", "20")
+    refuse_set_options(speed)
 
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
     reclip_cmd = [args.reclip, "speed", *speed, "--device", "cpu", "--precision", "f32", "--json"]
     peer_cmd = [sys.executable, os.path.join(HERE, "peer_openclip.py"), "--device", "cpu", "--precision", "f32"]
     peer_cmd += ["--threads", str(args.threads)]
-    for name, value in shared.items():
-        peer_cmd += [name, value]
 
     rates = {"reclip": {}, "pytorch": {}}
-    versions = {}
+    versions, ran = {}, None
     for round_ in range(args.rounds):
+        # reclip goes first in the first round: its report says what the peer runs.
         order = ["reclip", "pytorch"] if round_ % 2 == 0 else ["pytorch", "reclip"]
         for side in order:
             if side == "reclip":
                 out = run_json(reclip_cmd, env, "reclip speed")
+                ran = ran or out
             else:
-                out = run_json(peer_cmd, env, "tools/peer_openclip.py")
+                out = run_json(peer_cmd + peer_args(ran), env, "tools/peer_openclip.py")
                 versions = {"torch": out["torch"], "open_clip": out["open_clip"], "torch_threads": out["threads"]}
             for row in out["rows"]:
                 rates[side].setdefault(row["image_size"], []).append(row["images_per_second"])
@@ -112,7 +116,7 @@ def main():
         )
     report = {
         "speed_args": speed,
-        "shared": shared,
+        "peer_args": peer_args(ran),
         "threads": args.threads,
         "rounds": args.rounds,
         "cpu": cpu_name(),
@@ -123,7 +127,7 @@ def main():
         with open(args.out + ".tmp", "w") as f:
             json.dump(report, f, indent=2)
         os.replace(args.out + ".tmp", args.out)
-    print(f"{shared['--model']}, batch {shared['--batch-size']}, {args.threads} threads, {args.rounds} rounds (medians)")
+    print(f"{ran['model']}, batch {ran['batch_size']}, {args.threads} threads, {args.rounds} rounds (medians)")
     print(f"{'size':>6} {'reclip img/s':>13} {'PyTorch img/s':>14} {'ratio':>7}")
     for r in rows:
         print(

@@ -134,7 +134,7 @@ pub fn run(args: SpeedArgs) -> anyhow::Result<()> {
         }));
     }
     if args.json {
-        let out = serde_json::json!({"model": args.model, "device": device.name(), "precision": dtype.name(), "batch_size": args.batch_size, "text_len": text_len, "peak_tflops": peak, "rows": rows});
+        let out = serde_json::json!({"model": args.model, "device": device.name(), "precision": dtype.name(), "batch_size": args.batch_size, "text_len": text_len, "steps": args.steps, "peak_tflops": peak, "rows": rows});
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
