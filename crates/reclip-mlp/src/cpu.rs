@@ -108,18 +108,21 @@ pub fn act_backward<T: Real>(dh: &[T], u: &[T], act: Activation) -> Vec<T> {
     du
 }
 
-/// Column sums of the [rows, cols] matrix whose element (r, j) is `at(r, j)`.
-fn column_sums<T: Real>(rows: usize, cols: usize, at: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
+/// Σ_rows dy over rows of `cols` columns: each task sums its block of rows
+/// in order, then the blocks are added in order. Whole rows are added as
+/// slices so that the loop runs in SIMD lanes across columns; each column's
+/// order of additions is the same.
+pub fn bias_grad<T: Real>(dy: &[T], cols: usize) -> Vec<T> {
     let mut out = vec![T::zero(); cols];
-    let tasks = rows.div_ceil(ROWS_PER_TASK);
-    let partials: Vec<Vec<T>> = (0..tasks)
-        .into_par_iter()
-        .map(|t| {
+    if cols == 0 {
+        return out;
+    }
+    let partials: Vec<Vec<T>> = dy
+        .par_chunks(ROWS_PER_TASK * cols)
+        .map(|block| {
             let mut acc = vec![T::zero(); cols];
-            for r in t * ROWS_PER_TASK..((t + 1) * ROWS_PER_TASK).min(rows) {
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a += at(r, j);
-                }
+            for row in block.chunks_exact(cols) {
+                acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
             }
             acc
         })
@@ -128,12 +131,6 @@ fn column_sums<T: Real>(rows: usize, cols: usize, at: impl Fn(usize, usize) -> T
         out.iter_mut().zip(p).for_each(|(o, v)| *o += v);
     }
     out
-}
-
-/// Σ_rows dy over rows of `cols` columns.
-pub fn bias_grad<T: Real>(dy: &[T], cols: usize) -> Vec<T> {
-    let rows = dy.len().checked_div(cols).unwrap_or(0);
-    column_sums(rows, cols, |r, j| dy[r * cols + j])
 }
 
 #[cfg(test)]

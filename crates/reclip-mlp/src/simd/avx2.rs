@@ -109,11 +109,6 @@ impl F32x8 {
     fn any(self) -> bool {
         unsafe { _mm256_movemask_ps(self.0) != 0 }
     }
-    /// `a·b + c` as two roundings, as wide's `mul_add` without FMA.
-    #[inline(always)]
-    fn mul_add(self, a: Self, c: Self) -> Self {
-        self * a + c
-    }
     /// Round to nearest even through an i32 conversion; lanes out of i32's
     /// range (the conversion's 0x80000000) keep their value.
     #[inline(always)]
@@ -146,6 +141,7 @@ impl F32x8 {
 }
 
 impl Lanes for F32x8 {
+    const N: usize = 8;
     #[inline(always)]
     fn splat(v: f32) -> Self {
         F32x8(unsafe { _mm256_set1_ps(v) })
@@ -165,6 +161,11 @@ impl Lanes for F32x8 {
     #[inline(always)]
     fn abs(self) -> Self {
         self & Self::bits(i32::MAX as u32)
+    }
+    /// `self·b + c` as two roundings, as wide's `mul_add` without FMA.
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        self * b + c
     }
     /// e^x: x = r·ln2 + f with r = round(x·log₂e) (ln 2 split in two parts),
     /// e^f by its degree-7 Taylor polynomial, times 2^r (in two factors

@@ -1,15 +1,22 @@
-//! The f32 CPU activations, eight lanes at a time: libm's scalar erf/exp
-//! made GELU a quarter of a CPU training step, and loops that call them do
-//! not vectorise. The formulas are written once, over [`Lanes`]: `wide`'s
-//! f32x8, which this build compiles for SSE2 (two 4-lane halves), and, where
-//! the CPU has AVX2, [`avx2::F32x8`], the same IEEE operations in one 256-bit
-//! register each, so both give the same bits, NaN payloads aside
-//! (`tests::avx2_matches_wide_bit_for_bit`).
+//! The f32 CPU activations in SIMD lanes: libm's scalar erf/exp made GELU
+//! a quarter of a CPU training step, and loops that call them do not
+//! vectorise. The formulas are written once, over [`Lanes`], with three
+//! implementations chosen at run time:
+//! - [`avx512::F32x16`] where the CPU has AVX-512F: sixteen lanes, fused
+//!   multiply-adds and its own shorter exp, within the same error bounds
+//!   (`tests::avx512_is_as_accurate_as_wide`), not the same bits;
+//! - [`avx2::F32x8`] where it has AVX2: the IEEE operations of `wide`'s
+//!   SSE2 build in one 256-bit register, the same bits, NaN payloads aside
+//!   (`tests::avx2_matches_wide_bit_for_bit`);
+//! - `wide`'s f32x8, which this build compiles for SSE2 (two 4-lane halves).
+//!
 //! The scalar path (`cpu.rs`) uses the same formulas and handles each
 //! slice's tail.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 use crate::Activation;
 use crate::cpu::{activate, derivative};
@@ -22,21 +29,26 @@ pub(crate) const ERF_P: f32 = 0.327_591_1;
 pub(crate) const ERF_A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152, 1.061_405_4];
 const QUICK_GELU_SCALE: f32 = 1.702;
 
-/// Eight f32 lanes and what the activations need of them.
+/// `N` f32 lanes and what the activations need of them.
 pub(crate) trait Lanes:
     Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> + Neg<Output = Self>
 {
+    const N: usize;
     fn splat(v: f32) -> Self;
     fn load(s: &[f32]) -> Self;
     fn store(self, s: &mut [f32]);
     fn abs(self) -> Self;
-    /// e^x as `wide::f32x8::exp` computes it.
+    /// `self·b + c`: one rounding where the lanes have FMA, two (a multiply,
+    /// then an add) where they stand for `wide`'s SSE2 build.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    /// e^x, as `wide::f32x8::exp` computes it or within its error.
     fn exp(self) -> Self;
     /// `if_negative` in the lanes where `self` < 0, `otherwise` elsewhere.
     fn where_negative(self, if_negative: Self, otherwise: Self) -> Self;
 }
 
 impl Lanes for f32x8 {
+    const N: usize = 8;
     #[inline(always)]
     fn splat(v: f32) -> Self {
         f32x8::splat(v)
@@ -54,6 +66,10 @@ impl Lanes for f32x8 {
         f32x8::abs(self)
     }
     #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        self * b + c
+    }
+    #[inline(always)]
     fn exp(self) -> Self {
         f32x8::exp(self)
     }
@@ -63,16 +79,19 @@ impl Lanes for f32x8 {
     }
 }
 
+/// (erf x, e^{−x²}): GELU's gradient needs the Gaussian the erf
+/// approximation computes on the way.
 #[inline(always)]
-fn erf<V: Lanes>(x: V) -> V {
+fn erf_and_gaussian<V: Lanes>(x: V) -> (V, V) {
     let ax = x.abs();
     let one = V::splat(1.0);
-    let t = one / (one + V::splat(ERF_P) * ax);
+    let t = one / ax.mul_add(V::splat(ERF_P), one);
     let [a0, a1, a2, a3, a4] = ERF_A.map(V::splat);
-    let poly = t * (a0 + t * (a1 + t * (a2 + t * (a3 + t * a4))));
-    let y = one - poly * (-(ax * ax)).exp();
+    let poly = t * t.mul_add(t.mul_add(t.mul_add(t.mul_add(a4, a3), a2), a1), a0);
+    let gaussian = (-(ax * ax)).exp();
+    let y = (-poly).mul_add(gaussian, one);
     // erf is odd: give y the sign of x.
-    x.where_negative(-y, y)
+    (x.where_negative(-y, y), gaussian)
 }
 
 #[inline(always)]
@@ -84,14 +103,16 @@ fn sigmoid<V: Lanes>(x: V) -> V {
 #[inline(always)]
 fn tanh_gate<V: Lanes>(u: V) -> V {
     let scale = V::splat((2.0 * SQRT_2_OVER_PI) as f32);
-    sigmoid(scale * (u + V::splat(CUBIC as f32) * u * u * u))
+    sigmoid(scale * (V::splat(CUBIC as f32) * u * u).mul_add(u, u))
 }
 
 #[inline(always)]
 fn act<V: Lanes>(a: Activation, u: V) -> V {
     match a {
         Activation::GeluTanh => u * tanh_gate(u),
-        Activation::Gelu => V::splat(0.5) * u * (V::splat(1.0) + erf(u * V::splat(std::f32::consts::FRAC_1_SQRT_2))),
+        Activation::Gelu => {
+            V::splat(0.5) * u * (V::splat(1.0) + erf_and_gaussian(u * V::splat(std::f32::consts::FRAC_1_SQRT_2)).0)
+        }
         Activation::QuickGelu => u * sigmoid(V::splat(QUICK_GELU_SCALE) * u),
     }
 }
@@ -103,13 +124,14 @@ fn grad<V: Lanes>(a: Activation, u: V) -> V {
         Activation::GeluTanh => {
             let s = tanh_gate(u);
             let slope = V::splat((2.0 * SQRT_2_OVER_PI) as f32) * (one + V::splat((3.0 * CUBIC) as f32) * u * u);
-            s + u * s * (one - s) * slope
+            (u * s * (one - s)).mul_add(slope, s)
         }
         Activation::Gelu => {
-            let cdf = V::splat(0.5) * (one + erf(u * V::splat(std::f32::consts::FRAC_1_SQRT_2)));
+            // e^{−x²} at x = u/√2 is e^{−u²/2}: φ(u) needs no second exp.
+            let (erf, gaussian) = erf_and_gaussian(u * V::splat(std::f32::consts::FRAC_1_SQRT_2));
+            let cdf = V::splat(0.5) * (one + erf);
             let k = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
-            let pdf = V::splat(k) * (V::splat(-0.5) * u * u).exp();
-            cdf + u * pdf
+            u.mul_add(V::splat(k) * gaussian, cdf)
         }
         Activation::QuickGelu => {
             let k = V::splat(QUICK_GELU_SCALE);
@@ -119,22 +141,23 @@ fn grad<V: Lanes>(a: Activation, u: V) -> V {
     }
 }
 
-/// h = act(u) over whole groups of eight; returns how many elements it did.
+/// h = act(u) over whole groups of `V::N`; returns how many elements it did.
 #[inline(always)]
 fn forward_lanes<V: Lanes>(u: &[f32], a: Activation, h: &mut [f32]) -> usize {
-    let n = u.len() / 8 * 8;
-    for (h8, u8) in h[..n].chunks_exact_mut(8).zip(u[..n].chunks_exact(8)) {
-        act(a, V::load(u8)).store(h8);
+    let n = u.len() / V::N * V::N;
+    for (hv, uv) in h[..n].chunks_exact_mut(V::N).zip(u[..n].chunks_exact(V::N)) {
+        act(a, V::load(uv)).store(hv);
     }
     n
 }
 
-/// du = dh · act'(u) over whole groups of eight; returns how many it did.
+/// du = dh · act'(u) over whole groups of `V::N`; returns how many it did.
 #[inline(always)]
 fn backward_lanes<V: Lanes>(dh: &[f32], u: &[f32], a: Activation, du: &mut [f32]) -> usize {
-    let n = u.len() / 8 * 8;
-    for ((d8, g8), u8) in du[..n].chunks_exact_mut(8).zip(dh[..n].chunks_exact(8)).zip(u[..n].chunks_exact(8)) {
-        (V::load(g8) * grad(a, V::load(u8))).store(d8);
+    let n = u.len() / V::N * V::N;
+    let groups = du[..n].chunks_exact_mut(V::N).zip(dh[..n].chunks_exact(V::N)).zip(u[..n].chunks_exact(V::N));
+    for ((dv, gv), uv) in groups {
+        (V::load(gv) * grad(a, V::load(uv))).store(dv);
     }
     n
 }
@@ -142,7 +165,10 @@ fn backward_lanes<V: Lanes>(dh: &[f32], u: &[f32], a: Activation, du: &mut [f32]
 /// h = act(u).
 pub fn forward(u: &[f32], a: Activation, h: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    let n = if avx2::available() {
+    let n = if avx512::available() {
+        // SAFETY: the CPU has AVX-512F (checked just above).
+        unsafe { avx512::forward(u, a, h) }
+    } else if avx2::available() {
         // SAFETY: the CPU has AVX2 (checked just above).
         unsafe { avx2::forward(u, a, h) }
     } else {
@@ -158,7 +184,10 @@ pub fn forward(u: &[f32], a: Activation, h: &mut [f32]) {
 /// du = dh · act'(u).
 pub fn backward(dh: &[f32], u: &[f32], a: Activation, du: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    let n = if avx2::available() {
+    let n = if avx512::available() {
+        // SAFETY: the CPU has AVX-512F (checked just above).
+        unsafe { avx512::backward(dh, u, a, du) }
+    } else if avx2::available() {
         // SAFETY: the CPU has AVX2 (checked just above).
         unsafe { avx2::backward(dh, u, a, du) }
     } else {
@@ -188,8 +217,86 @@ mod tests {
             state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             f32::from_bits((state >> 32) as u32)
         }));
-        v.truncate(v.len() / 8 * 8);
+        // Whole groups of sixteen, so that every lane of every path is compared.
+        v.truncate(v.len() / 16 * 16);
         v
+    }
+
+    /// act(u) and act'(u) in f64 (libm's erf), for the error of each path.
+    fn exact(a: Activation, u: f64) -> (f64, f64) {
+        use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
+        let (tanh_c, quick) = (CUBIC, f64::from(QUICK_GELU_SCALE));
+        match a {
+            Activation::Gelu => {
+                let cdf = 0.5 * (1.0 + libm::erf(u * FRAC_1_SQRT_2));
+                let pdf = 0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2 * (-0.5 * u * u).exp();
+                (u * cdf, cdf + u * pdf)
+            }
+            Activation::GeluTanh => {
+                let y = SQRT_2_OVER_PI * (u + tanh_c * u * u * u);
+                let t = y.tanh();
+                let dy = SQRT_2_OVER_PI * (1.0 + 3.0 * tanh_c * u * u);
+                (0.5 * u * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * u * (1.0 - t * t) * dy)
+            }
+            Activation::QuickGelu => {
+                let s = 1.0 / (1.0 + (-quick * u).exp());
+                (u * s, s * (1.0 + quick * u * (1.0 - s)))
+            }
+        }
+    }
+
+    /// Both paths' largest error against f64, each error relative to
+    /// |dh|·max(1, |u|) (the size of the terms the formulas add: erf's
+    /// error is absolute and GELU multiplies it by u); the AVX-512 path's
+    /// may exceed `wide`'s by a quarter (its exp and roundings differ, the
+    /// erf approximation is the same) and stays under 5e-7; where `wide`
+    /// gives NaN or ±∞, so does it.
+    #[test]
+    fn avx512_is_as_accurate_as_wide() {
+        if !avx512::available() {
+            eprintln!("no AVX-512F on this CPU: nothing to compare");
+            return;
+        }
+        let u = inputs();
+        let dh: Vec<f32> = u.iter().enumerate().map(|(i, _)| 1.0 - (i % 7) as f32 * 0.3).collect();
+        for a in [Activation::Gelu, Activation::GeluTanh, Activation::QuickGelu] {
+            let (mut wide_h, mut fast_h) = (vec![0.0; u.len()], vec![0.0; u.len()]);
+            forward_lanes::<f32x8>(&u, a, &mut wide_h);
+            // SAFETY: AVX-512F is available (checked above).
+            unsafe { avx512::forward(&u, a, &mut fast_h) };
+            let (mut wide_d, mut fast_d) = (vec![0.0; u.len()], vec![0.0; u.len()]);
+            backward_lanes::<f32x8>(&dh, &u, a, &mut wide_d);
+            // SAFETY: as above.
+            unsafe { avx512::backward(&dh, &u, a, &mut fast_d) };
+            for (what, wide, fast) in [("forward", &wide_h, &fast_h), ("backward", &wide_d, &fast_d)] {
+                let mut worst = [(0.0f64, 0.0f32); 2];
+                for i in 0..u.len() {
+                    let (w, f) = (wide[i], fast[i]);
+                    if !w.is_finite() {
+                        let same = (w.is_nan() && f.is_nan()) || w == f;
+                        assert!(same, "{a:?} {what} at u = {:e}: wide {w:e}, AVX-512 {f:e}", u[i]);
+                        continue;
+                    }
+                    let (h, d) = exact(a, f64::from(u[i]));
+                    let (want, g) = if what == "forward" { (h, 1.0) } else { (f64::from(dh[i]) * d, dh[i]) };
+                    let scale = f64::from(g.abs()) * f64::from(u[i].abs()).max(1.0);
+                    for (k, got) in [w, f].into_iter().enumerate() {
+                        let err = (f64::from(got) - want).abs() / scale;
+                        if err > worst[k].0 {
+                            worst[k] = (err, u[i]);
+                        }
+                    }
+                }
+                let [(wide_err, wide_at), (fast_err, fast_at)] = worst;
+                eprintln!(
+                    "{a:?} {what}: largest error wide {wide_err:.2e} (u = {wide_at}), AVX-512 {fast_err:.2e} (u = {fast_at})"
+                );
+                assert!(
+                    fast_err <= 1.25 * wide_err && fast_err < 5e-7,
+                    "{a:?} {what}: AVX-512's error {fast_err:e} (at u = {fast_at}) against wide's {wide_err:e}"
+                );
+            }
+        }
     }
 
     #[test]
