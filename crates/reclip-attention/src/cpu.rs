@@ -7,6 +7,7 @@ use crate::AttentionShape;
 use rayon::prelude::*;
 use reclip_core::Real;
 use reclip_core::cpu::gemm::{HostMatrix, gemm_strided};
+use reclip_core::cpu::simd::exp_shifted;
 
 /// Rows `len` of one head: row i at `base + i·row_stride`, columns contiguous.
 struct HeadRows<'a, T> {
@@ -93,11 +94,8 @@ fn softmax_rows<T: Real>(s: &mut [T], shape: &AttentionShape, causal: bool) -> V
     for (i, row) in s.chunks_mut(len.max(1)).take(len).enumerate() {
         let (live, masked) = row.split_at_mut(shape.keys(i, causal));
         let m = live.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
-        let mut sum = T::zero();
-        for v in live.iter_mut() {
-            *v = (*v - m).exp();
-            sum += *v;
-        }
+        exp_shifted(live, m);
+        let sum = live.iter().fold(T::zero(), |s, &v| s + v);
         let r = sum.recip();
         live.iter_mut().for_each(|v| *v *= r);
         masked.iter_mut().for_each(|v| *v = T::zero());
@@ -168,7 +166,7 @@ pub fn backward<T: Real>(qkv: &[T], out: &[T], lse: &[T], d_out: &[T], shape: &A
             let mut prob = product(len, len, hw, q.matrix(), k.transposed(), shape.scale());
             for (i, row) in prob.chunks_mut(len.max(1)).take(len).enumerate() {
                 let live = shape.keys(i, causal);
-                row[..live].iter_mut().for_each(|s| *s = (*s - lse[i]).exp());
+                exp_shifted(&mut row[..live], lse[i]);
                 row[live..].iter_mut().for_each(|s| *s = T::zero());
             }
             // dS = P ∘ (dO·Vᵀ − rowsum(dO ∘ O)).

@@ -2,13 +2,32 @@
 //! bf16 tensors (bf16 results rounded once, as the kernels do), f64 for
 //! gradient checks. Rows run in parallel; dgamma and dbeta are summed per
 //! fixed block of rows and the blocks added in order, so results do not
-//! depend on the thread count.
+//! depend on the thread count. A row's sums run in eight interleaved
+//! partial sums ([`lane_sum`]): one running sum made each a chain of
+//! dependent adds, most of LayerNorm's time at widths like 64.
 
 use rayon::prelude::*;
 use reclip_core::{Element, Real};
 
 /// Rows per parallel task of the backward pass.
 const ROWS_PER_TASK: usize = 64;
+
+/// Σ f(j) over j < len, as eight partial sums (j mod 8), added pairwise in
+/// a fixed order, plus the tail: the same result for a row wherever it is,
+/// and a loop the compiler keeps in SIMD lanes.
+#[inline(always)]
+fn lane_sum<T: Real>(len: usize, f: impl Fn(usize) -> T) -> T {
+    let mut acc = [T::zero(); 8];
+    let whole = len / 8 * 8;
+    for base in (0..whole).step_by(8) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(base + l);
+        }
+    }
+    let tail = (whole..len).fold(T::zero(), |s, j| s + f(j));
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    (((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))) + tail
+}
 
 /// Normalised rows, and each row's mean and 1/sqrt(var + eps).
 pub fn forward<T: Real>(x: &[T], gamma: &[T], beta: &[T], dim: usize, eps: T) -> (Vec<T>, Vec<T>, Vec<T>) {
@@ -23,8 +42,8 @@ pub fn forward<T: Real>(x: &[T], gamma: &[T], beta: &[T], dim: usize, eps: T) ->
     y.par_chunks_mut(dim).zip(mean.par_iter_mut()).zip(rstd.par_iter_mut()).enumerate().for_each(
         |(r, ((yr, m), s))| {
             let xr = &x[r * dim..][..dim];
-            let mu = xr.iter().copied().sum::<T>() / n;
-            let var = xr.iter().map(|&v| (v - mu) * (v - mu)).sum::<T>() / n;
+            let mu = lane_sum(dim, |j| xr[j]) / n;
+            let var = lane_sum(dim, |j| (xr[j] - mu) * (xr[j] - mu)) / n;
             let rs = T::one() / (var + eps).sqrt();
             for (((o, &v), &g), &b) in yr.iter_mut().zip(xr).zip(gamma).zip(beta) {
                 *o = (v - mu) * rs * g + b;
@@ -59,15 +78,11 @@ pub fn backward<T: Real>(
                 let r = task * ROWS_PER_TASK + i;
                 let (xr, dyr) = (&x[r * dim..][..dim], &dy[r * dim..][..dim]);
                 let (mu, rs) = (mean[r], rstd[r]);
-                let mut sum_g = T::zero();
-                let mut sum_gx = T::zero();
-                for j in 0..dim {
-                    let xhat = (xr[j] - mu) * rs;
-                    let g = dyr[j] * gamma[j];
-                    sum_g += g;
-                    sum_gx += g * xhat;
-                    dg[j] += dyr[j] * xhat;
-                    db[j] += dyr[j];
+                let sum_g = lane_sum(dim, |j| dyr[j] * gamma[j]);
+                let sum_gx = lane_sum(dim, |j| dyr[j] * gamma[j] * ((xr[j] - mu) * rs));
+                for (((dg, db), &dy), &x) in dg.iter_mut().zip(db.iter_mut()).zip(dyr).zip(xr) {
+                    *dg += dy * ((x - mu) * rs);
+                    *db += dy;
                 }
                 let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
                 for j in 0..dim {

@@ -7,6 +7,7 @@ pub mod gelu_tanh;
 pub mod gemm;
 pub mod index;
 pub mod reduce;
+pub mod simd;
 pub mod softmax;
 
 use crate::{CpuStorage, DType, Element, Layout, Real};

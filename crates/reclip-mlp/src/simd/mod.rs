@@ -1,83 +1,20 @@
-//! The f32 CPU activations in SIMD lanes: libm's scalar erf/exp made GELU
-//! a quarter of a CPU training step, and loops that call them do not
-//! vectorise. The formulas are written once, over [`Lanes`], with three
-//! implementations chosen at run time:
-//! - [`avx512::F32x16`] where the CPU has AVX-512F: sixteen lanes, fused
-//!   multiply-adds and its own shorter exp, within the same error bounds
-//!   (`tests::avx512_is_as_accurate_as_wide`), not the same bits;
-//! - [`avx2::F32x8`] where it has AVX2: the IEEE operations of `wide`'s
-//!   SSE2 build in one 256-bit register, the same bits, NaN payloads aside
-//!   (`tests::avx2_matches_wide_bit_for_bit`);
-//! - `wide`'s f32x8, which this build compiles for SSE2 (two 4-lane halves).
-//!
-//! The scalar path (`cpu.rs`) uses the same formulas and handles each
-//! slice's tail.
-
-#[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
+//! The f32 CPU activations in SIMD lanes: their formulas, written once over
+//! reclip-core's [`Lanes`] and run on the widest lanes this CPU has
+//! ([`simd::run`]). On AVX-512 the results differ from the other paths in
+//! the last bits, within the same error bounds
+//! (`tests::avx512_is_as_accurate_as_wide`); the AVX2 and `wide` paths give
+//! the same bits (`tests::avx2_matches_wide_bit_for_bit`). The scalar path
+//! (`cpu.rs`) uses the same formulas and handles each slice's tail.
 
 use crate::Activation;
 use crate::cpu::{activate, derivative};
 use reclip_core::cpu::gelu_tanh::{CUBIC, SQRT_2_OVER_PI};
-use std::ops::{Add, Div, Mul, Neg, Sub};
-use wide::f32x8;
+use reclip_core::cpu::simd::{self, LaneLoop, Lanes};
 
 /// Abramowitz & Stegun 7.1.26: erf(x) ≈ 1 − (a₁t + … + a₅t⁵)·e^{−x²}, t = 1/(1 + p·x).
 pub(crate) const ERF_P: f32 = 0.327_591_1;
 pub(crate) const ERF_A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152, 1.061_405_4];
 const QUICK_GELU_SCALE: f32 = 1.702;
-
-/// `N` f32 lanes and what the activations need of them.
-pub(crate) trait Lanes:
-    Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> + Neg<Output = Self>
-{
-    const N: usize;
-    fn splat(v: f32) -> Self;
-    fn load(s: &[f32]) -> Self;
-    fn store(self, s: &mut [f32]);
-    fn abs(self) -> Self;
-    /// `self·b + c`: one rounding where the lanes have FMA, two (a multiply,
-    /// then an add) where they stand for `wide`'s SSE2 build.
-    fn mul_add(self, b: Self, c: Self) -> Self;
-    /// e^x, as `wide::f32x8::exp` computes it or within its error.
-    fn exp(self) -> Self;
-    /// `if_negative` in the lanes where `self` < 0, `otherwise` elsewhere.
-    fn where_negative(self, if_negative: Self, otherwise: Self) -> Self;
-}
-
-impl Lanes for f32x8 {
-    const N: usize = 8;
-    #[inline(always)]
-    fn splat(v: f32) -> Self {
-        f32x8::splat(v)
-    }
-    #[inline(always)]
-    fn load(s: &[f32]) -> Self {
-        f32x8::new(s.try_into().expect("chunks of eight"))
-    }
-    #[inline(always)]
-    fn store(self, s: &mut [f32]) {
-        s.copy_from_slice(&self.to_array());
-    }
-    #[inline(always)]
-    fn abs(self) -> Self {
-        f32x8::abs(self)
-    }
-    #[inline(always)]
-    fn mul_add(self, b: Self, c: Self) -> Self {
-        self * b + c
-    }
-    #[inline(always)]
-    fn exp(self) -> Self {
-        f32x8::exp(self)
-    }
-    #[inline(always)]
-    fn where_negative(self, if_negative: Self, otherwise: Self) -> Self {
-        self.simd_lt(f32x8::ZERO).select(if_negative, otherwise)
-    }
-}
 
 /// (erf x, e^{−x²}): GELU's gradient needs the Gaussian the erf
 /// approximation computes on the way.
@@ -141,41 +78,47 @@ fn grad<V: Lanes>(a: Activation, u: V) -> V {
     }
 }
 
-/// h = act(u) over whole groups of `V::N`; returns how many elements it did.
-#[inline(always)]
-fn forward_lanes<V: Lanes>(u: &[f32], a: Activation, h: &mut [f32]) -> usize {
-    let n = u.len() / V::N * V::N;
-    for (hv, uv) in h[..n].chunks_exact_mut(V::N).zip(u[..n].chunks_exact(V::N)) {
-        act(a, V::load(uv)).store(hv);
-    }
-    n
+/// h = act(u) over whole groups of lanes.
+struct Forward<'a> {
+    u: &'a [f32],
+    a: Activation,
+    h: &'a mut [f32],
 }
 
-/// du = dh · act'(u) over whole groups of `V::N`; returns how many it did.
-#[inline(always)]
-fn backward_lanes<V: Lanes>(dh: &[f32], u: &[f32], a: Activation, du: &mut [f32]) -> usize {
-    let n = u.len() / V::N * V::N;
-    let groups = du[..n].chunks_exact_mut(V::N).zip(dh[..n].chunks_exact(V::N)).zip(u[..n].chunks_exact(V::N));
-    for ((dv, gv), uv) in groups {
-        (V::load(gv) * grad(a, V::load(uv))).store(dv);
+impl LaneLoop for Forward<'_> {
+    #[inline(always)]
+    fn run<V: Lanes>(&mut self) -> usize {
+        let n = self.u.len() / V::N * V::N;
+        for (hv, uv) in self.h[..n].chunks_exact_mut(V::N).zip(self.u[..n].chunks_exact(V::N)) {
+            act(self.a, V::load(uv)).store(hv);
+        }
+        n
     }
-    n
+}
+
+/// du = dh · act'(u) over whole groups of lanes.
+struct Backward<'a> {
+    dh: &'a [f32],
+    u: &'a [f32],
+    a: Activation,
+    du: &'a mut [f32],
+}
+
+impl LaneLoop for Backward<'_> {
+    #[inline(always)]
+    fn run<V: Lanes>(&mut self) -> usize {
+        let n = self.u.len() / V::N * V::N;
+        let du = self.du[..n].chunks_exact_mut(V::N);
+        for ((dv, gv), uv) in du.zip(self.dh[..n].chunks_exact(V::N)).zip(self.u[..n].chunks_exact(V::N)) {
+            (V::load(gv) * grad(self.a, V::load(uv))).store(dv);
+        }
+        n
+    }
 }
 
 /// h = act(u).
 pub fn forward(u: &[f32], a: Activation, h: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    let n = if avx512::available() {
-        // SAFETY: the CPU has AVX-512F (checked just above).
-        unsafe { avx512::forward(u, a, h) }
-    } else if avx2::available() {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { avx2::forward(u, a, h) }
-    } else {
-        forward_lanes::<f32x8>(u, a, h)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let n = forward_lanes::<f32x8>(u, a, h);
+    let n = simd::run(&mut Forward { u, a, h: &mut *h });
     for i in n..u.len() {
         h[i] = activate(a, u[i]);
     }
@@ -183,26 +126,24 @@ pub fn forward(u: &[f32], a: Activation, h: &mut [f32]) {
 
 /// du = dh · act'(u).
 pub fn backward(dh: &[f32], u: &[f32], a: Activation, du: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    let n = if avx512::available() {
-        // SAFETY: the CPU has AVX-512F (checked just above).
-        unsafe { avx512::backward(dh, u, a, du) }
-    } else if avx2::available() {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { avx2::backward(dh, u, a, du) }
-    } else {
-        backward_lanes::<f32x8>(dh, u, a, du)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let n = backward_lanes::<f32x8>(dh, u, a, du);
+    let n = simd::run(&mut Backward { dh, u, a, du: &mut *du });
     for i in n..u.len() {
         du[i] = dh[i] * derivative(a, u[i]);
     }
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 mod tests {
     use super::*;
+    use reclip_core::cpu::simd::{Path, run_on};
+
+    /// (h, du) of every input on one path, lanes only (no scalar tail).
+    fn on(path: Path, a: Activation, u: &[f32], dh: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (mut h, mut du) = (vec![0.0; u.len()], vec![0.0; u.len()]);
+        assert_eq!(run_on(path, &mut Forward { u, a, h: &mut h }), u.len());
+        assert_eq!(run_on(path, &mut Backward { dh, u, a, du: &mut du }), u.len());
+        (h, du)
+    }
 
     /// Inputs across every branch of exp and erf: zeros of both signs, the
     /// rounding boundaries of exp's range reduction, its underflow and
@@ -253,21 +194,14 @@ mod tests {
     /// gives NaN or ±∞, so does it.
     #[test]
     fn avx512_is_as_accurate_as_wide() {
-        if !avx512::available() {
+        if !Path::Avx512.available() {
             eprintln!("no AVX-512F on this CPU: nothing to compare");
             return;
         }
         let u = inputs();
         let dh: Vec<f32> = u.iter().enumerate().map(|(i, _)| 1.0 - (i % 7) as f32 * 0.3).collect();
         for a in [Activation::Gelu, Activation::GeluTanh, Activation::QuickGelu] {
-            let (mut wide_h, mut fast_h) = (vec![0.0; u.len()], vec![0.0; u.len()]);
-            forward_lanes::<f32x8>(&u, a, &mut wide_h);
-            // SAFETY: AVX-512F is available (checked above).
-            unsafe { avx512::forward(&u, a, &mut fast_h) };
-            let (mut wide_d, mut fast_d) = (vec![0.0; u.len()], vec![0.0; u.len()]);
-            backward_lanes::<f32x8>(&dh, &u, a, &mut wide_d);
-            // SAFETY: as above.
-            unsafe { avx512::backward(&dh, &u, a, &mut fast_d) };
+            let ((wide_h, wide_d), (fast_h, fast_d)) = (on(Path::Wide, a, &u, &dh), on(Path::Avx512, a, &u, &dh));
             for (what, wide, fast) in [("forward", &wide_h, &fast_h), ("backward", &wide_d, &fast_d)] {
                 let mut worst = [(0.0f64, 0.0f32); 2];
                 for i in 0..u.len() {
@@ -301,21 +235,14 @@ mod tests {
 
     #[test]
     fn avx2_matches_wide_bit_for_bit() {
-        if !avx2::available() {
+        if !Path::Avx2.available() {
             eprintln!("no AVX2 on this CPU: nothing to compare");
             return;
         }
         let u = inputs();
         let dh: Vec<f32> = u.iter().enumerate().map(|(i, _)| 1.0 - (i % 7) as f32 * 0.3).collect();
         for a in [Activation::Gelu, Activation::GeluTanh, Activation::QuickGelu] {
-            let (mut wide_h, mut avx_h) = (vec![0.0; u.len()], vec![0.0; u.len()]);
-            forward_lanes::<f32x8>(&u, a, &mut wide_h);
-            // SAFETY: AVX2 is available (checked above).
-            unsafe { avx2::forward(&u, a, &mut avx_h) };
-            let (mut wide_d, mut avx_d) = (vec![0.0; u.len()], vec![0.0; u.len()]);
-            backward_lanes::<f32x8>(&dh, &u, a, &mut wide_d);
-            // SAFETY: as above.
-            unsafe { avx2::backward(&dh, &u, a, &mut avx_d) };
+            let ((wide_h, wide_d), (avx_h, avx_d)) = (on(Path::Wide, a, &u, &dh), on(Path::Avx2, a, &u, &dh));
             for (what, x, y) in [("forward", &wide_h, &avx_h), ("backward", &wide_d, &avx_d)] {
                 // NaN results are NaN on both paths; their payloads may
                 // differ (which operand's NaN an SSE or AVX op passes on).

@@ -11,6 +11,29 @@ use reclip_core::{Device, Result, Tensor};
 /// read, not written, and the result is the same to the bit.
 const CHUNK: usize = 2048;
 
+/// Σx² of each chunk in f64 (exact squares, eight running sums so that the
+/// loop runs in lanes, added in a fixed order: the same for any thread
+/// count). A chunk's sum is 0 exactly when all of it is ±0.
+fn chunk_squares(g: &[f32]) -> Vec<f64> {
+    g.par_chunks(CHUNK)
+        .map(|c| {
+            let mut acc = [0.0f64; 8];
+            let lanes = c.chunks_exact(8);
+            let tail: f64 = lanes.remainder().iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+            for l in lanes {
+                acc.iter_mut().zip(l).for_each(|(a, &x)| *a += f64::from(x) * f64::from(x));
+            }
+            acc.iter().sum::<f64>() + tail
+        })
+        .collect()
+}
+
+/// Whether every element is ±0, reading 64 at a time (a loop that runs in
+/// lanes and stops at the first block that is not).
+fn all_zero(x: &[f32]) -> bool {
+    x.chunks(64).all(|b| b.iter().fold(0u32, |acc, &v| acc | (v.to_bits() << 1)) == 0)
+}
+
 pub(super) fn step(slots: &mut [Slot], hyper: Hyper) -> Result<StepReport> {
     let Hyper { cfg, lr, bias_corrections: (bc1, bc2), .. } = hyper;
     let grads: Vec<Option<Tensor>> = slots.iter().map(|s| s.param.take_grad()).collect();
@@ -20,10 +43,9 @@ pub(super) fn step(slots: &mut [Slot], hyper: Hyper) -> Result<StepReport> {
     let mut grad_data = Vec::with_capacity(grads.len());
     for g in &grads {
         let d = g.as_ref().map(|g| g.cpu_real::<f32>("adamw")).transpose()?;
-        if let Some(d) = &d {
-            sq += d.par_iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
-        }
-        grad_data.push(d);
+        let squares = d.as_ref().map(|d| chunk_squares(d));
+        sq += squares.iter().flatten().sum::<f64>();
+        grad_data.push(d.zip(squares));
     }
     let norm = sq.sqrt() as f32;
     let scale = match cfg.max_grad_norm {
@@ -31,7 +53,7 @@ pub(super) fn step(slots: &mut [Slot], hyper: Hyper) -> Result<StepReport> {
         None => 1.0,
     };
     for (s, g) in slots.iter_mut().zip(grad_data) {
-        let Some(g) = g else { continue };
+        let Some((g, squares)) = g else { continue };
         let mut p = s.param.take_value();
         let decay = if s.decay { lr * cfg.weight_decay } else { 0.0 };
         let (step, rsqrt_bc2) = (lr / bc1, 1.0 / bc2.sqrt());
@@ -40,8 +62,8 @@ pub(super) fn step(slots: &mut [Slot], hyper: Hyper) -> Result<StepReport> {
             let md = s.m.cpu_data_mut::<f32>()?;
             let vd = s.v.cpu_data_mut::<f32>()?;
             let chunks = pd.par_chunks_mut(CHUNK).zip(md.par_chunks_mut(CHUNK)).zip(vd.par_chunks_mut(CHUNK));
-            chunks.zip(g.par_chunks(CHUNK)).for_each(|(((p, m), v), g)| {
-                if decay == 0.0 && [g, &*m, &*v].iter().all(|x| x.iter().all(|&x| x == 0.0)) {
+            chunks.zip(g.par_chunks(CHUNK)).zip(&squares).for_each(|((((p, m), v), g), &g_squares)| {
+                if decay == 0.0 && g_squares == 0.0 && all_zero(m) && all_zero(v) {
                     // An update that leaves the chunk as it is: with g, m and
                     // v zero, m and v stay +0 and p moves by step·0/ε = 0.
                     return;

@@ -2,51 +2,34 @@
 //! run time: the binary still runs on x86-64 CPUs without AVX2).
 //!
 //! Every operation is the IEEE operation `wide`'s SSE2 build performs on its
-//! two halves, in the same order, so the activations give the same bits on
-//! either path: no FMA (wide's `mul_add` is a multiply then an add without
+//! two halves, in the same order, so a loop gives the same bits on either
+//! path: no FMA (wide's `mul_add` is a multiply then an add without
 //! the `fma` target feature), and exp's range reduction rounds through
 //! `cvtps2dq` as wide's SSE2 `round_ties_even` does (which differs from
 //! `vroundps` only in the sign of a zero, and keeps values past i32's range).
-//! On the 64 px CPU peer model, GELU was 16% of a training step on the SSE2
-//! path (BENCHMARKS.md, "CPU training against PyTorch").
 
-use super::Lanes;
-use crate::Activation;
+use super::{LaneLoop, Lanes, sealed};
 use std::arch::x86_64::*;
 use std::ops::{Add, BitAnd, Div, Mul, Neg, Sub};
-use std::sync::OnceLock;
 
-/// Whether this CPU has AVX2 (asked once).
-pub(super) fn available() -> bool {
-    static AVX2: OnceLock<bool> = OnceLock::new();
-    *AVX2.get_or_init(|| is_x86_feature_detected!("avx2"))
-}
-
-/// h = act(u) over whole groups of eight; returns how many elements it did.
+/// Runs `l` on eight AVX2 lanes.
 ///
 /// # Safety
-/// The CPU must have AVX2 ([`available`]).
+/// The CPU must have AVX2.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn forward(u: &[f32], a: Activation, h: &mut [f32]) -> usize {
-    super::forward_lanes::<F32x8>(u, a, h)
-}
-
-/// du = dh · act'(u) over whole groups of eight; returns how many it did.
-///
-/// # Safety
-/// The CPU must have AVX2 ([`available`]).
-#[target_feature(enable = "avx2")]
-pub(super) unsafe fn backward(dh: &[f32], u: &[f32], a: Activation, du: &mut [f32]) -> usize {
-    super::backward_lanes::<F32x8>(dh, u, a, du)
+pub(super) unsafe fn run<L: LaneLoop>(l: &mut L) -> usize {
+    l.run::<F32x8>()
 }
 
 /// Eight f32 lanes, or eight lane masks (all ones or all zeros).
 #[derive(Clone, Copy)]
 pub(super) struct F32x8(__m256);
 
-// SAFETY (every intrinsic below): these methods are only reached from the
-// `#[target_feature(enable = "avx2")]` functions above, which callers may
-// run only where the CPU has AVX2; they are inlined there.
+impl sealed::Sealed for F32x8 {}
+
+// SAFETY (every intrinsic below): no F32x8 exists outside `run` above,
+// which callers may run only where the CPU has AVX2; these methods are
+// inlined there.
 impl F32x8 {
     #[inline(always)]
     fn bits(v: u32) -> Self {

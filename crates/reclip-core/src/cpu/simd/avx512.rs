@@ -6,42 +6,29 @@
 //! `wide`'s exp builds 2ⁿ from bits and then patches NaN, ±∞, overflow and
 //! underflow with five selects. Half the instructions for twice the lanes;
 //! the results differ from the other paths in the last bits, within the
-//! same error bounds (`tests::avx512_is_as_accurate_as_wide`).
+//! same error bounds (the MLP's activations and attention test it).
 
-use super::Lanes;
-use crate::Activation;
+use super::{LaneLoop, Lanes, sealed};
 use std::arch::x86_64::*;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-/// Whether this CPU has AVX-512F (the standard library caches the answer).
-pub(super) fn available() -> bool {
-    is_x86_feature_detected!("avx512f")
-}
-
-/// h = act(u) over whole groups of sixteen; returns how many it did.
+/// Runs `l` on sixteen AVX-512 lanes.
 ///
 /// # Safety
-/// The CPU must have AVX-512F ([`available`]).
+/// The CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn forward(u: &[f32], a: Activation, h: &mut [f32]) -> usize {
-    super::forward_lanes::<F32x16>(u, a, h)
-}
-
-/// du = dh · act'(u) over whole groups of sixteen; returns how many it did.
-///
-/// # Safety
-/// The CPU must have AVX-512F ([`available`]).
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn backward(dh: &[f32], u: &[f32], a: Activation, du: &mut [f32]) -> usize {
-    super::backward_lanes::<F32x16>(dh, u, a, du)
+pub(super) unsafe fn run<L: LaneLoop>(l: &mut L) -> usize {
+    l.run::<F32x16>()
 }
 
 #[derive(Clone, Copy)]
 pub(super) struct F32x16(__m512);
 
-// SAFETY (every intrinsic below): these methods are only reached from the
-// `#[target_feature(enable = "avx512f")]` functions above, which callers may
-// run only where the CPU has AVX-512F; they are inlined there.
+impl sealed::Sealed for F32x16 {}
+
+// SAFETY (every intrinsic below): no F32x16 exists outside `run` above,
+// which callers may run only where the CPU has AVX-512F; these methods are
+// inlined there.
 impl Lanes for F32x16 {
     const N: usize = 16;
     #[inline(always)]
