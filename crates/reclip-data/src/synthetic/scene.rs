@@ -113,25 +113,41 @@ impl ShapeKind {
     }
 }
 
+/// cos and sin of k·72° (the star's tips, from "up"), and of 36°.
+const STAR_TIPS: [[f32; 2]; 5] = [
+    [1.0, 0.0],
+    [0.309_017, 0.951_056_5],
+    [-0.809_017, 0.587_785_24],
+    [-0.809_017, -0.587_785_24],
+    [0.309_017, -0.951_056_5],
+];
+const STAR_HALF_SECTOR: [f32; 2] = [0.809_017, 0.587_785_24];
+
 /// A five-pointed star, one point up: fold the point into the half-sector
 /// between a tip (angle 0) and the next inner corner, then test which side of
-/// that edge it lies on.
+/// that edge it lies on. The fold is done with cross products against the
+/// tips' directions, not with atan2, cos and sin: those made the built-in
+/// data's rendering an eighth of the default training run's CPU time.
 fn star_contains(x: f32, y: f32) -> bool {
-    use std::f32::consts::PI;
-    let r = (x * x + y * y).sqrt();
-    if r > 1.0 {
+    if x * x + y * y > 1.0 {
         return false;
     }
-    let sector = 2.0 * PI / 5.0;
-    let mut angle = x.atan2(-y).rem_euclid(sector);
-    if angle > sector / 2.0 {
-        angle = sector - angle;
+    // (a, b): "up" (−y, y being down) and x; angles run from a towards b.
+    let (a, b) = (-y, x);
+    let cross = |d: [f32; 2], a: f32, b: f32| d[0] * b - d[1] * a;
+    let sector =
+        (0..5).find(|&k| cross(STAR_TIPS[k], a, b) >= 0.0 && cross(STAR_TIPS[(k + 1) % 5], a, b) < 0.0).unwrap_or(0);
+    // Rotate back by the sector's angle, then mirror the upper half-sector.
+    let [c, s] = STAR_TIPS[sector];
+    let (mut px, mut py) = (a * c + b * s, b * c - a * s);
+    if cross(STAR_HALF_SECTOR, px, py) > 0.0 {
+        let along = 2.0 * (px * STAR_HALF_SECTOR[0] + py * STAR_HALF_SECTOR[1]);
+        (px, py) = (along * STAR_HALF_SECTOR[0] - px, along * STAR_HALF_SECTOR[1] - py);
     }
-    let (px, py) = (r * angle.cos(), r * angle.sin());
-    let (bx, by) = (STAR_INNER * (sector / 2.0).cos(), STAR_INNER * (sector / 2.0).sin());
+    let (bx, by) = (STAR_INNER * STAR_HALF_SECTOR[0], STAR_INNER * STAR_HALF_SECTOR[1]);
     // Edge from the tip (1, 0) to the inner corner b; the centre is on its inner side.
-    let cross = |qx: f32, qy: f32| (bx - 1.0) * qy - by * (qx - 1.0);
-    cross(px, py) * cross(0.0, 0.0) >= 0.0
+    let edge = |qx: f32, qy: f32| (bx - 1.0) * qy - by * (qx - 1.0);
+    edge(px, py) * edge(0.0, 0.0) >= 0.0
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -386,6 +402,43 @@ mod tests {
             });
             assert!(!outside, "{kind:?} reaches beyond its extent");
         }
+    }
+
+    /// The fold by cross products is the fold by angles: over a fine grid
+    /// the two disagree only where a point is within 1e-4 of the star's edge.
+    #[test]
+    fn the_star_folded_without_trigonometry_is_the_same_star() {
+        use std::f32::consts::PI;
+        let by_angle = |x: f32, y: f32| {
+            let r = (x * x + y * y).sqrt();
+            if r > 1.0 {
+                return false;
+            }
+            let sector = 2.0 * PI / 5.0;
+            let mut angle = x.atan2(-y).rem_euclid(sector);
+            if angle > sector / 2.0 {
+                angle = sector - angle;
+            }
+            let (px, py) = (r * angle.cos(), r * angle.sin());
+            let (bx, by) = (STAR_INNER * (sector / 2.0).cos(), STAR_INNER * (sector / 2.0).sin());
+            let cross = |qx: f32, qy: f32| (bx - 1.0) * qy - by * (qx - 1.0);
+            cross(px, py) * cross(0.0, 0.0) >= 0.0
+        };
+        let n = 1001;
+        let (mut inside, mut differ) = (0, 0);
+        for i in 0..n * n {
+            let (x, y) = ((i % n) as f32 / (n / 2) as f32 - 1.0, (i / n) as f32 / (n / 2) as f32 - 1.0);
+            inside += usize::from(star_contains(x, y));
+            if star_contains(x, y) != by_angle(x, y) {
+                differ += 1;
+                let near_edge = [(1e-4, 0.0), (-1e-4, 0.0), (0.0, 1e-4), (0.0, -1e-4)]
+                    .iter()
+                    .any(|(dx, dy)| by_angle(x + dx, y + dy) != by_angle(x, y));
+                assert!(near_edge, "({x}, {y}) is inside one star and outside the other, away from the edge");
+            }
+        }
+        assert!(inside > n * n / 10, "the star covers {inside} of {} points", n * n);
+        assert!(differ * 100_000 < n * n, "{differ} points differ");
     }
 
     #[test]
