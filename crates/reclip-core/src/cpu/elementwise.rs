@@ -108,6 +108,30 @@ fn map_slice<T: Real>(out: &mut [T], f: impl Fn(usize) -> T + Sync) {
     }
 }
 
+/// out[i] = f(x[i]) over slices of one length: a loop over zipped slices
+/// (no index arithmetic, no bounds checks), which the compiler keeps in SIMD
+/// lanes where `f` allows.
+fn map_into<T: Real>(out: &mut [T], x: &[T], f: impl Fn(T) -> T + Sync) {
+    let apply = |(o, x): (&mut [T], &[T])| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
+    if out.len() >= 2 * PAR_CHUNK {
+        out.par_chunks_mut(PAR_CHUNK).zip(x.par_chunks(PAR_CHUNK)).for_each(apply);
+    } else {
+        apply((out, x));
+    }
+}
+
+/// out[i] = f(a[i], b[i]) over slices of one length, as [`map_into`].
+fn zip_into<T: Real>(out: &mut [T], a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) {
+    let apply = |((o, a), b): ((&mut [T], &[T]), &[T])| {
+        o.iter_mut().zip(a).zip(b).for_each(|((o, &x), &y)| *o = f(x, y));
+    };
+    if out.len() >= 2 * PAR_CHUNK {
+        out.par_chunks_mut(PAR_CHUNK).zip(a.par_chunks(PAR_CHUNK)).zip(b.par_chunks(PAR_CHUNK)).for_each(apply);
+    } else {
+        apply(((out, a), b));
+    }
+}
+
 fn binary_with<T: Real>(
     f: impl Fn(T, T) -> T + Sync,
     a: &[T],
@@ -119,13 +143,13 @@ fn binary_with<T: Real>(
     let n = out_shape.elem_count();
     let mut out = vec![T::zero(); n];
     if a_shape == out_shape && b_shape == out_shape {
-        map_slice(&mut out, |i| f(a[i], b[i]));
-    } else if b.len() == 1 {
+        zip_into(&mut out, a, b, f);
+    } else if b.len() == 1 && a.len() == n {
         let s = b[0];
-        map_slice(&mut out, |i| f(a[i], s));
-    } else if a.len() == 1 {
+        map_into(&mut out, a, |x| f(x, s));
+    } else if a.len() == 1 && b.len() == n {
         let s = a[0];
-        map_slice(&mut out, |i| f(s, b[i]));
+        map_into(&mut out, b, |y| f(s, y));
     } else if a_shape == out_shape && out_shape.dims().ends_with(b_shape.dims()) {
         // A row vector (e.g. a bias) repeated over the leading dimensions.
         let m = b.len();
@@ -153,19 +177,19 @@ pub fn binary<T: Real>(op: BinaryOp, a: &[T], a_shape: &Shape, b: &[T], b_shape:
 
 pub fn unary<T: Real>(op: UnaryOp, x: &[T]) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
-    map_slice(&mut out, |i| op.apply(x[i]));
+    map_into(&mut out, x, |x| op.apply(x));
     out
 }
 
 /// `x * mul + add`.
 pub fn affine<T: Real>(x: &[T], mul: T, add: T) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
-    map_slice(&mut out, |i| x[i] * mul + add);
+    map_into(&mut out, x, |x| x * mul + add);
     out
 }
 
 pub fn powf<T: Real>(x: &[T], e: T) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
-    map_slice(&mut out, |i| x[i].powf(e));
+    map_into(&mut out, x, |x| x.powf(e));
     out
 }
