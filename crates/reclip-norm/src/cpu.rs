@@ -3,31 +3,15 @@
 //! gradient checks. Rows run in parallel; dgamma and dbeta are summed per
 //! fixed block of rows and the blocks added in order, so results do not
 //! depend on the thread count. A row's sums run in eight interleaved
-//! partial sums ([`lane_sum`]): one running sum made each a chain of
+//! partial sums (reclip-core's `lane_sum`): one running sum made each a chain of
 //! dependent adds, most of LayerNorm's time at widths like 64.
 
 use rayon::prelude::*;
+use reclip_core::cpu::reduce::lane_sum;
 use reclip_core::{Element, Real};
 
 /// Rows per parallel task of the backward pass.
 const ROWS_PER_TASK: usize = 64;
-
-/// Σ f(j) over j < len, as eight partial sums (j mod 8), added pairwise in
-/// a fixed order, plus the tail: the same result for a row wherever it is,
-/// and a loop the compiler keeps in SIMD lanes.
-#[inline(always)]
-fn lane_sum<T: Real>(len: usize, f: impl Fn(usize) -> T) -> T {
-    let mut acc = [T::zero(); 8];
-    let whole = len / 8 * 8;
-    for base in (0..whole).step_by(8) {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += f(base + l);
-        }
-    }
-    let tail = (whole..len).fold(T::zero(), |s, j| s + f(j));
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
-    (((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))) + tail
-}
 
 /// Normalised rows, and each row's mean and 1/sqrt(var + eps).
 pub fn forward<T: Real>(x: &[T], gamma: &[T], beta: &[T], dim: usize, eps: T) -> (Vec<T>, Vec<T>, Vec<T>) {

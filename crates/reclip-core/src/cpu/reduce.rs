@@ -15,6 +15,23 @@ impl ReduceShape {
     }
 }
 
+/// Σ f(j) over j < len, as eight partial sums (j mod 8), added pairwise in
+/// a fixed order, plus the tail: the same result whatever the thread count,
+/// and a loop the compiler keeps in SIMD lanes.
+#[inline(always)]
+pub fn lane_sum<T: Real>(len: usize, f: impl Fn(usize) -> T) -> T {
+    let mut acc = [T::zero(); 8];
+    let whole = len / 8 * 8;
+    for base in (0..whole).step_by(8) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(base + l);
+        }
+    }
+    let tail = (whole..len).fold(T::zero(), |s, j| s + f(j));
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    (((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))) + tail
+}
+
 /// Sum over the middle dimension: out[o, i] = Σ_j x[o, j, i].
 pub fn sum<T: Real>(x: &[T], s: ReduceShape) -> Vec<T> {
     let mut out = vec![T::zero(); s.outer * s.inner];

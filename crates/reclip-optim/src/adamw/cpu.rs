@@ -3,6 +3,7 @@
 
 use super::{Hyper, Slot, StepReport};
 use rayon::prelude::*;
+use reclip_core::cpu::reduce::lane_sum;
 use reclip_core::{Device, Result, Tensor};
 
 /// Elements per parallel task. A chunk whose gradient and moments are all
@@ -11,21 +12,11 @@ use reclip_core::{Device, Result, Tensor};
 /// read, not written, and the result is the same to the bit.
 const CHUNK: usize = 2048;
 
-/// Σx² of each chunk in f64 (exact squares, eight running sums so that the
-/// loop runs in lanes, added in a fixed order: the same for any thread
-/// count). A chunk's sum is 0 exactly when all of it is ±0.
+/// Σx² of each chunk in f64 (exact squares, in reclip-core's `lane_sum`
+/// order: the same for any thread count). A chunk's sum is 0 exactly when
+/// all of it is ±0.
 fn chunk_squares(g: &[f32]) -> Vec<f64> {
-    g.par_chunks(CHUNK)
-        .map(|c| {
-            let mut acc = [0.0f64; 8];
-            let lanes = c.chunks_exact(8);
-            let tail: f64 = lanes.remainder().iter().map(|&x| f64::from(x) * f64::from(x)).sum();
-            for l in lanes {
-                acc.iter_mut().zip(l).for_each(|(a, &x)| *a += f64::from(x) * f64::from(x));
-            }
-            acc.iter().sum::<f64>() + tail
-        })
-        .collect()
+    g.par_chunks(CHUNK).map(|c| lane_sum(c.len(), |j| f64::from(c[j]) * f64::from(c[j]))).collect()
 }
 
 /// Whether every element is ±0, reading 64 at a time (a loop that runs in
