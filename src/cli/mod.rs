@@ -13,6 +13,7 @@ mod speed;
 mod train;
 
 use clap::{ArgMatches, Parser, Subcommand};
+use reclip_core::cpu::threads::on_pool;
 
 #[derive(Parser)]
 #[command(name = "reclip", version, about = "Resource-efficient CLIP training (RECLIP), in Rust and CUDA")]
@@ -49,10 +50,12 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => ranks::end(train::run(args, sub("train"))),
         Command::Compare(args) => ranks::end(compare::run(args)),
-        Command::Eval(args) => one("eval").and_then(|_| eval::run(args)),
+        // Commands that compute run on the compute pool's threads; train and
+        // compare go there in the trainer, once their ranks have sized the pool.
+        Command::Eval(args) => one("eval").and_then(|_| on_pool(|| eval::run(args))),
         Command::Flops(args) => one("flops").and_then(|_| flops::run(args)),
-        Command::Embed(args) => one("embed").and_then(|_| embed::run(args)),
-        Command::Speed(args) => one("speed").and_then(|_| speed::run(args)),
+        Command::Embed(args) => one("embed").and_then(|_| on_pool(|| embed::run(args))),
+        Command::Speed(args) => one("speed").and_then(|_| on_pool(|| speed::run(args))),
         Command::Device(args) => one("device").and_then(|_| device::run(args)),
         Command::IndexShards(args) => one("index-shards").and_then(|_| shards::run(args)),
     }

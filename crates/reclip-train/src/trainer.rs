@@ -29,6 +29,7 @@ use anyhow::Context;
 use indicatif::ProgressBar;
 use reclip_autograd::{FollowsParams, Param, Var};
 use reclip_core::Tensor;
+use reclip_core::cpu::threads::on_pool;
 use reclip_data::{Loader, StreamState};
 use reclip_model::FlopsReport;
 use reclip_model::clip::Clip;
@@ -47,8 +48,13 @@ pub enum Outcome {
 }
 
 /// Trains as `opts` says: to the end of the run, or to where `--stop-after`
-/// stops this invocation.
+/// stops this invocation. The run goes on a thread of the compute pool
+/// ([`on_pool`]), after the ranks have sized it.
 pub fn train(opts: &TrainOptions) -> anyhow::Result<Outcome> {
+    on_pool(|| train_on_this_thread(opts))
+}
+
+fn train_on_this_thread(opts: &TrainOptions) -> anyhow::Result<Outcome> {
     let leader = opts.comm.is_leader();
     if leader {
         std::fs::create_dir_all(&opts.out).with_context(|| format!("--out {}", opts.out.display()))?;

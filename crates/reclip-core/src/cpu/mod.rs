@@ -9,6 +9,7 @@ pub mod index;
 pub mod reduce;
 pub mod simd;
 pub mod softmax;
+pub mod threads;
 
 use crate::{CpuStorage, DType, Element, Layout, Real};
 use half::bf16;
