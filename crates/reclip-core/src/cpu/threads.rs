@@ -3,7 +3,7 @@
 //! Every CPU op splits its work with rayon. Called from a thread outside the
 //! pool, each op is handed to the pool whole while the caller sleeps on a
 //! lock until it is done: two futex calls and a wake-up per op, thousands per
-//! training step (a third of a 32 px step of `reclip-tiny` on two cores went
+//! training step (on two cores, a fifth of the default run's 32 px phase went
 //! to them and to the system time they cost). Called from a pool thread, the
 //! op's first half runs at once on that thread while the others steal the
 //! rest, and nothing sleeps unless a thread runs out of work.
